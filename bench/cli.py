@@ -1,0 +1,245 @@
+"""The `mnist-bench` command line: parse -> config -> runner -> records -> report.
+
+Keep this module thin and fast: it imports no framework, and each command imports what it needs
+only when it runs, so `mnist-bench --help`, `report` and `compare` start in well under a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from bench.errors import UserError
+
+EPILOG = """examples:
+  mnist-bench run                                   every variant on every installed backend
+  mnist-bench run -b jax -v two-dense --epochs 1 --train-limit 6000
+  mnist-bench run --seeds 0,1,2                     three seeds: mean ± 95%% CI in the table
+  mnist-bench list                                  variants, backends and devices
+  mnist-bench report results/runs/*.json --format markdown
+  mnist-bench compare results/baseline results/runs/NEW.json
+  mnist-bench check results/runs/NEW.json --baseline results/baseline
+
+exit codes: 0 ok; 1 a record failed, or a check found a regression; 2 bad input;
+130/143 interrupted (the run file keeps every finished record: resume with --resume)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit code 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="mnist-bench", epilog=EPILOG,
+                    formatter_class=argparse.RawDescriptionHelpFormatter,
+                    description="Benchmark Keras 3 model variants on MNIST across TensorFlow, "
+                                "JAX and PyTorch: accuracy, training time, throughput.")
+    from bench import __version__
+
+    parser.add_argument("--version", action="version", version=f"mnist-bench {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=Parser)
+    for name, help_text, add, _ in COMMANDS:
+        add(sub.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+# ---------------------------------------------------------------------------------------- run
+def make_console():
+    """A rich console; piped output gets a wide fixed width instead of rich's 80 columns."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=200, no_color=True)
+
+
+def _add_run(p: argparse.ArgumentParser) -> None:
+    from bench.config import RunConfig
+
+    for f in dataclasses.fields(RunConfig):
+        meta = f.metadata
+        cli = dict(meta["cli"])
+        flags = cli.pop("flags", (f"--{f.name.replace('_', '-')}",))
+        p.add_argument(*flags, dest=f.name, help=meta["help"], default=None, **cli)
+    p.add_argument("--repeats", type=int, metavar="N",
+                   help="shorthand for --seeds 0,1,...,N-1")
+    p.add_argument("--resume", metavar="RUN.json",
+                   help="finish an interrupted run: only its missing records, same configuration")
+
+
+def config_from_args(args: argparse.Namespace):
+    from bench.config import RunConfig
+
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(RunConfig):
+        value = getattr(args, f.name)
+        if value is not None:
+            values[f.name] = tuple(value) if isinstance(value, list) else value
+    if args.repeats is not None:
+        if args.repeats < 1:
+            raise UserError("--repeats must be at least 1")
+        values["seeds"] = tuple(range(args.repeats))
+    return RunConfig(**values)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from bench import progress
+    from bench.report import plots
+    from bench.report.table import records_table
+    from bench.runner import Interrupted, Run
+
+    console = make_console()
+    run = Run.resume(args.resume) if args.resume else Run.start(config_from_args(args), sys.argv)
+    console.print(f"run {run.file.run_id}: {len(run.pending)} record(s) to go -> {run.path}",
+                  highlight=False)
+
+    def interrupt(signum, frame):
+        signal.signal(signal.SIGINT, lambda *_: os._exit(128 + signal.SIGINT))
+        raise Interrupted(signum)
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+    code = 0
+    try:
+        with progress.make(console, len(run.pending)) as observer:
+            run.execute(observer)
+    except Interrupted as exc:
+        code = 128 + exc.signum
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    records = run.file.records
+    figures = plots.draw_run_figures(records, run.dataset.x_test, run.dataset.class_names,
+                                     run.path.with_suffix(""))
+    console.print(records_table(records, title=f"mnist-bench run {run.file.run_id}",
+                                color=console.is_terminal))
+    console.print(f"results: {run.path}" + (f" (+{len(figures)} figures in "
+                                             f"{run.path.with_suffix('')}/)" if figures else ""),
+                  highlight=False)
+    if code:
+        print(f"interrupted: {len(records)} record(s) saved, {len(run.file.pending)} left; "
+              f"finish with: mnist-bench run --resume {run.path}", file=sys.stderr)
+        return code
+    bad = [r for r in records if r.status in ("failed", "diverged")]
+    if not any(r.status == "ok" for r in records):
+        reasons = sorted({r.error for r in records if r.error})
+        print(f"error: no record ran: {'; '.join(reasons)}", file=sys.stderr)
+        return 1
+    if bad:
+        print(f"error: {len(bad)} record(s) failed or diverged", file=sys.stderr)
+        return 1
+    return 0
+
+
+# --------------------------------------------------------------------------------------- list
+def _add_list(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-probe", action="store_true",
+                   help="skip starting each backend (no parameter counts, FLOPs or devices)")
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from bench import inventory
+
+    console = make_console()
+    for table in inventory.tables(probe=not args.no_probe, color=console.is_terminal):
+        console.print(table)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------- env
+def _add_env(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print the environment block as JSON")
+    p.add_argument("--peak", action="store_true",
+                   help="measure this machine's float32 matmul peak (GFLOP/s) anew and cache it")
+
+
+def _cmd_env(args: argparse.Namespace) -> int:
+    import json
+
+    from bench import environment, inventory, peak
+
+    env = environment.collect()
+    env["peak_gflops"] = peak.peak_gflops(refresh=args.peak)
+    if args.json:
+        print(json.dumps(env, indent=2))
+        return 0
+    console = make_console()
+    console.print(inventory.environment_table(env, color=console.is_terminal))
+    return 0
+
+
+# ------------------------------------------------------------------- report / compare / check
+def _add_report(p: argparse.ArgumentParser) -> None:
+    from bench.report import cli as report_cli
+
+    report_cli.add_report(p)
+
+
+def _add_compare(p: argparse.ArgumentParser) -> None:
+    from bench.report import cli as report_cli
+
+    report_cli.add_compare(p)
+
+
+def _add_check(p: argparse.ArgumentParser) -> None:
+    from bench.report import cli as report_cli
+
+    report_cli.add_check(p)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from bench.report import cli as report_cli
+
+    return report_cli.cmd_report(args)
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from bench.report import cli as report_cli
+
+    return report_cli.cmd_compare(args)
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from bench.report import cli as report_cli
+
+    return report_cli.cmd_check(args)
+
+
+Command = tuple[str, str, Callable[[argparse.ArgumentParser], None],
+                Callable[[argparse.Namespace], int]]
+COMMANDS: list[Command] = [
+    ("run", "train and measure variants on backends; writes one JSON run file", _add_run,
+     _cmd_run),
+    ("list", "show the variants (parameters, FLOPs, defaults) and backends (versions, devices)",
+     _add_list, _cmd_list),
+    ("env", "show this machine's provenance block: CPU, memory, GPUs, versions, commit",
+     _add_env, _cmd_env),
+    ("report", "merge run files into a table, Markdown, CSV or HTML report", _add_report,
+     _cmd_report),
+    ("compare", "compare two sets of runs row by row, with a verdict per row", _add_compare,
+     _cmd_compare),
+    ("check", "CI gate: exit 1 when accuracy regressed against a baseline", _add_check,
+     _cmd_check),
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = {name: cmd for name, _, _, cmd in COMMANDS}[args.command]
+    try:
+        return handler(args)
+    except UserError as exc:
+        print(f"mnist-bench {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

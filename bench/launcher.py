@@ -1,0 +1,190 @@
+"""Starts and watches worker processes: one backend each, killed whole on timeout or interrupt.
+
+A worker that crashes, is killed, or hangs past its record's deadline costs that one record
+(`failed`, with the cause); a fresh worker picks up the jobs after it.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from bench.records import Record
+
+STARTUP_TIMEOUT = 300.0  # importing a framework on a busy 2-core machine
+MIN_RECORD_TIMEOUT = 180.0
+PESSIMISTIC_FLOPS = 2e9  # FLOP/s a slow backend still beats on a 2-core CPU
+
+
+def default_record_timeout(job: dict[str, Any], flops_per_train_sample: int,
+                           train_samples: int) -> float:
+    """A deadline no healthy record comes near: the work at a pessimistic FLOP/s, tripled."""
+    work = flops_per_train_sample * train_samples * job["settings"]["epochs"]
+    return MIN_RECORD_TIMEOUT + 3.0 * work / PESSIMISTIC_FLOPS
+
+
+class WorkerProcess:
+    """One `python -m bench.worker` in its own process group, read by two threads."""
+
+    def __init__(self, request: dict[str, Any]) -> None:
+        env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.worker"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
+        self.events: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=40)
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+        threading.Thread(target=self._read_stderr, daemon=True).start()
+        try:
+            self.proc.stdin.write(json.dumps(request).encode())
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass
+
+    def _read_stdout(self) -> None:
+        for line in self.proc.stdout:
+            with contextlib.suppress(json.JSONDecodeError):
+                self.events.put(json.loads(line))
+        self.events.put(None)
+
+    def _read_stderr(self) -> None:
+        for line in self.proc.stderr:
+            text = line.decode(errors="replace").rstrip()
+            if text:
+                self.stderr_tail.append(text)
+
+    def next_event(self, deadline: float) -> dict[str, Any] | None:
+        """The next event; None at end of stream; raises TimeoutError past `deadline`."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        try:
+            return self.events.get(timeout=remaining)
+        except queue.Empty:
+            raise TimeoutError from None
+
+    def kill(self) -> None:
+        """Kill the worker's whole process group, and reap it."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=10)
+
+    def death_cause(self) -> str:
+        try:
+            code = self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return "worker stopped answering"
+        last = _last_error_line(self.stderr_tail)
+        if code < 0:
+            name = signal.Signals(-code).name
+            hint = " (out of memory?)" if -code == signal.SIGKILL else ""
+            cause = f"worker killed by {name}{hint}"
+        else:
+            cause = f"worker exited with code {code}"
+        return f"{cause}: {last}" if last else cause
+
+
+def _last_error_line(lines: collections.deque[str]) -> str:
+    for line in reversed(lines):
+        if line.strip() and not line.startswith((" ", "\t", "Traceback", "WARNING")):
+            return line.strip()[:300]
+    return ""
+
+
+class Observer:
+    """What the launcher reports as it goes; the CLI's progress display implements it."""
+
+    def on_ready(self, backend: str, info: dict[str, Any]) -> None: ...
+    def on_start(self, job: dict[str, Any]) -> None: ...
+    def on_epoch(self, job: dict[str, Any], event: dict[str, Any]) -> None: ...
+    def on_record(self, job: dict[str, Any], record: Record) -> None: ...
+
+
+def run_backend(request: dict[str, Any], jobs: list[dict[str, Any]], observer: Observer,
+                record_timeout: float | None = None,
+                on_worker: Callable[[WorkerProcess | None], None] = lambda w: None,
+                ) -> Iterator[Record]:
+    """Run `jobs` on one backend, yielding one record per job, whatever happens to workers."""
+    pending = list(jobs)
+    while pending:
+        worker = WorkerProcess({**request, "mode": "train", "jobs": pending})
+        on_worker(worker)
+        try:
+            yield from _drive(worker, pending, observer, record_timeout, request)
+        finally:
+            worker.kill()
+            on_worker(None)
+
+
+def _drive(worker: WorkerProcess, pending: list[dict[str, Any]], observer: Observer,
+           record_timeout: float | None, request: dict[str, Any]) -> Iterator[Record]:
+    """Consume one worker's events; on its death or a timeout, fail the job in hand and return."""
+    backend = request["backend"]
+    ready = False
+    idle_limit = record_timeout or STARTUP_TIMEOUT
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    what = f"timeout: the {backend} worker did not start within {STARTUP_TIMEOUT:.0f} s"
+    while pending:
+        job = pending[0]
+        try:
+            event = worker.next_event(deadline)
+        except TimeoutError:
+            worker.kill()
+            yield from _fail(pending, job, what, observer, all_jobs=not ready)
+            return
+        if event is None:  # the worker died
+            yield from _fail(pending, job, worker.death_cause(), observer, all_jobs=not ready)
+            return
+        kind = event["event"]
+        if kind == "start":
+            limit = record_timeout or default_record_timeout(
+                job, event["flops_per_train_sample"], request["train_samples"])
+            deadline, what = time.monotonic() + limit, f"timeout: record exceeded {limit:.0f} s"
+            observer.on_start(job)
+            continue
+        if kind == "ready":
+            ready = True
+            observer.on_ready(backend, event)
+        elif kind == "epoch":
+            observer.on_epoch(job, event)
+            continue
+        elif kind == "record":
+            record = Record.from_dict(event["record"])
+            pending.pop(0)
+            observer.on_record(job, record)
+            yield record
+        elif kind == "done":
+            return
+        deadline = time.monotonic() + idle_limit
+        what = f"timeout: no progress from the {backend} worker in {idle_limit:.0f} s"
+
+
+def _fail(pending: list[dict[str, Any]], job: dict[str, Any], cause: str, observer: Observer,
+          *, all_jobs: bool) -> Iterator[Record]:
+    """Record the job in hand (or, if the worker never came up, every pending job) as failed."""
+    victims = list(pending) if all_jobs else [job]
+    for victim in victims:
+        pending.remove(victim)
+        record = failed_record(victim, cause)
+        observer.on_record(victim, record)
+        yield record
+
+
+def failed_record(job: dict[str, Any], cause: str, status: str = "failed") -> Record:
+    settings = job["settings"]
+    return Record(variant=job["variant"], backend=job["backend"], device=job["device"],
+                  seed=job["seed"], repeat=job.get("repeat", 0), status=status, error=cause,
+                  settings=settings, epochs=settings["epochs"],
+                  batch_size=settings["batch_size"])

@@ -1,0 +1,49 @@
+"""The machine's float32 matrix-multiply peak (NumPy, all cores), cached per machine."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench import environment
+
+
+def cache_path() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "mnist-bench" / f"peak-{environment.machine_id()}.json"
+
+
+def measure(size: int = 2048, min_time: float = 2.0) -> float:
+    """Best GFLOP/s of float32 `size`x`size` matmuls over at least `min_time` seconds."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((size, size), dtype=np.float32)
+    b = rng.standard_normal((size, size), dtype=np.float32)
+    a @ b  # warm-up
+    best, start = 0.0, time.perf_counter()
+    while time.perf_counter() - start < min_time:
+        t0 = time.perf_counter()
+        a @ b
+        best = max(best, 2 * size**3 / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
+def peak_gflops(refresh: bool = False) -> float:
+    """The cached peak for this machine, measured (about 2 s) when absent or on `refresh`."""
+    path = cache_path()
+    if not refresh:
+        try:
+            return float(json.loads(path.read_text())["gflops"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    gflops = measure()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"gflops": gflops, "machine_id": environment.machine_id(),
+                                    "numpy": np.__version__}))
+    except OSError:
+        pass  # an unwritable cache costs a re-measurement next time, nothing more
+    return gflops

@@ -1,0 +1,89 @@
+"""Live progress for `run`: a rich display on a terminal, one plain line per record when piped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from bench.launcher import Observer
+from bench.records import Record
+
+
+def label(job: dict[str, Any]) -> str:
+    extra = " (repeat)" if job.get("repeat") else ""
+    return f"{job['backend']} · {job['variant']} · seed {job['seed']}{extra}"
+
+
+def describe(record: Record) -> str:
+    if record.status == "ok":
+        return (f"acc {record.test_accuracy:.4f}  train {record.train_seconds:.1f} s  "
+                f"{record.device}")
+    return f"{record.status}: {record.error}"
+
+
+class PlainProgress(Observer):
+    """Piped output: one line per finished record, nothing animated."""
+
+    def __init__(self, console: Console, total: int) -> None:
+        self.console, self.total, self.done = console, total, 0
+
+    def __enter__(self) -> PlainProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def on_record(self, job, record):
+        self.done += 1
+        self.console.print(f"[{self.done}/{self.total}] {label(job)}: {describe(record)}",
+                           highlight=False, markup=False)
+
+
+class RichProgress(Observer):
+    """A terminal: an overall bar, and the record in hand with its epochs."""
+
+    def __init__(self, console: Console, total: int) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console,
+            transient=False)
+        self.overall = self.progress.add_task("records", total=total, status="")
+        self.current: int | None = None
+
+    def __enter__(self) -> RichProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def on_ready(self, backend, info):
+        self.progress.update(self.overall, status=f"{backend} {info.get('version', '')} ready")
+
+    def on_start(self, job):
+        self._drop_current()
+        epochs = job["settings"]["epochs"]
+        self.current = self.progress.add_task(f"  {label(job)}", total=epochs, status="epoch 1")
+
+    def on_epoch(self, job, event):
+        if self.current is not None:
+            acc = f"  acc {event['accuracy']:.4f}" if "accuracy" in event else ""
+            self.progress.update(self.current, completed=event["epoch"],
+                                 status=f"epoch {event['epoch']}: {event['seconds']:.1f} s{acc}")
+
+    def on_record(self, job, record):
+        self._drop_current()
+        self.progress.console.print(f"  {label(job)}: {describe(record)}", highlight=False,
+                                    markup=False)
+        self.progress.advance(self.overall)
+
+    def _drop_current(self) -> None:
+        if self.current is not None:
+            self.progress.remove_task(self.current)
+            self.current = None
+
+
+def make(console: Console, total: int) -> PlainProgress | RichProgress:
+    return RichProgress(console, total) if console.is_terminal else PlainProgress(console, total)

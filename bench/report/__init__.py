@@ -1,0 +1,1 @@
+"""Rendering: every module here reads records and nothing else."""

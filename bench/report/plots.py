@@ -1,0 +1,75 @@
+"""Figures per record: the confusion-matrix heatmap and a grid of misclassified test digits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bench.records import Record
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def stem(record: Record) -> str:
+    repeat = f"-repeat{record.repeat}" if record.repeat else ""
+    return f"{record.variant}-{record.backend}-{record.device}-seed{record.seed}{repeat}"
+
+
+def confusion_heatmap(record: Record, class_names: tuple[str, ...], path: Path) -> Path:
+    """Seaborn heatmap of the 10x10 confusion matrix with annotated counts."""
+    import seaborn as sns
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 6.5))
+    sns.heatmap(np.asarray(record.confusion_matrix), annot=True, fmt="d", cmap="Blues",
+                xticklabels=class_names, yticklabels=class_names, cbar=False, ax=ax)
+    ax.set_xlabel("Predicted")
+    ax.set_ylabel("Truth")
+    ax.set_title(f"{record.variant} · {record.backend} · {record.device} · seed {record.seed}"
+                 f" — accuracy {record.test_accuracy:.4f}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def misclassified_grid(record: Record, images: np.ndarray, class_names: tuple[str, ...],
+                       path: Path) -> Path:
+    """Up to 25 misclassified test images with their true and predicted labels."""
+    plt = _pyplot()
+    wrong = record.misclassified[:25]
+    fig, axes = plt.subplots(5, 5, figsize=(7.5, 8.5))
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (index, truth, predicted) in zip(axes.flat, wrong, strict=False):
+        ax.imshow(images[index], cmap="gray_r")
+        ax.set_title(f"true {class_names[truth]}\npred {class_names[predicted]}", fontsize=8)
+    fig.suptitle(f"Misclassified: {record.variant} · {record.backend} · seed {record.seed}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def draw_run_figures(records: list[Record], x_test: np.ndarray, class_names: tuple[str, ...],
+                     folder: Path) -> list[Path]:
+    """Both figures for every finished record, into `folder` (created)."""
+    done = [r for r in records if r.status == "ok" and r.confusion_matrix]
+    if not done:
+        return []
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for record in done:
+        paths.append(confusion_heatmap(record, class_names,
+                                       folder / f"{stem(record)}-confusion.png"))
+        paths.append(misclassified_grid(record, x_test, class_names,
+                                        folder / f"{stem(record)}-errors.png"))
+    return paths

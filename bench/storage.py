@@ -1,0 +1,80 @@
+"""Where run files live: unique names, atomic writes, nothing ever overwritten by another run."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import secrets
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.errors import UserError
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def ensure_dir(folder: Path) -> Path:
+    """Create the results folder if needed and check it is writable, or raise a `UserError`."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{folder}: cannot create results folder ({exc.strerror})") from None
+    if not folder.is_dir():
+        raise UserError(f"{folder}: exists and is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"{folder}: results folder is not writable")
+    return folder
+
+
+def write_json(path: Path, data: dict[str, Any], *, exclusive: bool = False) -> None:
+    """Write `data` to `path` atomically: a temporary file in the same folder, fsync, rename.
+
+    With `exclusive`, an existing file at `path` is never replaced (`FileExistsError`). A failed
+    write (disk full, permissions) leaves no temporary or partial file behind.
+
+    Raises:
+        UserError: the write failed; the message names the path.
+    """
+    payload = json.dumps(data, indent=1, allow_nan=False).encode() + b"\n"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(payload)
+                f.flush()
+                os.fsync(f.fileno())
+            if exclusive:
+                os.link(tmp, path)  # fails if path exists: no run overwrites another
+            else:
+                os.replace(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        reason = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+        raise UserError(f"{path}: cannot write results ({reason})") from None
+
+
+def reserve_run_path(folder: Path, run_id: str, data: dict[str, Any]) -> Path:
+    """Write the first version of a run file under a name no other run holds."""
+    for attempt in range(100):
+        name = f"{run_id}.json" if attempt == 0 else f"{run_id}-{attempt}.json"
+        path = folder / name
+        try:
+            write_json(path, data, exclusive=True)
+            return path
+        except FileExistsError:
+            continue
+    raise UserError(f"{folder}: could not find a free run file name")

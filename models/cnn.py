@@ -1,0 +1,1 @@
+"""Convolutional variants (the seed's future work)."""

@@ -1,0 +1,58 @@
+"""Shared fixtures: small real data, the installed backends, a CLI runner."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench import data, environment
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTALLED = environment.installed_backends()
+
+
+def backend_params():
+    """Every backend, skipped with a reason where its framework is not installed."""
+    return [pytest.param(b, marks=pytest.mark.skipif(b not in INSTALLED,
+                                                      reason=f"{b} not installed"))
+            for b in ("tensorflow", "jax", "torch")]
+
+
+@pytest.fixture(scope="session")
+def mnist() -> data.Dataset:
+    return data.load("mnist")
+
+
+def write_idx(path: Path, array: np.ndarray, *, dims=None, magic=None) -> Path:
+    """Write `array` as a gzip IDX file; `dims` / `magic` let a test make the header lie."""
+    dims = array.shape if dims is None else dims
+    header = bytes([0, 0, 0x08, len(dims)]) if magic is None else magic
+    header += b"".join(int(d).to_bytes(4, "big") for d in dims)
+    with gzip.open(path, "wb") as f:
+        f.write(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
+    return path
+
+
+@pytest.fixture
+def idx_folder(tmp_path: Path, mnist: data.Dataset) -> Path:
+    """A small IDX dataset folder (first 300 / 100 MNIST samples)."""
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    small = mnist.limit(300, 100)
+    for key, name in data.IDX_FILES.items():
+        write_idx(folder / name, getattr(small, key))
+    return folder
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600,
+            ) -> subprocess.CompletedProcess:
+    """`mnist-bench ARGS` in a fresh process, as a user runs it."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True,
+                          text=True, timeout=timeout, env=full_env, cwd=ROOT)

@@ -1,0 +1,81 @@
+"""Real runs, end to end, on small subsets of MNIST, for every installed backend."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import backend_params, run_cli
+
+from bench.records import load_run
+
+
+def only_run(folder: Path):
+    files = sorted(folder.glob("*.json"))
+    assert len(files) == 1, files
+    return load_run(files[0])
+
+
+@pytest.mark.parametrize("backend", backend_params())
+def test_real_short_fit(tmp_path, backend):
+    out = run_cli("run", "-b", backend, "-v", "two-dense", "--epochs", "2", "--train-limit",
+                  "3000", "--test-limit", "2000", "--infer-batch-sizes", "1,256",
+                  "--results-dir", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    run = only_run(tmp_path)
+    assert run.status == "complete" and run.schema_version == 1
+    (record,) = run.records
+    assert record.status == "ok" and record.backend == backend and record.device == "cpu"
+    assert record.test_accuracy > 0.8  # chance is 0.1
+    cm = np.array(record.confusion_matrix)
+    assert cm.shape == (10, 10) and cm.sum() == 2000
+    assert record.test_accuracy == np.trace(cm) / cm.sum()
+    assert len(record.epoch_seconds) == 2 and record.params == 79510
+    assert record.accuracy_curve[-1] == record.test_accuracy
+    assert [i["batch_size"] for i in record.inference] == [1, 256]
+    assert record.latency_ms["queries"] >= 200
+    assert record.flops_per_train_sample == 3 * 2 * (784 * 100 + 100 * 10)
+    assert len(record.weights_sha256) == 64
+    figures = sorted(p.name for p in (tmp_path / run.run_id).iterdir())
+    assert figures == [f"two-dense-{backend}-cpu-seed0-confusion.png",
+                       f"two-dense-{backend}-cpu-seed0-errors.png"]
+    assert backend in run.environment["backends"]
+
+
+def test_crash_is_isolated(tmp_path):
+    out = run_cli("run", "-b", "jax", "-v", "two-dense", "-v", "single-dense", "--epochs", "1",
+                  "--train-limit", "1000", "--test-limit", "500", "--infer-batch-sizes", "8",
+                  "--results-dir", str(tmp_path),
+                  env={"MNIST_BENCH_INJECT_FAULT": "crash@two-dense"})
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr
+    run = only_run(tmp_path)
+    by_variant = {r.variant: r for r in run.records}
+    assert by_variant["two-dense"].status == "failed"
+    assert "SIGSEGV" in by_variant["two-dense"].error
+    assert by_variant["single-dense"].status == "ok"
+    assert run.status == "complete"
+
+
+def test_missing_backend_is_skipped(tmp_path, monkeypatch):
+    from bench import environment
+
+    monkeypatch.setattr(environment, "installed_backends", lambda: ["jax"])
+    from bench.cli import main
+
+    code = main(["run", "-b", "torch", "-v", "two-dense", "--results-dir", str(tmp_path)])
+    assert code == 1
+    (record,) = only_run(tmp_path).records
+    assert record.status == "skipped" and "not installed" in record.error
+
+
+def test_gpu_requested_without_gpu(tmp_path):
+    out = run_cli("run", "-b", "jax", "-v", "single-dense", "--device", "gpu", "--epochs", "1",
+                  "--train-limit", "500", "--results-dir", str(tmp_path))
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines()[-1] == "error: no record ran: no GPU visible to jax"
+    (record,) = only_run(tmp_path).records
+    assert record.status == "skipped"
+    assert json.loads(json.dumps(record.to_dict()))["error"] == "no GPU visible to jax"
