@@ -65,6 +65,8 @@ def _add_run(p: argparse.ArgumentParser) -> None:
 
     for f in dataclasses.fields(RunConfig):
         meta = f.metadata
+        if "cli" not in meta:
+            continue
         cli = dict(meta["cli"])
         flags = cli.pop("flags", (f"--{f.name.replace('_', '-')}",))
         p.add_argument(*flags, dest=f.name, help=meta["help"], default=None, **cli)
@@ -79,13 +81,17 @@ def config_from_args(args: argparse.Namespace):
 
     values: dict[str, Any] = {}
     for f in dataclasses.fields(RunConfig):
-        value = getattr(args, f.name)
+        value = getattr(args, f.name, None)
         if value is not None:
-            values[f.name] = tuple(value) if isinstance(value, list) else value
+            values[f.name] = tuple(dict.fromkeys(value)) if isinstance(value, list) else value
     if args.repeats is not None:
         if args.repeats < 1:
             raise UserError("--repeats must be at least 1")
         values["seeds"] = tuple(range(args.repeats))
+    if args.suite:
+        from bench import suite
+
+        return suite.load(args.suite, overrides=values)
     return RunConfig(**values)
 
 
@@ -141,12 +147,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _add_list(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-probe", action="store_true",
                    help="skip starting each backend (no parameter counts, FLOPs or devices)")
+    p.add_argument("--suite", metavar="FILE.toml",
+                   help="print the suite's expanded grid and its estimated run time")
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
     from bench import inventory
 
     console = make_console()
+    if args.suite:
+        from bench import suite
+
+        console.print(inventory.suite_table(suite.load(args.suite), probe=not args.no_probe,
+                                            color=console.is_terminal))
+        return 0
     for table in inventory.tables(probe=not args.no_probe, color=console.is_terminal):
         console.print(table)
     return 0

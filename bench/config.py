@@ -56,14 +56,15 @@ class RunConfig:
     """Everything `mnist-bench run` needs; stored verbatim in the run file."""
 
     variants: tuple[str, ...] = field(default=(), metadata=_opt(
-        "variant to run; repeat for several (default: every registered variant)",
+        "variant to run; repeat for several; `all` for every one (default: the seed notebook's "
+        "three: single-dense, two-dense, flatten-dense; see `mnist-bench list`)",
         flags=("--variant", "-v"), action="append", metavar="NAME"))
     backends: tuple[str, ...] = field(default=(), metadata=_opt(
         "Keras backend: tensorflow, jax or torch; repeat for several (default: every installed one)",
         flags=("--backend", "-b"), action="append", metavar="NAME"))
-    device: str = field(default="auto", metadata=_opt(
-        "where to train: cpu, gpu, or auto (GPU where the backend sees one, else CPU)",
-        choices=DEVICES))
+    devices: tuple[str, ...] = field(default=("auto",), metadata=_opt(
+        "where to train: cpu, gpu, or auto (GPU where the backend sees one, else CPU); "
+        "repeat for several", flags=("--device",), action="append", choices=DEVICES))
     seeds: tuple[int, ...] = field(default=(0,), metadata=_opt(
         "comma-separated seeds, one record each, e.g. 0,1,2 (default: 0)", type=int_list,
         metavar="LIST"))
@@ -104,7 +105,14 @@ class RunConfig:
         "intra-op thread count for every backend (default: the backend's own choice)", type=int,
         metavar="N"))
 
+    grid: tuple[dict[str, Any], ...] = field(default=({},), metadata={
+        "help": "settings overrides, one per grid point (from a suite's [grid] table)"})
+    suite: str | None = field(default=None, metadata=_opt(
+        "a TOML suite file: variants x backends x devices x seeds x settings grid "
+        "(see suites/); options given on the command line override it", metavar="FILE.toml"))
+
     def settings_overrides(self) -> dict[str, Any]:
+        """Settings fixed for the whole run (suite [settings] table, then command line)."""
         return {name: getattr(self, name) for name in SETTINGS_FIELDS}
 
     def to_dict(self) -> dict[str, Any]:
@@ -114,6 +122,8 @@ class RunConfig:
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         known = {f.name: f for f in dataclasses.fields(cls)}
         kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known}
+        if "device" in data and "devices" not in data:  # written before suites existed
+            kwargs["devices"] = (data["device"],)
         return cls(**kwargs)
 
     @property

@@ -79,6 +79,52 @@ def tables(*, probe: bool = True, color: bool = True) -> list[Table]:
     return [variants, backends]
 
 
+def suite_table(config, *, probe: bool = True, color: bool = True) -> Table:
+    """The expanded grid of a suite, one row per (backend, variant, settings), with estimates."""
+    from bench import data, estimate, runner
+
+    jobs = runner.expand_jobs(config)
+    train = len(data.load(config.data).x_train[: config.train_limit])
+    flops: dict[str, int] = {}
+    if probe:
+        backends = [b for b in environment.installed_backends()
+                    if b in {j["backend"] for j in jobs}][:1]
+        for info in probe_backends(backends).values():
+            flops = {v["name"]: v["flops_per_train_sample"] for v in info.get("variants", [])}
+    learnt = estimate.history()
+    rows: dict[tuple, dict[str, Any]] = {}
+    for job in jobs:
+        s = job["settings"]
+        key = (job["backend"], job["variant"], tuple(sorted(s.items())), job["device"])
+        seconds, source = estimate.job_seconds(job, train, learnt, flops)
+        row = rows.setdefault(key, {"jobs": 0, "seconds": 0.0, "sources": set()})
+        row["jobs"] += 1
+        row["seconds"] += seconds
+        row["sources"].add(source)
+    total = sum(r["seconds"] for r in rows.values())
+    table = Table(title=f"{config.suite or 'run'}: {len(jobs)} records, estimated "
+                        f"{_duration(total)} on this machine", box=_style(color))
+    for col in ("backend", "variant", "device", "epochs", "batch", "optimizer", "lr",
+                "schedule", "records", "estimate"):
+        table.add_column(col, justify="right" if col in ("epochs", "batch", "records",
+                                                         "estimate") else "left")
+    for (backend, variant, settings, device), row in rows.items():
+        s = dict(settings)
+        lr = "default" if s["learning_rate"] is None else f"{s['learning_rate']:g}"
+        table.add_row(backend, variant, device, str(s["epochs"]), str(s["batch_size"]),
+                      s["optimizer"], lr, s["schedule"], str(row["jobs"]),
+                      f"{_duration(row['seconds'])} ({'/'.join(sorted(row['sources']))})")
+    return table
+
+
+def _duration(seconds: float) -> str:
+    if seconds != seconds:  # NaN: no history and no FLOPs
+        return "?"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
 def environment_table(env: dict[str, Any], *, color: bool = True) -> Table:
     table = Table(title="environment", box=_style(color), show_header=False)
     table.add_column("key", style="bold" if color else "")

@@ -26,8 +26,9 @@ MIN_RECORD_TIMEOUT = 180.0
 PESSIMISTIC_FLOPS = 2e9  # FLOP/s a slow backend still beats on a 2-core CPU
 
 
-def default_record_timeout(job: dict[str, Any], flops_per_train_sample: int,
-                           train_samples: int) -> float:
+def default_record_timeout(
+    job: dict[str, Any], flops_per_train_sample: int, train_samples: int
+) -> float:
     """A deadline no healthy record comes near: the work at a pessimistic FLOP/s, tripled."""
     work = flops_per_train_sample * train_samples * job["settings"]["epochs"]
     return MIN_RECORD_TIMEOUT + 3.0 * work / PESSIMISTIC_FLOPS
@@ -39,8 +40,13 @@ class WorkerProcess:
     def __init__(self, request: dict[str, Any]) -> None:
         env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.worker"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
+            [sys.executable, "-m", "bench.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+        )
         self.events: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=40)
         threading.Thread(target=self._read_stdout, daemon=True).start()
@@ -112,10 +118,13 @@ class Observer:
     def on_record(self, job: dict[str, Any], record: Record) -> None: ...
 
 
-def run_backend(request: dict[str, Any], jobs: list[dict[str, Any]], observer: Observer,
-                record_timeout: float | None = None,
-                on_worker: Callable[[WorkerProcess | None], None] = lambda w: None,
-                ) -> Iterator[Record]:
+def run_backend(
+    request: dict[str, Any],
+    jobs: list[dict[str, Any]],
+    observer: Observer,
+    record_timeout: float | None = None,
+    on_worker: Callable[[WorkerProcess | None], None] = lambda w: None,
+) -> Iterator[Record]:
     """Run `jobs` on one backend, yielding one record per job, whatever happens to workers."""
     pending = list(jobs)
     while pending:
@@ -128,8 +137,13 @@ def run_backend(request: dict[str, Any], jobs: list[dict[str, Any]], observer: O
             on_worker(None)
 
 
-def _drive(worker: WorkerProcess, pending: list[dict[str, Any]], observer: Observer,
-           record_timeout: float | None, request: dict[str, Any]) -> Iterator[Record]:
+def _drive(
+    worker: WorkerProcess,
+    pending: list[dict[str, Any]],
+    observer: Observer,
+    record_timeout: float | None,
+    request: dict[str, Any],
+) -> Iterator[Record]:
     """Consume one worker's events; on its death or a timeout, fail the job in hand and return."""
     backend = request["backend"]
     ready = False
@@ -150,7 +164,8 @@ def _drive(worker: WorkerProcess, pending: list[dict[str, Any]], observer: Obser
         kind = event["event"]
         if kind == "start":
             limit = record_timeout or default_record_timeout(
-                job, event["flops_per_train_sample"], request["train_samples"])
+                job, event["flops_per_train_sample"], request["train_samples"]
+            )
             deadline, what = time.monotonic() + limit, f"timeout: record exceeded {limit:.0f} s"
             observer.on_start(job)
             continue
@@ -171,8 +186,14 @@ def _drive(worker: WorkerProcess, pending: list[dict[str, Any]], observer: Obser
         what = f"timeout: no progress from the {backend} worker in {idle_limit:.0f} s"
 
 
-def _fail(pending: list[dict[str, Any]], job: dict[str, Any], cause: str, observer: Observer,
-          *, all_jobs: bool) -> Iterator[Record]:
+def _fail(
+    pending: list[dict[str, Any]],
+    job: dict[str, Any],
+    cause: str,
+    observer: Observer,
+    *,
+    all_jobs: bool,
+) -> Iterator[Record]:
     """Record the job in hand (or, if the worker never came up, every pending job) as failed."""
     victims = list(pending) if all_jobs else [job]
     for victim in victims:
@@ -184,7 +205,16 @@ def _fail(pending: list[dict[str, Any]], job: dict[str, Any], cause: str, observ
 
 def failed_record(job: dict[str, Any], cause: str, status: str = "failed") -> Record:
     settings = job["settings"]
-    return Record(variant=job["variant"], backend=job["backend"], device=job["device"],
-                  seed=job["seed"], repeat=job.get("repeat", 0), status=status, error=cause,
-                  settings=settings, epochs=settings["epochs"],
-                  batch_size=settings["batch_size"])
+    return Record(
+        variant=job["variant"],
+        backend=job["backend"],
+        device=job["device"],
+        requested_device=job["device"],
+        seed=job["seed"],
+        repeat=job.get("repeat", 0),
+        status=status,
+        error=cause,
+        settings=settings,
+        epochs=settings["epochs"],
+        batch_size=settings["batch_size"],
+    )

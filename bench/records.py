@@ -29,6 +29,7 @@ class Record:
     status: str = "ok"
     error: str | None = None
     repeat: int = 0  # > 0 only for the second process of --check-determinism
+    requested_device: str | None = None  # what the job asked for: auto, cpu or gpu
     dataset: str = "mnist"
     settings: dict[str, Any] = field(default_factory=dict)  # epochs, batch size, optimizer...
     epochs: int | None = None

@@ -40,7 +40,10 @@ def validate_backends(requested: Iterable[str]) -> list[str]:
 
 def expand_jobs(config: RunConfig) -> list[dict[str, Any]]:
     """Every (backend, repeat, variant, seed) to run, in the order they run."""
-    variants = [models.get(name) for name in (config.variants or models.names())]
+    names = config.variants or models.default_names()
+    if "all" in names:
+        names = models.names()
+    variants = [models.get(name) for name in dict.fromkeys(names)]
     backends = validate_backends(config.backends)
     if not backends:
         raise UserError("no backend installed: pip install 'mnist-bench[all]' "
@@ -51,12 +54,15 @@ def expand_jobs(config: RunConfig) -> list[dict[str, Any]]:
     for backend in backends:
         for repeat in repeats:
             for variant in variants:
-                settings = variant.defaults.override(**overrides)
-                _check_settings(settings)
-                for seed in config.seeds:
-                    jobs.append({"index": len(jobs), "backend": backend, "repeat": repeat,
-                                 "variant": variant.name, "device": config.device,
-                                 "seed": seed, "settings": settings.to_dict()})
+                for point in config.grid:
+                    settings = variant.defaults.override(**point).override(**overrides)
+                    _check_settings(settings)
+                    for device in config.devices:
+                        for seed in config.seeds:
+                            jobs.append({"index": len(jobs), "backend": backend,
+                                         "repeat": repeat, "variant": variant.name,
+                                         "device": device, "seed": seed,
+                                         "settings": settings.to_dict()})
     return jobs
 
 
@@ -70,13 +76,13 @@ def _check_settings(settings) -> None:
 
 
 def job_key(job: dict[str, Any]) -> tuple:
-    return (job["variant"], job["backend"], job["seed"], job["repeat"],
+    return (job["variant"], job["backend"], job["device"], job["seed"], job["repeat"],
             json.dumps(job["settings"], sort_keys=True))
 
 
 def record_key(record: Record) -> tuple:
-    return (record.variant, record.backend, record.seed, record.repeat,
-            json.dumps(record.settings, sort_keys=True))
+    return (record.variant, record.backend, record.requested_device or record.device,
+            record.seed, record.repeat, json.dumps(record.settings, sort_keys=True))
 
 
 class Run:

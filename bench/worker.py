@@ -226,7 +226,8 @@ class Trainer:
         variant = models.get(job["variant"])
         settings = job["settings"]
         record = Record(variant=job["variant"], backend=self.request["backend"],
-                        device=job["device"], seed=job["seed"], repeat=job.get("repeat", 0),
+                        device=job["device"], requested_device=job["device"],
+                        seed=job["seed"], repeat=job.get("repeat", 0),
                         dataset=self.dataset.name, settings=settings, epochs=settings["epochs"],
                         batch_size=settings["batch_size"], started_utc=utc_now(),
                         threads=self.info["threads"],

@@ -1,6 +1,11 @@
 """The model variants. Importing this package registers every variant; no framework is imported."""
 
-from models import cnn, dense  # noqa: F401  (registration side effects)
-from models.registry import Variant, get, names, register
+import importlib
 
-__all__ = ["Variant", "get", "names", "register"]
+from models.registry import Variant, default_names, get, names, register
+
+# Registration order is listing order: the seed notebook's variants first.
+for _module in ("dense", "cnn"):
+    importlib.import_module(f"models.{_module}")
+
+__all__ = ["Variant", "default_names", "get", "names", "register"]

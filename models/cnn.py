@@ -1,1 +1,71 @@
-"""Convolutional variants (the seed's future work)."""
+"""Convolutional variants (the seed's future work), as partials of one builder."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from models.registry import register
+
+IMAGE = (28, 28, 1)
+
+
+def convnet(
+    filters: tuple[int, ...] = (32, 64),
+    *,
+    kernel: int = 3,
+    padding: str = "valid",
+    batch_norm: bool = False,
+    dense: int = 0,
+    dropout: float = 0.5,
+    augment: bool = False,
+):
+    """Conv blocks (conv [-> batch norm] -> relu -> 2x2 max-pool), then a softmax classifier.
+
+    Args:
+        filters: output channels of each convolution block.
+        kernel: square kernel size of every convolution.
+        padding: "valid" or "same".
+        batch_norm: batch normalisation after each convolution (whose bias it then replaces).
+        dense: width of a hidden ReLU layer before the classifier (0: none).
+        dropout: dropout rate before the classifier (0: none).
+        augment: random rotation, translation and zoom in front, active only in training.
+    """
+    import keras
+
+    layers = keras.layers
+    stack = [keras.Input(IMAGE)]
+    if augment:
+        stack += [
+            layers.RandomRotation(0.05, fill_mode="constant"),
+            layers.RandomTranslation(0.1, 0.1, fill_mode="constant"),
+            layers.RandomZoom(0.1, fill_mode="constant"),
+        ]
+    for width in filters:
+        stack.append(layers.Conv2D(width, kernel, padding=padding, use_bias=not batch_norm))
+        if batch_norm:
+            stack.append(layers.BatchNormalization())
+        stack += [layers.Activation("relu"), layers.MaxPooling2D(2)]
+    stack.append(layers.Flatten())
+    if dense:
+        stack.append(layers.Dense(dense, activation="relu"))
+    if dropout:
+        stack.append(layers.Dropout(dropout))
+    stack.append(layers.Dense(10, activation="softmax"))
+    return keras.Sequential(stack)
+
+
+# The Keras MNIST convnet example: Conv 32 3x3, pool, Conv 64 3x3, pool, dropout, dense softmax.
+register(
+    "cnn",
+    input_shape=IMAGE,
+    epochs=5,
+    batch_size=128,
+    description="Keras example convnet: conv32-pool-conv64-pool-dropout-softmax",
+)(partial(convnet, (32, 64)))
+register(
+    "cnn-augmented",
+    input_shape=IMAGE,
+    epochs=5,
+    batch_size=128,
+    description="cnn behind random rotation/translation/zoom (training only)",
+)(partial(convnet, (32, 64), augment=True))

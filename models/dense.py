@@ -24,12 +24,18 @@ def mlp(hidden: tuple[int, ...], *, image_input: bool = False):
     return keras.Sequential(layers)
 
 
-register("single-dense", input_shape=(784,), description="784 -> Dense(10, sigmoid)")(
+register("single-dense", input_shape=(784,), default=True, description="784 -> Dense(10, sigmoid)")(
     partial(mlp, ())
 )
-register("two-dense", input_shape=(784,),
-         description="784 -> Dense(100, relu) -> Dense(10, sigmoid)")(partial(mlp, (100,)))
-register("flatten-dense", input_shape=(28, 28),
-         description="28x28 -> Flatten -> Dense(100, relu) -> Dense(10, sigmoid)")(
-    partial(mlp, (100,), image_input=True)
-)
+register(
+    "two-dense",
+    input_shape=(784,),
+    default=True,
+    description="784 -> Dense(100, relu) -> Dense(10, sigmoid)",
+)(partial(mlp, (100,)))
+register(
+    "flatten-dense",
+    input_shape=(28, 28),
+    default=True,
+    description="28x28 -> Flatten -> Dense(100, relu) -> Dense(10, sigmoid)",
+)(partial(mlp, (100,), image_input=True))

@@ -22,6 +22,7 @@ class Variant:
         input_shape: per-sample input shape the data is reshaped to, e.g. (784,) or (28, 28, 1).
         defaults: training settings registered with the variant.
         description: one line for `mnist-bench list`.
+        default: run when no variant is named (the seed notebook's three are).
     """
 
     name: str
@@ -29,18 +30,25 @@ class Variant:
     input_shape: tuple[int, ...]
     defaults: TrainSettings
     description: str
+    default: bool = False
 
 
 def register(
-    name: str, *, input_shape: tuple[int, ...], description: str, **defaults: Any
+    name: str,
+    *,
+    input_shape: tuple[int, ...],
+    description: str,
+    default: bool = False,
+    **defaults: Any,
 ) -> Callable[[Callable[[], Any]], Callable[[], Any]]:
     """Register a model builder under `name`, with its training defaults (epochs, optimizer...)."""
 
     def decorate(build: Callable[[], Any]) -> Callable[[], Any]:
         if name in _REGISTRY:
             raise ValueError(f"variant {name!r} is registered twice")
-        _REGISTRY[name] = Variant(name, build, tuple(input_shape), TrainSettings(**defaults),
-                                  description)
+        _REGISTRY[name] = Variant(
+            name, build, tuple(input_shape), TrainSettings(**defaults), description, default
+        )
         return build
 
     return decorate
@@ -48,6 +56,11 @@ def register(
 
 def names() -> list[str]:
     return list(_REGISTRY)
+
+
+def default_names() -> list[str]:
+    """What `run` trains when no variant is named."""
+    return [name for name, v in _REGISTRY.items() if v.default]
 
 
 def get(name: str) -> Variant:
