@@ -1,0 +1,78 @@
+"""TOML suites: validated before anything runs, expanded into the right grid."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import ROOT, run_cli
+
+from bench import runner, suite
+from bench.errors import UserError
+
+
+def write(tmp_path, text):
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    return path
+
+
+def test_seed_suite_is_the_notebook():
+    config = suite.load(ROOT / "suites" / "seed.toml")
+    jobs = runner.expand_jobs(config)
+    assert len(jobs) == 9
+    assert {j["variant"] for j in jobs} == {"single-dense", "two-dense", "flatten-dense"}
+    assert all(j["settings"] == {"epochs": 5, "batch_size": 32, "optimizer": "adam",
+                                 "learning_rate": None, "schedule": "constant"} for j in jobs)
+
+
+@pytest.mark.parametrize("name", ["seed", "ci", "full", "optimizers"])
+def test_shipped_suites_are_valid(name):
+    assert runner.expand_jobs(suite.load(ROOT / "suites" / f"{name}.toml"))
+
+
+def test_grid_expands_to_every_combination(tmp_path):
+    path = write(tmp_path, 'variants = ["two-dense"]\nbackends = ["jax"]\nseeds = [0, 1]\n'
+                           '[settings]\nepochs = 2\n[grid]\noptimizer = ["adam", "sgd"]\n'
+                           'learning_rate = [1e-3, 3e-3]\n')
+    jobs = runner.expand_jobs(suite.load(path))
+    assert len(jobs) == 8
+    combos = {(j["settings"]["optimizer"], j["settings"]["learning_rate"]) for j in jobs}
+    assert combos == {("adam", 1e-3), ("adam", 3e-3), ("sgd", 1e-3), ("sgd", 3e-3)}
+    assert all(j["settings"]["epochs"] == 2 for j in jobs)
+
+
+def test_command_line_overrides_suite(tmp_path):
+    path = write(tmp_path, 'variants = ["two-dense"]\nbackends = ["jax"]\n[settings]\n'
+                           'epochs = 4\n')
+    config = suite.load(path, overrides={"epochs": 1})
+    assert runner.expand_jobs(config)[0]["settings"]["epochs"] == 1
+
+
+@pytest.mark.parametrize("text, message", [
+    ('variants = ["two-dense", "three-dense"]\n', ":1: unknown variant 'three-dense'; valid:"),
+    ('seeds = [0]\nepochz = 3\n', ":2: unknown key 'epochz'; valid: description"),
+    ('seeds = "0,1"\n', ":1: 'seeds' must be a list of integers"),
+    ('[settings]\nepochs = "five"\n', ":2: 'epochs' must be an integer"),
+    ('[grid]\noptimizer = ["adam", "adagrad"]\n', ":2: unknown optimizer 'adagrad'; valid: adam"),
+    ('backends = ["theano"]\n', ":1: unknown backend 'theano'"),
+    ('[settings]\nepochs = 2\n[grid]\nepochs = [1, 2]\n', "in both [settings] and [grid]"),
+    ('variants = [\n', "not valid TOML"),
+])
+def test_bad_suites(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(UserError, match="s.toml") as err:
+        suite.load(path)
+    assert message in str(err.value)
+
+
+def test_bad_suite_on_the_command_line(tmp_path):
+    path = write(tmp_path, 'variants = ["nope"]\n')
+    for args in (("run", "--suite", str(path)), ("list", "--suite", str(path))):
+        out = run_cli(*args)
+        assert out.returncode == 2 and "Traceback" not in out.stderr
+        assert out.stderr.count("\n") == 1 and "unknown variant 'nope'" in out.stderr
+
+
+def test_list_suite_shows_grid_and_estimate():
+    out = run_cli("list", "--suite", str(ROOT / "suites" / "optimizers.toml"), "--no-probe")
+    assert out.returncode == 0, out.stderr
+    assert "72 records" in out.stdout and "estimated" in out.stdout and "sgd" in out.stdout
