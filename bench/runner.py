@@ -102,7 +102,8 @@ class Run:
         dataset = data.load(config.data)
         folder = storage.ensure_dir(config.results_path)
         env = environment.collect(dataset.digests, argv)
-        env["dataset"] = {"name": dataset.name, "source": dataset.source}
+        env["dataset"] = {"name": dataset.name, "source": dataset.source,
+                          "class_names": list(dataset.class_names)}
         run = RunFile(run_id=storage.new_run_id(), started_utc=storage.utc_now(),
                       config=config.to_dict(), environment=env)
         path = storage.reserve_run_path(folder, run.run_id, run.to_dict())

@@ -79,3 +79,19 @@ def test_gpu_requested_without_gpu(tmp_path):
     (record,) = only_run(tmp_path).records
     assert record.status == "skipped"
     assert json.loads(json.dumps(record.to_dict()))["error"] == "no GPU visible to jax"
+
+
+def test_fashion_mnist_run_carries_class_names(tmp_path):
+    from bench import data
+
+    if not data.FASHION_DIR.is_dir():
+        pytest.skip("dataset-fashion-mnist not installed")
+    out = run_cli("run", "-b", "jax", "-v", "two-dense", "--data", "fashion-mnist", "--epochs",
+                  "1", "--train-limit", "2000", "--test-limit", "1000", "--infer-batch-sizes",
+                  "8", "--results-dir", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    run = only_run(tmp_path)
+    assert run.records[0].dataset == "fashion-mnist" and run.records[0].test_accuracy > 0.6
+    assert run.environment["dataset"]["class_names"][0] == "T-shirt/top"
+    assert len(run.environment["dataset_digests"]["x_train"]) == 64
+    assert (tmp_path / run.run_id / "two-dense-jax-cpu-seed0-confusion.png").stat().st_size > 0
