@@ -18,6 +18,7 @@ def convnet(
     dense: int = 0,
     dropout: float = 0.5,
     augment: bool = False,
+    crop: int = 0,
 ):
     """Conv blocks (conv [-> batch norm] -> relu -> 2x2 max-pool), then a softmax classifier.
 
@@ -29,6 +30,7 @@ def convnet(
         dense: width of a hidden ReLU layer before the classifier (0: none).
         dropout: dropout rate before the classifier (0: none).
         augment: random rotation, translation and zoom in front, active only in training.
+        crop: pixels cropped from each border first (MNIST digits sit in the central 20x20).
     """
     import keras
 
@@ -40,6 +42,8 @@ def convnet(
             layers.RandomTranslation(0.1, 0.1, fill_mode="constant"),
             layers.RandomZoom(0.1, fill_mode="constant"),
         ]
+    if crop:
+        stack.append(layers.Cropping2D(crop))
     for width in filters:
         stack.append(layers.Conv2D(width, kernel, padding=padding, use_bias=not batch_norm))
         if batch_norm:
@@ -69,3 +73,26 @@ register(
     batch_size=128,
     description="cnn behind random rotation/translation/zoom (training only)",
 )(partial(convnet, (32, 64), augment=True))
+# Stronger: wider 5x5 convolutions on the central 24x24, a dense layer, one-cycle Adam.
+# Reached 99.40% on TensorFlow in 5 epochs while being tuned (>= 99.3% is its contract).
+register(
+    "cnn-strong",
+    input_shape=IMAGE,
+    epochs=5,
+    batch_size=128,
+    learning_rate=4e-3,
+    schedule="one-cycle",
+    description="conv32 5x5-pool-conv64 5x5-pool-dense128-dropout on the central 24x24",
+)(partial(convnet, (32, 64), kernel=5, crop=2, dense=128, dropout=0.3))
+# The speed run: the least training time to 99% test accuracy on two CPU cores. Small 5x5
+# convolutions on the central 24x24, no batch norm (it doubled TensorFlow's epoch time here),
+# large batches and a one-cycle schedule compressed into 3 epochs.
+register(
+    "cnn-fast",
+    input_shape=IMAGE,
+    epochs=3,
+    batch_size=256,
+    learning_rate=1e-2,
+    schedule="one-cycle",
+    description="speed run to 99%: conv16 5x5-pool-conv32 5x5-pool on the central 24x24",
+)(partial(convnet, (16, 32), kernel=5, crop=2, dropout=0.0))
