@@ -83,7 +83,10 @@ def config_from_args(args: argparse.Namespace):
     for f in dataclasses.fields(RunConfig):
         value = getattr(args, f.name, None)
         if value is not None:
-            values[f.name] = tuple(dict.fromkeys(value)) if isinstance(value, list) else value
+            if isinstance(value, list):  # repeatable options also take comma-separated lists
+                value = [part.strip() for item in value for part in item.split(",") if part.strip()]
+                value = tuple(dict.fromkeys(value))
+            values[f.name] = value
     if args.repeats is not None:
         if args.repeats < 1:
             raise UserError("--repeats must be at least 1")

@@ -56,11 +56,12 @@ class RunConfig:
     """Everything `mnist-bench run` needs; stored verbatim in the run file."""
 
     variants: tuple[str, ...] = field(default=(), metadata=_opt(
-        "variant to run; repeat for several; `all` for every one (default: the seed notebook's "
+        "variant to run; repeat or comma-separate for several; `all` for every one (default: the seed notebook's "
         "three: single-dense, two-dense, flatten-dense; see `mnist-bench list`)",
         flags=("--variant", "-v"), action="append", metavar="NAME"))
     backends: tuple[str, ...] = field(default=(), metadata=_opt(
-        "Keras backend: tensorflow, jax or torch; repeat for several (default: every installed one)",
+        "Keras backend: tensorflow, jax or torch; repeat or comma-separate for several "
+        "(default: every installed one)",
         flags=("--backend", "-b"), action="append", metavar="NAME"))
     devices: tuple[str, ...] = field(default=("auto",), metadata=_opt(
         "where to train: cpu, gpu, or auto (GPU where the backend sees one, else CPU); "

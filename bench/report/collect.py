@@ -1,0 +1,80 @@
+"""Find and read run files for `report`, `compare` and `check`; label machines. No framework.
+
+Every bad file is named with its reason. By default a bad file stops the command (exit 2);
+`skip_bad=True` warns about it and goes on with the good ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.errors import UserError
+from bench.records import Record, RunFile, load_run
+
+
+@dataclass(frozen=True)
+class LoadedRun:
+    path: Path
+    run: RunFile
+
+    @property
+    def machine(self) -> str:
+        return machine_label(self.run.environment)
+
+
+def run_files(paths: Iterable[str | Path]) -> list[Path]:
+    """The run files named by `paths`: files as given, folders searched recursively for *.json."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*.json") if p.is_file())
+            if not files:
+                raise UserError(f"{path}: folder holds no run files (*.json)")
+            found.extend(files)
+        elif path.exists():
+            found.append(path)
+        else:
+            raise UserError(f"{path}: no such file or folder")
+    return list(dict.fromkeys(found))
+
+
+def load_runs(paths: Iterable[str | Path], *, skip_bad: bool = False,
+              warn: Callable[[str], None] | None = None) -> list[LoadedRun]:
+    """Read every run file under `paths`.
+
+    Raises:
+        UserError: a path is missing, a file is bad (unless `skip_bad`), or nothing usable is left.
+    """
+    loaded: list[LoadedRun] = []
+    for path in run_files(paths):
+        try:
+            loaded.append(LoadedRun(path, load_run(path)))
+        except UserError as exc:
+            if not skip_bad:
+                raise UserError(f"{exc} (pass --skip-bad to skip bad files)") from None
+            if warn is not None:
+                warn(f"skipped {exc}")
+    if not loaded:
+        raise UserError("no usable run files among: " + ", ".join(str(p) for p in paths))
+    return loaded
+
+
+def records(runs: Iterable[LoadedRun]) -> list[Record]:
+    return [r for loaded in runs for r in loaded.run.records]
+
+
+def machine_label(environment: dict) -> str:
+    """A short, readable machine label: CPU model (and GPU models), plus the short machine id."""
+    cpu = environment.get("cpu") or {}
+    model = str(cpu.get("model") or "unknown CPU")
+    for noise in ("(R)", "(TM)", "(tm)", " CPU", " Processor", " 64-Core", " 32-Core", " 16-Core"):
+        model = model.replace(noise, "")
+    model = " ".join(model.replace("@", " @ ").split())
+    gpus = sorted({str(g.get("name")) for g in environment.get("gpus") or []
+                   if isinstance(g, dict) and g.get("name")})
+    label = model + (" + " + ", ".join(gpus) if gpus else "")
+    mid = str(environment.get("machine_id") or "")[:6]
+    return f"{label} [{mid}]" if mid else label

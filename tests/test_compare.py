@@ -1,0 +1,114 @@
+"""Verdict logic of `compare` and the `check` gate, on records with hand-picked values."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.records import Record
+from bench.report.compare import BETTER, SAME, WORSE, Tolerances, compare, gate, match
+
+
+def rec(acc: float, seed: int = 0, *, variant="two-dense", backend="jax", seconds=10.0,
+        status="ok", contended=False, **settings) -> Record:
+    return Record(variant=variant, backend=backend, device="cpu", seed=seed, status=status,
+                  test_accuracy=acc if status == "ok" else None, train_seconds=seconds,
+                  train_samples_per_second=60000 / seconds, infer_samples_per_second=1e5,
+                  contended=contended, settings={"epochs": 3, **settings})
+
+
+def seeds(*accs: float, **kw) -> list[Record]:
+    return [rec(a, i, **kw) for i, a in enumerate(accs)]
+
+
+def test_one_seed_uses_the_accuracy_tolerance():
+    [row] = compare([rec(0.970)], [rec(0.966)])  # -0.004: inside 0.005
+    assert row.verdict == SAME and row.change("test_accuracy").p_value is None
+    [row] = compare([rec(0.970)], [rec(0.964)])  # -0.006: outside
+    assert row.change("test_accuracy").verdict == WORSE
+    [row] = compare([rec(0.970)], [rec(0.976)])
+    assert row.change("test_accuracy").verdict == BETTER
+
+
+def test_one_seed_uses_the_time_tolerance():
+    [row] = compare([rec(0.97, seconds=10.0)], [rec(0.97, seconds=10.9)])  # +9%: same
+    assert row.change("train_seconds").verdict == SAME
+    [row] = compare([rec(0.97, seconds=10.0)], [rec(0.97, seconds=11.5)])  # +15%: slower
+    assert row.change("train_seconds").verdict == WORSE
+    assert row.change("train_samples_per_second").verdict == WORSE
+    assert row.verdict == WORSE
+
+
+def test_seeds_use_welch():
+    base = seeds(0.9700, 0.9702, 0.9701)
+    # A drop of 0.002 with almost no spread: significant though inside the tolerance.
+    [row] = compare(base, seeds(0.9680, 0.9682, 0.9681))
+    change = row.change("test_accuracy")
+    assert change.verdict == WORSE and change.p_value < 0.05
+    # A drop of 0.006 buried in spread: not significant though outside the tolerance.
+    [row] = compare(seeds(0.97, 0.99, 0.95), seeds(0.96, 0.99, 0.943))
+    change = row.change("test_accuracy")
+    assert change.verdict == SAME and change.p_value > 0.05
+
+
+def test_aa_identical_runs_are_not_flagged():
+    base = seeds(0.9711, 0.9702) + seeds(0.9236, 0.9245, variant="single-dense")
+    rows = compare(base, [Record.from_dict(r.to_dict()) for r in base])
+    assert {r.verdict for r in rows} == {SAME}
+    assert gate(rows) == []
+
+
+def test_gate_needs_a_drop_that_is_large_and_significant():
+    base = seeds(0.970, 0.972, 0.971)
+    assert gate(compare(seeds(0.9700, 0.9702), seeds(0.9680, 0.9682))) == []  # significant, small
+    assert gate(compare(seeds(0.97, 0.99, 0.95), seeds(0.96, 0.99, 0.943))) == []  # noise
+    [failure] = gate(compare(base, seeds(0.940, 0.942, 0.941)))
+    assert "0.9710 -> 0.9410" in failure.reason and "Welch" in failure.reason
+    [failure] = gate(compare([rec(0.97)], [rec(0.96)]))  # one seed: the tolerance alone
+    assert "-0.0100" in failure.reason
+
+
+def test_gate_fails_exactly_the_regressed_rows():
+    base = (seeds(0.971, 0.970) + seeds(0.924, 0.925, variant="single-dense")
+            + seeds(0.972, 0.971, backend="torch"))
+    new = (seeds(0.930, 0.931) + seeds(0.924, 0.925, variant="single-dense")
+           + seeds(0.972, 0.971, backend="torch"))
+    failures = gate(compare(base, new))
+    assert [(f.row.label["variant"], f.row.label["backend"]) for f in failures] == [
+        ("two-dense", "jax")]
+
+
+def test_failed_or_diverged_new_record_fails_the_gate():
+    [failure] = gate(compare(seeds(0.97, 0.97), [rec(0.97), rec(0, 1, status="diverged")]))
+    assert failure.reason.startswith("diverged")
+
+
+def test_throughput_gate_is_off_by_default_and_ignores_contended_records():
+    base, slow = [rec(0.97, seconds=10.0)], [rec(0.97, seconds=20.0)]
+    assert gate(compare(base, slow)) == []
+    [failure] = gate(compare(base, slow), max_slowdown=0.25)
+    assert "train samples/s -50%" in failure.reason
+    contended = [rec(0.97, seconds=20.0, contended=True)]
+    rows = compare(base, contended)
+    assert gate(rows, max_slowdown=0.25) == []
+    assert rows[0].change("train_seconds").skipped == "contended"
+
+
+def test_rows_on_one_side_are_listed_not_dropped():
+    rows = compare(seeds(0.97), seeds(0.97, backend="torch"))
+    assert sorted(r.side for r in rows) == ["base", "new"]
+    assert gate(rows) == []
+
+
+def test_settings_split_rows_only_where_a_side_has_several():
+    # Same configuration with other settings on each side: still one matched row.
+    [row] = match([rec(0.97)], [rec(0.96, epochs=1)])
+    assert row.side == "both"
+    # A grid with two learning rates on both sides: two rows.
+    grid = [rec(0.97, learning_rate=1e-3), rec(0.96, learning_rate=3e-3)]
+    assert len(match(grid, grid)) == 2
+
+
+@pytest.mark.parametrize("tolerance,expected", [(0.001, WORSE), (0.02, SAME)])
+def test_tolerance_is_configurable(tolerance, expected):
+    [row] = compare([rec(0.97)], [rec(0.96)], Tolerances(accuracy=tolerance))
+    assert row.change("test_accuracy").verdict == expected
