@@ -56,8 +56,9 @@ class RunConfig:
     """Everything `mnist-bench run` needs; stored verbatim in the run file."""
 
     variants: tuple[str, ...] = field(default=(), metadata=_opt(
-        "variant to run; repeat or comma-separate for several; `all` for every one (default: the seed notebook's "
-        "three: single-dense, two-dense, flatten-dense; see `mnist-bench list`)",
+        "variant to run; repeat or comma-separate for several; `all` for every one (default: "
+        "the seed notebook's three: single-dense, two-dense, flatten-dense; see"
+        " `mnist-bench list`)",
         flags=("--variant", "-v"), action="append", metavar="NAME"))
     backends: tuple[str, ...] = field(default=(), metadata=_opt(
         "Keras backend: tensorflow, jax or torch; repeat or comma-separate for several "
