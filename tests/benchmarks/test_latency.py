@@ -14,8 +14,8 @@ import os
 import numpy as np
 import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "jax")
-pytest.importorskip(os.environ["KERAS_BACKEND"], reason=f"{os.environ['KERAS_BACKEND']} not installed")
+BACKEND = os.environ.setdefault("KERAS_BACKEND", "jax")
+pytest.importorskip(BACKEND, reason=f"{BACKEND} not installed")
 keras = pytest.importorskip("keras")
 
 import models  # noqa: E402
