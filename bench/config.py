@@ -69,7 +69,7 @@ class RunConfig:
         "repeat for several", flags=("--device",), action="append", choices=DEVICES))
     seeds: tuple[int, ...] = field(default=(0,), metadata=_opt(
         "comma-separated seeds, one record each, e.g. 0,1,2 (default: 0)", type=int_list,
-        metavar="LIST"))
+        metavar="LIST", flags=("--seeds", "--seed")))
     epochs: int | None = field(default=None, metadata=_opt(
         "override every variant's epochs", type=int, metavar="N"))
     batch_size: int | None = field(default=None, metadata=_opt(
