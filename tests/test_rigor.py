@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import INSTALLED, run_cli
+from conftest import INSTALLED, backend_params, run_cli
 
 from bench import timing
 from bench.records import load_run
@@ -19,17 +19,22 @@ def only_run(folder: Path):
     return load_run(path)
 
 
-def test_two_processes_give_bit_identical_weights(tmp_path):
-    out = run_cli("run", "-b", "jax", "-v", "two-dense", "--epochs", "1", "--train-limit",
-                  "2000", "--test-limit", "1000", "--infer-batch-sizes", "8",
-                  "--check-determinism", "--results-dir", str(tmp_path))
+@pytest.mark.parametrize("backend", backend_params())
+def test_two_processes_give_bit_identical_weights(tmp_path, backend):
+    out = run_cli("run", "-b", backend, "--epochs", "1", "--train-limit", "2000",
+                  "--test-limit", "1000", "--infer-batch-sizes", "8", "--check-determinism",
+                  "--results-dir", str(tmp_path))
     assert out.returncode == 0, out.stderr
-    first, again = sorted(only_run(tmp_path).records, key=lambda r: r.repeat)
-    assert (first.repeat, again.repeat) == (0, 1)
-    assert first.weights_sha256 == again.weights_sha256
-    assert first.predictions_sha256 == again.predictions_sha256
-    assert first.deterministic is True and again.deterministic is True
-    assert first.op_determinism  # what was switched on is stated
+    records = only_run(tmp_path).records
+    assert len(records) == 6  # the seed's three variants, each trained in two processes
+    for variant in ("single-dense", "two-dense", "flatten-dense"):
+        first, again = sorted((r for r in records if r.variant == variant),
+                              key=lambda r: r.repeat)
+        assert (first.repeat, again.repeat) == (0, 1)
+        assert first.weights_sha256 == again.weights_sha256
+        assert first.predictions_sha256 == again.predictions_sha256
+        assert first.deterministic is True and again.deterministic is True
+        assert first.op_determinism  # what was switched on (or why nothing) is stated
 
 
 def test_seeds_give_aggregates_with_intervals(tmp_path):
