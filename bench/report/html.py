@@ -1,0 +1,133 @@
+"""One self-contained HTML page: the results table, plots as base64 PNG, and the runs it merges."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Collection
+from datetime import UTC, datetime
+from html import escape
+from typing import TYPE_CHECKING
+
+from bench.report import figures
+from bench.report.table import cells, headers
+
+if TYPE_CHECKING:
+    from bench.report.publish import Report
+
+STYLE = """
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1300px; color: #222;
+       padding: 0 1em; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 13px; }
+th, td { border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: left; vertical-align: top; }
+th { background: #f4f4f4; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+tr.failed td, tr.diverged td { color: #b00020; }
+tr.skipped td { color: #8a6d00; }
+tr.contended td:last-child { color: #8a6d00; }
+img { max-width: 100%; }
+.grid { display: flex; flex-wrap: wrap; gap: 12px; }
+figure { margin: 0; }
+.note { color: #666; font-size: 12px; }
+"""
+
+
+def image(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{escape(alt)}">'
+
+
+def _alt(title: str) -> str:
+    return "confusion matrix: " + ", ".join(title.splitlines())
+
+
+def table(
+    header: list[str],
+    body: list[list[str]],
+    *,
+    numeric: Collection[str] = (),
+    classes: list[str] | None = None,
+) -> str:
+    """An HTML table; columns named in `numeric` right-aligned, one class per body row."""
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    lines = [f"<table><thead><tr>{head}</tr></thead><tbody>"]
+    for i, line in enumerate(body):
+        cls = f' class="{classes[i]}"' if classes and classes[i] else ""
+        tds = "".join(
+            f'<td class="num">{escape(c)}</td>' if h in numeric else f"<td>{escape(c)}</td>"
+            for h, c in zip(header, line, strict=True)
+        )
+        lines.append(f"<tr{cls}>{tds}</tr>")
+    lines.append("</tbody></table>")
+    return "\n".join(lines)
+
+
+def results_table(report: Report) -> str:
+    header = headers(report.by)
+    numeric = set(header) - {*report.by, "status"}
+    body = [cells(row, report.rows, report.by) for row in report.rows]
+    classes = [
+        " ".join(c for c in (row.status, "contended" if row.contended else "") if c)
+        for row in report.rows
+    ]
+    return table(header, body, numeric=numeric, classes=classes)
+
+
+def runs_table(report: Report) -> str:
+    header = ["run", "machine", "started (UTC)", "status", "records", "commit", "command"]
+    body = []
+    for loaded in report.runs:
+        run, env = loaded.run, loaded.run.environment
+        git = env.get("git") or {}
+        commit = str(git.get("commit") or "")[:10] + (" (dirty)" if git.get("dirty") else "")
+        body.append(
+            [
+                run.run_id,
+                report.machines[run.run_id],
+                run.started_utc,
+                run.status,
+                str(len(run.records)),
+                commit,
+                str(env.get("command") or ""),
+            ]
+        )
+    return table(header, body, numeric={"records"})
+
+
+def render(report: Report) -> str:
+    """The page, as text; every image is inline, so the file stands alone."""
+    rows, by = report.rows, report.by
+    ok = [r for r in rows if r.status == "ok"]
+    parts = [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8"><title>mnist-bench report</title>',
+        f"<style>{STYLE}</style></head><body>",
+        "<h1>mnist-bench report</h1>",
+        f'<p class="note">{sum(len(r.records) for r in rows)} records in {len(rows)} rows from '
+        f"{len(report.runs)} run file(s) on {len(set(report.machines.values()))} machine(s); "
+        f"grouped by {', '.join(by)}; cells are mean ± 95% CI half-width over seeds. Generated "
+        f"{datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}.</p>",
+        "<h2>Results</h2>",
+        results_table(report),
+    ]
+    if ok:
+        parts += [
+            "<h2>Accuracy against training time</h2>",
+            image(figures.accuracy_vs_time(rows, by), "accuracy against training time"),
+            "<h2>Throughput</h2>",
+            image(figures.throughput_bars(rows, by), "training and inference throughput"),
+        ]
+    heatmaps = figures.confusion_heatmaps(rows, by, report.class_names)
+    if heatmaps:
+        eligible = sum(1 for r in ok if figures.summed_confusion(r) is not None)
+        left_out = eligible - len(heatmaps)
+        parts += [
+            "<h2>Confusion matrices</h2>",
+            '<p class="note">Per row, summed over its seeds.'
+            + (f" The first {len(heatmaps)} of {eligible} are shown." if left_out else "")
+            + "</p>",
+            '<div class="grid">',
+            *(f"<figure>{image(png, _alt(title))}</figure>" for title, png in heatmaps),
+            "</div>",
+        ]
+    parts += ["<h2>Runs</h2>", runs_table(report), "</body></html>", ""]
+    return "\n".join(parts)

@@ -1,0 +1,242 @@
+"""`mnist-bench report`: merge run files and render table, Markdown, CSV or HTML.
+
+Reads run files and nothing else; imports no framework, and matplotlib only for `--format html`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bench.errors import UserError
+from bench.records import Record
+from bench.report import collect
+
+if TYPE_CHECKING:
+    from bench.report.table import Row
+
+FORMATS = ("table", "markdown", "csv", "html")
+GROUP_KEYS = ("variant", "backend", "device", "machine")  # bench.report.table.GROUP_KEYS
+EPILOG = """examples:
+  mnist-bench report results/runs                              every run, one row per configuration
+  mnist-bench report a.json b.json --group-by variant,backend,machine     machines side by side
+  mnist-bench report results/runs --format markdown >> "$GITHUB_STEP_SUMMARY"
+  mnist-bench report results/runs --format html -o report.html   tables and plots in one file
+
+exit codes: 0 ok (failed records show as rows); 2 a bad file (see --skip-bad) or option."""
+
+
+def add_report(p: argparse.ArgumentParser) -> None:
+    p.epilog = EPILOG
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run files or folders of them")
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="table",
+        help="table (rich; plain ASCII when piped), markdown (GitHub table), csv (one row per "
+        "group: n, mean, std, 95%% CI per metric) or html (one self-contained page with plots)",
+    )
+    p.add_argument(
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="write here (atomically) instead of standard output",
+    )
+    p.add_argument(
+        "--group-by",
+        default="variant,backend,device",
+        metavar="KEYS",
+        help=f"comma-separated keys that make a row: {', '.join(GROUP_KEYS)} "
+        "(default: variant,backend,device); seeds of a row show as mean ± 95%% CI half-width",
+    )
+    p.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="warn about and skip bad run files (malformed, truncated, newer schema) "
+        "instead of stopping",
+    )
+    p.add_argument(
+        "--raw",
+        action="store_true",
+        help="with --format csv: one line per record instead of one per group",
+    )
+
+
+@dataclass
+class Report:
+    """What every format renders: the runs, their grouped rows, and where each record came from."""
+
+    runs: list[collect.LoadedRun]
+    by: tuple[str, ...]
+    rows: list[Row]
+    run_of: dict[int, collect.LoadedRun]  # id(record) -> its run
+    machines: dict[str, str]  # run_id -> machine label
+
+    def machine_of(self, record: Record) -> str:
+        return self.machines[self.run_id(record)]
+
+    def run_id(self, record: Record) -> str:
+        return self.run_of[id(record)].run.run_id
+
+    def class_names(self, record: Record) -> list[str] | None:
+        dataset = self.run_of[id(record)].run.environment.get("dataset") or {}
+        names = dataset.get("class_names")
+        return [str(n) for n in names] if isinstance(names, list) else None
+
+
+def parse_group_by(text: str) -> tuple[str, ...]:
+    """`variant,machine` -> ("variant", "machine"); raises UserError naming the valid keys."""
+    keys = tuple(dict.fromkeys(k.strip() for k in text.split(",") if k.strip()))
+    bad = [k for k in keys if k not in GROUP_KEYS] or ([] if keys else [text])
+    if bad:
+        raise UserError(
+            f"unknown --group-by key {bad[0]!r}; valid: {', '.join(GROUP_KEYS)} (comma-separated)"
+        )
+    return keys
+
+
+def build(
+    paths: list[str],
+    *,
+    by: tuple[str, ...],
+    skip_bad: bool = False,
+    warn: Callable[[str], None] | None = None,
+) -> Report:
+    """Load, de-duplicate and group the runs under `paths`.
+
+    Raises:
+        UserError: a bad file (unless `skip_bad`), or no record to report.
+    """
+    from bench.report.table import rows
+
+    runs = _unique(collect.load_runs(paths, skip_bad=skip_bad, warn=warn), warn)
+    run_of = {id(r): loaded for loaded in runs for r in loaded.run.records}
+    machines = {loaded.run.run_id: loaded.machine for loaded in runs}
+    report = Report(runs, by, [], run_of, machines)
+    report.rows = _ordered(rows(collect.records(runs), by=by, machine_of=report.machine_of), by)
+    if not report.rows:
+        raise UserError("no records to report in: " + ", ".join(paths))
+    return report
+
+
+def _unique(
+    runs: list[collect.LoadedRun], warn: Callable[[str], None] | None
+) -> list[collect.LoadedRun]:
+    """Drop a second copy of a run (same run id), so no record counts twice."""
+    seen: dict[str, Path] = {}
+    out = []
+    for loaded in runs:
+        first = seen.setdefault(loaded.run.run_id, loaded.path)
+        if first != loaded.path:
+            if warn is not None:
+                warn(f"skipped {loaded.path}: same run id as {first}")
+            continue
+        out.append(loaded)
+    return out
+
+
+def _ordered(all_rows: list[Row], by: tuple[str, ...]) -> list[Row]:
+    """Rows sorted by each key in `by`, each key's values in order of first appearance."""
+    first: dict[str, dict[str, int]] = {k: {} for k in by}
+    for row in all_rows:
+        for k in by:
+            first[k].setdefault(getattr(row, k), len(first[k]))
+    return sorted(all_rows, key=lambda row: [first[k][getattr(row, k)] for k in by])
+
+
+def render(report: Report, fmt: str, *, raw: bool = False) -> str:
+    """The report as text in `fmt` (table: plain ASCII)."""
+    if fmt == "markdown":
+        from bench.report import markdown
+
+        return markdown.render(report.rows, report.by)
+    if fmt == "csv":
+        from bench.report import csvout
+
+        if raw:
+            return csvout.render_raw(collect.records(report.runs), report.machine_of, report.run_id)
+        return csvout.render(report.rows, report.by)
+    if fmt == "html":
+        from bench.report import html
+
+        return html.render(report)
+    return _plain_table(report)
+
+
+def _plain_table(report: Report) -> str:
+    import io
+
+    from rich.console import Console
+
+    from bench.report.table import rows_table
+
+    buffer = io.StringIO()
+    Console(file=buffer, width=200, no_color=True).print(
+        rows_table(report.rows, color=False, by=report.by)
+    )
+    return buffer.getvalue()
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file in the same folder and a rename.
+
+    Raises:
+        UserError: the folder is missing or the write failed; the message names the path.
+    """
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write ({exc.strerror})") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a report is for sharing
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write ({exc.strerror})") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    by = parse_group_by(args.group_by)
+    if args.raw and args.format != "csv":
+        raise UserError("--raw goes with --format csv")
+    if args.format == "html" and not args.output and sys.stdout.isatty():
+        raise UserError("--format html writes a whole page: give --output FILE (or pipe it)")
+
+    def warn(message: str) -> None:
+        print(f"mnist-bench report: warning: {message}", file=sys.stderr)
+
+    report = build(args.runs, by=by, skip_bad=args.skip_bad, warn=warn)
+    if args.output:
+        write_atomic(Path(args.output), render(report, args.format, raw=args.raw))
+        print(
+            f"report: {args.output} ({len(report.rows)} rows from {len(report.runs)} run file(s))",
+            file=sys.stderr,
+        )
+        return 0
+    if args.format == "table":
+        from bench.cli import make_console
+        from bench.report.table import rows_table
+
+        console = make_console()
+        console.print(rows_table(report.rows, color=console.is_terminal, by=by))
+        return 0
+    sys.stdout.write(render(report, args.format, raw=args.raw))
+    return 0
