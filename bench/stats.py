@@ -31,9 +31,9 @@ class Summary:
 
 
 def t_quantile(confidence: float, dof: int) -> float:
-    from scipy import stats
+    from scipy import special  # a fraction of scipy.stats' import time; the same quantile
 
-    return float(stats.t.ppf(0.5 + confidence / 2, dof))
+    return float(special.stdtrit(dof, 0.5 + confidence / 2))
 
 
 def summarize(values: list[float], confidence: float = 0.95) -> Summary:
