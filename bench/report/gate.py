@@ -168,11 +168,14 @@ def _table_data(rows: list[Row], reasons) -> tuple[list[str], list[list[str]], l
 def _render(rows: list[Row], fmt: str, *, title: str, reasons=None) -> None:
     header, body, styles = _table_data(rows, reasons)
     if fmt == "markdown":
-        print(f"**{title}**\n")
+        from bench.report.markdown import escape
+
+        print(f"**{escape(title)}**\n")
         print("| " + " | ".join(header) + " |")
-        print("|" + "|".join("---:" if i >= 3 else "---" for i in range(len(header))) + "|")
+        print("| " + " | ".join("---:" if 3 <= i < len(header) - 1 else "---"
+                                for i in range(len(header))) + " |")
         for line in body:
-            print("| " + " | ".join(c.replace("|", "\\|") for c in line) + " |")
+            print("| " + " | ".join(escape(c) for c in line) + " |")
         return
     from rich import box
     from rich.table import Table
