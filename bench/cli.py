@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import signal
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -99,57 +98,62 @@ def config_from_args(args: argparse.Namespace):
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from bench.runner import Run
+    from bench.runner import Interrupted, Run, interruptible
 
-    run = Run.resume(args.resume) if args.resume else Run.start(config_from_args(args), sys.argv)
-    return execute(run)
+    with interruptible():
+        try:
+            run = Run.resume(args.resume) if args.resume else Run.start(
+                config_from_args(args), sys.argv)
+            return execute(run)
+        except Interrupted as exc:
+            print("interrupted before the run started", file=sys.stderr)
+            return 128 + exc.signum
 
 
 def execute(run, *, figures: bool = True) -> int:
     """Run with live progress; then figures, the table, and the exit code. Shared by `run` and
-    `baseline update`."""
-    from bench import progress
-    from bench.report import plots
-    from bench.report.table import records_table
-    from bench.runner import Interrupted
+    `baseline update`.
 
-    console = make_console()
-    console.print(f"run {run.file.run_id}: {len(run.pending)} record(s) to go -> {run.path}",
-                  highlight=False)
+    The first SIGINT or SIGTERM stops the run: the record in hand is dropped, its worker killed,
+    and the run file marked `interrupted` with what is left. A second one, or any once the run
+    file is final, kills the workers and exits at once.
+    """
+    from bench.runner import Interrupted, exit_at_once_on_signal, interruptible
 
-    def interrupt(signum, frame):
-        signal.signal(signal.SIGINT, lambda *_: os._exit(128 + signal.SIGINT))
-        raise Interrupted(signum)
+    with interruptible():
+        from bench import progress
+        from bench.report import plots
+        from bench.report.table import records_table
 
-    signal.signal(signal.SIGINT, interrupt)
-    signal.signal(signal.SIGTERM, interrupt)
-    code = 0
-    try:
-        with progress.make(console, len(run.pending)) as observer:
-            run.execute(observer)
-    except Interrupted as exc:
-        code = 128 + exc.signum
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    records = run.file.records
-    folder = run.path.with_suffix("")
-    drawn = (plots.draw_run_figures(records, run.dataset.x_test, run.dataset.class_names, folder)
-             if figures else [])
-    console.print(records_table(records, title=f"mnist-bench run {run.file.run_id}",
-                                color=console.is_terminal))
-    console.print(f"results: {run.path}" + (f" (+{len(drawn)} figures in {folder}/)"
-                                             if drawn else ""), highlight=False)
+        console = make_console()
+        console.print(f"run {run.file.run_id}: {len(run.pending)} record(s) to go -> {run.path}",
+                      highlight=False)
+        code = 0
+        try:
+            with progress.make(console, len(run.pending)) as observer:
+                run.execute(observer)
+        except Interrupted as exc:
+            code = 128 + exc.signum
+        exit_at_once_on_signal()  # the file is final: nothing is left to save
+        records = run.file.records
+        folder = run.path.with_suffix("")
+        drawn = (plots.draw_run_figures(records, run.dataset.x_test, run.dataset.class_names,
+                                        folder) if figures else [])
+        console.print(records_table(records, title=f"mnist-bench run {run.file.run_id}",
+                                    color=console.is_terminal))
+        console.print(f"results: {run.path}" + (f" (+{len(drawn)} figures in {folder}/)"
+                                                 if drawn else ""), highlight=False)
     if code:
         print(f"interrupted: {len(records)} record(s) saved, {len(run.file.pending)} left; "
               f"finish with: mnist-bench run --resume {run.path}", file=sys.stderr)
         return code
     bad = [r for r in records if r.status in ("failed", "diverged")]
+    if bad:
+        print(f"error: {len(bad)} record(s) failed or diverged", file=sys.stderr)
+        return 1
     if not any(r.status == "ok" for r in records):
         reasons = sorted({r.error for r in records if r.error})
         print(f"error: no record ran: {'; '.join(reasons)}", file=sys.stderr)
-        return 1
-    if bad:
-        print(f"error: {len(bad)} record(s) failed or diverged", file=sys.stderr)
         return 1
     return 0
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,17 +118,57 @@ def _verify_pinned(dataset: Dataset, pinned: dict[str, str], path: Path) -> None
 
 def _load_npz(path: Path, name: str) -> Dataset:
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            missing = [key for key in KEYS if key not in npz.files]
+        with zipfile.ZipFile(path) as npz:
+            members = {m[: -len(".npy")]: m for m in npz.namelist() if m.endswith(".npy")}
+            missing = [key for key in KEYS if key not in members]
             if missing:
+                found = ", ".join(members) or "none"
                 raise UserError(f"{path}: missing key(s) {', '.join(missing)} "
-                                f"(found {', '.join(npz.files) or 'none'}; expected {', '.join(KEYS)})")
-            arrays = {key: npz[key] for key in KEYS}
+                                f"(found {found}; expected {', '.join(KEYS)})")
+            arrays = {key: _read_npy(npz, members[key], path) for key in KEYS}
     except UserError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, zlib.error,
+            NotImplementedError, RuntimeError) as exc:  # RuntimeError: an encrypted member
         raise UserError(f"{path}: not a readable .npz file ({_short(exc)})") from None
     return _validated(path, name, arrays, DIGIT_CLASSES)
+
+
+def _read_npy(npz: zipfile.ZipFile, member: str, path: Path) -> np.ndarray:
+    """One array of an .npz, as `np.load(allow_pickle=False)` would read it, except that the
+    header's shape is checked against the data actually present (read in bounded chunks), so a
+    header that claims terabytes allocates nothing of the sort."""
+    fmt = np.lib.format
+    with npz.open(member) as f:
+        version = fmt.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = fmt.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, fortran, dtype = fmt.read_array_header_2_0(f)
+        else:
+            raise UserError(f"{path}: {member} has .npy format version {version}, "
+                            "expected 1.0 or 2.0")
+        if dtype.hasobject:
+            raise UserError(f"{path}: {member} holds Python objects (pickled data is refused)")
+        expected = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        data = _read_exactly(f, expected)
+    if len(data) < expected:
+        raise UserError(f"{path}: {member} is truncated: its header claims {expected} bytes "
+                        f"of data, it holds {len(data)}")
+    array = np.frombuffer(memoryview(data)[:expected], dtype=dtype)  # np.load ignores a tail
+    return array.reshape(shape[::-1]).T if fortran else array.reshape(shape)
+
+
+def _read_exactly(f, expected: int) -> bytearray:
+    """Up to `expected` bytes of `f` (one more if present), never asking for more at a time
+    than a chunk: memory grows with the data there, not with what a header claims."""
+    data = bytearray()
+    while len(data) <= expected:
+        chunk = f.read(min(_READ_CHUNK, expected + 1 - len(data)))
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def _load_idx_dir(folder: Path, name: str, classes: tuple[str, ...]) -> Dataset:
@@ -135,7 +176,8 @@ def _load_idx_dir(folder: Path, name: str, classes: tuple[str, ...]) -> Dataset:
     for key, filename in IDX_FILES.items():
         path = folder / filename
         if not path.exists():
-            raise UserError(f"{path}: missing (an IDX folder holds {', '.join(IDX_FILES.values())})")
+            raise UserError(f"{path}: missing "
+                            f"(an IDX folder holds {', '.join(IDX_FILES.values())})")
         arrays[key] = read_idx(path)
     return _validated(folder, name, arrays, classes)
 
@@ -150,9 +192,11 @@ def read_idx(path: Path) -> np.ndarray:
         with gzip.open(path, "rb") as f:
             header = f.read(4)
             if len(header) < 4 or header[0] != 0 or header[1] != 0:
-                raise UserError(f"{path}: not an IDX file (bad magic number {header.hex() or 'none'})")
+                raise UserError(f"{path}: not an IDX file "
+                                f"(bad magic number {header.hex() or 'none'})")
             if header[2] != _IDX_UBYTE:
-                raise UserError(f"{path}: IDX data type 0x{header[2]:02x} is not unsigned byte (0x08)")
+                raise UserError(f"{path}: IDX data type 0x{header[2]:02x} "
+                                "is not unsigned byte (0x08)")
             ndim = header[3]
             if not 1 <= ndim <= 4:
                 raise UserError(f"{path}: IDX header claims {ndim} dimensions (expected 1 to 4)")
@@ -161,15 +205,10 @@ def read_idx(path: Path) -> np.ndarray:
                 raise UserError(f"{path}: truncated IDX header")
             dims = tuple(int.from_bytes(dims_raw[i : i + 4], "big") for i in range(0, 4 * ndim, 4))
             expected = int(np.prod(dims, dtype=object))
-            data = bytearray()
-            while len(data) <= expected:
-                chunk = f.read(min(_READ_CHUNK, expected + 1 - len(data)))
-                if not chunk:
-                    break
-                data += chunk
+            data = _read_exactly(f, expected)
     except UserError:
         raise
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
         raise UserError(f"{path}: not a readable gzip IDX file ({_short(exc)})") from None
     if len(data) != expected:
         if len(data) < expected:
@@ -177,7 +216,7 @@ def read_idx(path: Path) -> np.ndarray:
         else:
             what = f"holds more data than its header claims ({expected} bytes)"
         raise UserError(f"{path}: {what}")
-    return np.frombuffer(bytes(data), dtype=np.uint8).reshape(dims)
+    return np.frombuffer(data, dtype=np.uint8).reshape(dims)
 
 
 def _validated(path: Path, name: str, arrays: dict[str, np.ndarray], classes) -> Dataset:

@@ -25,6 +25,8 @@ STARTUP_TIMEOUT = 300.0  # importing a framework on a busy 2-core machine
 MIN_RECORD_TIMEOUT = 180.0
 PESSIMISTIC_FLOPS = 2e9  # FLOP/s a slow backend still beats on a 2-core CPU
 
+_live: set[WorkerProcess] = set()  # started and not yet killed: what kill_all() must reach
+
 
 def default_record_timeout(
     job: dict[str, Any], flops_per_train_sample: int, train_samples: int
@@ -39,6 +41,7 @@ class WorkerProcess:
 
     def __init__(self, request: dict[str, Any]) -> None:
         env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+        env["MNIST_BENCH_PARENT_PID"] = str(os.getpid())  # the worker exits when it is gone
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bench.worker"],
             stdin=subprocess.PIPE,
@@ -47,6 +50,7 @@ class WorkerProcess:
             env=env,
             start_new_session=True,
         )
+        _live.add(self)
         self.events: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=40)
         threading.Thread(target=self._read_stdout, daemon=True).start()
@@ -59,8 +63,10 @@ class WorkerProcess:
 
     def _read_stdout(self) -> None:
         for line in self.proc.stdout:
-            with contextlib.suppress(json.JSONDecodeError):
-                self.events.put(json.loads(line))
+            with contextlib.suppress(ValueError):  # a line that is not ours: skipped
+                event = json.loads(line)
+                if isinstance(event, dict) and "event" in event:
+                    self.events.put(event)
         self.events.put(None)
 
     def _read_stderr(self) -> None:
@@ -79,12 +85,13 @@ class WorkerProcess:
         except queue.Empty:
             raise TimeoutError from None
 
-    def kill(self) -> None:
+    def kill(self, wait: float = 10.0) -> None:
         """Kill the worker's whole process group, and reap it."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
+        _live.discard(self)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=10)
+            self.proc.wait(timeout=wait)
 
     def death_cause(self) -> str:
         try:
@@ -100,6 +107,12 @@ class WorkerProcess:
         else:
             cause = f"worker exited with code {code}"
         return f"{cause}: {last}" if last else cause
+
+
+def kill_all() -> None:
+    """Kill every worker still running, without waiting: for a parent about to exit at once."""
+    for worker in list(_live):
+        worker.kill(wait=0)
 
 
 def _last_error_line(lines: collections.deque[str]) -> str:
@@ -169,14 +182,21 @@ def _drive(
             deadline, what = time.monotonic() + limit, f"timeout: record exceeded {limit:.0f} s"
             observer.on_start(job)
             continue
-        if kind == "ready":
+        if kind == "ready":  # next: loading the data and building the first model
             ready = True
             observer.on_ready(backend, event)
-        elif kind == "epoch":
+            deadline = time.monotonic() + STARTUP_TIMEOUT
+            what = (f"timeout: the {backend} worker did not start its first record within "
+                    f"{STARTUP_TIMEOUT:.0f} s of coming up")
+            continue
+        if kind == "epoch":
             observer.on_epoch(job, event)
             continue
         elif kind == "record":
-            record = Record.from_dict(event["record"])
+            try:
+                record = Record.from_dict(event["record"])
+            except (KeyError, ValueError, TypeError) as exc:
+                record = failed_record(job, f"the {backend} worker sent a malformed record: {exc}")
             pending.pop(0)
             observer.on_record(job, record)
             yield record

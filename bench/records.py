@@ -1,4 +1,4 @@
-"""Typed, versioned results: one `Record` per (variant, backend, device, seed), one `RunFile` per run.
+"""Typed, versioned results: a `Record` per (variant, backend, device, seed), a `RunFile` per run.
 
 Records round-trip through plain JSON with `to_dict` / `from_dict`; nothing is pickled or
 evaluated. A file of a newer `schema_version` than this code knows is refused, not guessed at.
@@ -7,7 +7,10 @@ evaluated. A file of a newer `schema_version` than this code knows is refused, n
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,7 @@ from bench.errors import UserError
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "skipped", "failed", "diverged")
+RUN_STATUSES = ("running", "complete", "interrupted")
 
 
 @dataclass
@@ -48,7 +52,7 @@ class Record:
     inference: list[dict[str, Any]] = field(default_factory=list)  # per batch size
     latency_ms: dict[str, float] | None = None  # batch-1 p50/p95/p99
     accuracy_curve: list[float] = field(default_factory=list)  # test accuracy after each epoch
-    loss_curve: list[float] = field(default_factory=list)  # training loss per epoch
+    loss_curve: list[float | None] = field(default_factory=list)  # per epoch; None: not finite
     time_to_accuracy: list[dict[str, Any]] = field(default_factory=list)
     diverged_at_epoch: int | None = None
     flops_per_train_sample: int | None = None
@@ -77,11 +81,19 @@ class Record:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Record:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ValueError(f"unknown record field(s): {', '.join(sorted(unknown))}")
-        return cls(**data)
+        """Build a record from JSON, checking every field's type.
+
+        Raises:
+            ValueError: not an object, an unknown or missing field, a wrong type or status.
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"a record is {_json_type(data)}, not an object")
+        kwargs = _typed_fields(cls, data, "record", required=("variant", "backend", "device",
+                                                                "seed"))
+        if kwargs.get("status", "ok") not in STATUSES:
+            raise ValueError(f"record status {kwargs['status']!r} is not one of "
+                             f"{', '.join(STATUSES)}")
+        return cls(**kwargs)
 
 
 @dataclass
@@ -108,23 +120,86 @@ class RunFile:
         if not isinstance(data, dict):
             raise ValueError("top level is not a JSON object")
         version = data.get("schema_version")
-        if not isinstance(version, int):
+        if not isinstance(version, int) or isinstance(version, bool):
             raise ValueError("no integer schema_version")
         if version > SCHEMA_VERSION:
             raise ValueError(
                 f"schema_version {version} is newer than this mnist-bench understands "
                 f"({SCHEMA_VERSION}); upgrade mnist-bench"
             )
+        if version < 1:
+            raise ValueError(f"schema_version {version} is not a version mnist-bench wrote")
         names = {f.name for f in dataclasses.fields(cls)}
-        missing = {"run_id", "started_utc", "config", "environment"} - set(data)
-        if missing:
-            raise ValueError(f"missing field(s): {', '.join(sorted(missing))}")
-        kwargs = {k: v for k, v in data.items() if k in names}
-        records = kwargs.get("records", [])
+        known = {k: v for k, v in data.items() if k in names}  # newer minor fields: ignored
+        records = known.pop("records", [])
+        kwargs = _typed_fields(cls, known, "run file",
+                               required=("run_id", "started_utc", "config", "environment"))
+        if kwargs.get("status", "running") not in RUN_STATUSES:
+            raise ValueError(f"status {kwargs['status']!r} is not one of "
+                             f"{', '.join(RUN_STATUSES)}")
         if not isinstance(records, list):
-            raise ValueError("records is not a list")
-        kwargs["records"] = [Record.from_dict(r) for r in records]
+            raise ValueError(f"records is {_json_type(records)}, not a list")
+        kwargs["records"] = []
+        for i, record in enumerate(records):
+            try:
+                kwargs["records"].append(Record.from_dict(record))
+            except ValueError as exc:
+                raise ValueError(f"records[{i}]: {exc}") from None
         return cls(**kwargs)
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _typed_fields(cls: type, data: dict[str, Any], what: str, required: tuple[str, ...]
+                  ) -> dict[str, Any]:
+    """`data`'s fields, each checked against `cls`'s annotation; ValueError on any mismatch."""
+    hints = {f.name: _hints(cls)[f.name] for f in dataclasses.fields(cls)}
+    unknown = set(data) - set(hints)
+    if unknown:
+        raise ValueError(f"unknown {what} field(s): {', '.join(sorted(unknown))}")
+    missing = [name for name in required if name not in data]
+    if missing:
+        raise ValueError(f"missing field(s): {', '.join(missing)}")
+    for name, value in data.items():
+        if not _conforms(value, hints[name]):
+            raise ValueError(f"{name} is {_json_type(value)}, expected {_type_name(hints[name])}")
+    return dict(data)
+
+
+def _conforms(value: Any, hint: Any) -> bool:
+    """Whether a JSON value fits a (simple) annotation: str, int, float, bool, None, list[...],
+    dict[...], unions, Any. An int passes for a float (JSON writes 2.0 as 2); a bool passes for
+    neither."""
+    if hint is Any:
+        return True
+    if hint is type(None):
+        return value is None
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        return any(_conforms(value, arg) for arg in args)
+    if origin is list:
+        return isinstance(value, list) and all(_conforms(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(
+            _conforms(k, args[0]) and _conforms(v, args[1]) for k, v in value.items())
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _type_name(hint: Any) -> str:
+    return str(hint).replace("typing.", "") if typing.get_args(hint) else hint.__name__
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+             int: "a number", float: "a number", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
 
 
 def load_run(path: str | Path) -> RunFile:
@@ -141,10 +216,25 @@ def load_run(path: str | Path) -> RunFile:
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: unreadable ({exc.__class__.__name__})") from None
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}: malformed JSON ({exc.msg} at line {exc.lineno})") from None
+    except ValueError as exc:  # NaN, 1e999, an integer of more than 4300 digits
+        raise UserError(f"{path}: malformed JSON ({str(exc)[:100]})") from None
+    except RecursionError:
+        raise UserError(f"{path}: malformed JSON (nested too deeply)") from None
     try:
         return RunFile.from_dict(data)
     except (ValueError, TypeError) as exc:
         raise UserError(f"{path}: not a mnist-bench run file ({exc})") from None
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text[:20]} is out of range")
+    return value

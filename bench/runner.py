@@ -6,9 +6,11 @@ so an interrupt, a crash or a full disk loses nothing already measured.
 
 from __future__ import annotations
 
-
+import contextlib
 import json
-from collections.abc import Iterable
+import os
+import signal
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +18,13 @@ import models
 from bench import data, environment, launcher, peak, stats, storage
 from bench.config import BACKENDS, RunConfig
 from bench.errors import UserError
-from bench.records import SCHEMA_VERSION, Record, RunFile, load_run
+from bench.records import Record, RunFile, load_run
 
 AGGREGATED = ("test_accuracy", "train_seconds", "train_samples_per_second",
               "infer_samples_per_second")
+
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Interrupted(BaseException):
@@ -28,6 +33,43 @@ class Interrupted(BaseException):
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
+
+
+_signalled: list[int] = []  # signals received; once one has, any later one exits at once
+
+
+@contextlib.contextmanager
+def interruptible() -> Iterator[None]:
+    """Within: the first SIGINT or SIGTERM raises `Interrupted` (so the run file can be marked),
+    any later one kills the workers and exits at once, up to the end of the process. Where no
+    signal came, the previous handlers come back after."""
+    previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
+    if not _signalled:
+        for sig in SIGNALS:
+            signal.signal(sig, _interrupt)
+    try:
+        yield
+    finally:
+        if not _signalled:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def exit_at_once_on_signal() -> None:
+    """From now on, SIGINT or SIGTERM kills the workers and exits (128 + the signal number)."""
+    for sig in SIGNALS:
+        signal.signal(sig, _exit_now)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    _signalled.append(signum)
+    exit_at_once_on_signal()
+    raise Interrupted(signum)
+
+
+def _exit_now(signum: int, frame: object) -> None:
+    launcher.kill_all()
+    os._exit(128 + signum)
 
 
 def validate_backends(requested: Iterable[str]) -> list[str]:
@@ -116,11 +158,19 @@ class Run:
         run = load_run(path)
         if run.status == "complete":
             raise UserError(f"{path}: run is already complete; nothing to resume")
-        config = RunConfig.from_dict(run.config)
+        try:
+            config = RunConfig.from_dict(run.config)
+            expand_jobs(config)
+            _check_limits(config)
+        except UserError as exc:
+            raise UserError(f"{path}: its configuration is not valid: {exc}") from None
+        except (TypeError, ValueError, AttributeError, KeyError) as exc:
+            raise UserError(f"{path}: its configuration is not valid ({exc})") from None
         dataset = data.load(config.data)
         digests = run.environment.get("dataset_digests")
         if digests and digests != dataset.digests:
             raise UserError(f"{path}: the dataset {config.data!r} is not the one this run used")
+        storage.ensure_dir(path.parent)
         return cls(config, run, path, dataset)
 
     def save(self) -> None:
@@ -131,12 +181,14 @@ class Run:
         self.file.status = "running"
         self.file.pending = []
         try:
-            for (backend, repeat), jobs in _groups(self.pending):
-                for record in self._run_group(backend, jobs, observer):
-                    self._add(record)
+            for (backend, _repeat), jobs in _groups(self.pending):
+                with contextlib.closing(self._run_group(backend, jobs, observer)) as records:
+                    for record in records:
+                        self._add(record)
         except Interrupted:
+            done = {record_key(r) for r in self.file.records}
             self.file.status = "interrupted"
-            self.file.pending = self.pending
+            self.file.pending = [j for j in self.pending if job_key(j) not in done]
             self.file.finished_utc = storage.utc_now()
             self.save()
             raise

@@ -46,8 +46,8 @@ def write_json(path: Path, data: dict[str, Any], *, exclusive: bool = False) -> 
         UserError: the write failed; the message names the path.
     """
     payload = json.dumps(data, indent=1, allow_nan=False).encode() + b"\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(payload)

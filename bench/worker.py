@@ -25,9 +25,12 @@ from bench import timing
 from bench.records import Record
 from bench.storage import utc_now
 
-# Test hook: "KIND@VARIANT" makes the worker misbehave at the start of that variant's job.
-# KIND is crash (SIGSEGV), kill (SIGKILL, as the OOM killer does), hang, or exit.
+# Test hook: "KIND@VARIANT" makes the worker misbehave once that variant's record has started
+# (its `start` event sent); comma-separate several. KIND is crash (SIGSEGV), kill (SIGKILL, as
+# the OOM killer does), hang, or exit.
 FAULT_ENV = "MNIST_BENCH_INJECT_FAULT"
+# The parent's pid, set by the launcher: the worker exits when its parent is gone.
+PARENT_ENV = "MNIST_BENCH_PARENT_PID"
 # Share of all cores that other processes may use before a record is marked contended.
 CONTENTION_THRESHOLD = 0.25
 
@@ -38,8 +41,20 @@ class Protocol:
         os.dup2(2, 1)
 
     def emit(self, event: str, **payload: Any) -> None:
-        self._out.write(json.dumps({"event": event, **payload}) + "\n")
+        line = json.dumps(_finite({"event": event, **payload}), allow_nan=False)
+        self._out.write(line + "\n")
         self._out.flush()
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every NaN or infinity replaced by None: standard JSON, which has neither."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def configure_backend(backend: str, threads: int | None) -> None:
@@ -181,10 +196,12 @@ class ContentionProbe:
 
 
 def _inject_fault(variant: str) -> None:
-    spec = os.environ.get(FAULT_ENV, "")
-    kind, _, target = spec.partition("@")
-    if not kind or target != variant:
+    kinds = [kind for kind, _, target in (spec.partition("@") for spec in
+                                          os.environ.get(FAULT_ENV, "").split(","))
+             if target == variant]
+    if not kinds:
         return
+    kind = kinds[0]
     import signal
 
     if kind == "crash":
@@ -240,7 +257,6 @@ class Trainer:
             record.status = "skipped"
             record.error = f"no GPU visible to {self.request['backend']}"
             return record
-        _inject_fault(job["variant"])
         t0 = time.perf_counter()
         with ContentionProbe() as probe:
             self._train(record, variant, device, job["index"])
@@ -274,12 +290,13 @@ class Trainer:
                 loss = float(logs["loss"])  # brings the last step to the host
                 seconds = time.perf_counter() - self.t0
                 record.epoch_seconds.append(seconds)
-                record.loss_curve.append(loss)
-                if not math.isfinite(loss):
+                finite = math.isfinite(loss)
+                record.loss_curve.append(loss if finite else None)  # JSON has no NaN
+                if not finite:
                     record.status, record.diverged_at_epoch = "diverged", epoch + 1
                     record.error = f"loss became {loss} in epoch {epoch + 1}"
                     self.model.stop_training = True
-                    proto.emit("epoch", job=index, epoch=epoch + 1, seconds=seconds, loss=loss)
+                    proto.emit("epoch", job=index, epoch=epoch + 1, seconds=seconds, loss=None)
                     return
                 # Outside the timed region: test accuracy for time-to-accuracy.
                 acc = float(np.mean(_predict_classes(self.model, x_test) == y_test))
@@ -297,13 +314,19 @@ class Trainer:
             record.flops_per_infer_sample = count_flops(model)
             record.flops_per_train_sample = 3 * record.flops_per_infer_sample
             proto.emit("start", job=index, flops_per_train_sample=record.flops_per_train_sample)
+            _inject_fault(record.variant)
             model.fit(x_train, y_train, epochs=settings["epochs"], batch_size=batch,
                       shuffle=True, verbose=0, callbacks=[EpochHook()])
             self._summarize_training(record, targets)
             if record.status == "diverged":
                 return
-            record.test_loss = float(model.evaluate(x_test, y_test, batch_size=1024, verbose=0,
-                                                    return_dict=True)["loss"])
+            test_loss = float(model.evaluate(x_test, y_test, batch_size=1024, verbose=0,
+                                             return_dict=True)["loss"])
+            if not math.isfinite(test_loss):  # the last step broke the weights
+                record.status, record.diverged_at_epoch = "diverged", len(record.epoch_seconds)
+                record.error = f"test loss is {test_loss} after training"
+                return
+            record.test_loss = test_loss
             predicted = _predict_classes(model, x_test)
             cm = np.bincount(y_test.astype(np.int64) * 10 + predicted,
                              minlength=100).reshape(10, 10)
@@ -350,7 +373,22 @@ def _predict_classes(model, x: np.ndarray) -> np.ndarray:
     return np.argmax(np.asarray(model.predict(x, batch_size=1024, verbose=0)), axis=1)
 
 
+def exit_with_parent(interval: float = 1.0) -> None:
+    """Exit when the parent goes (even by SIGKILL): a worker never outlives its run."""
+    import threading
+
+    parent = int(os.environ.get(PARENT_ENV) or os.getppid())
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
+
+
 def main() -> None:
+    exit_with_parent()
     proto = Protocol()
     request = json.load(sys.stdin)
     backend = request["backend"]
