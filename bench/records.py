@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import json
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,40 +158,80 @@ def _hints(cls: type) -> dict[str, Any]:
 def _typed_fields(cls: type, data: dict[str, Any], what: str, required: tuple[str, ...]
                   ) -> dict[str, Any]:
     """`data`'s fields, each checked against `cls`'s annotation; ValueError on any mismatch."""
-    hints = {f.name: _hints(cls)[f.name] for f in dataclasses.fields(cls)}
-    unknown = set(data) - set(hints)
+    checks = _field_checks(cls)
+    unknown = data.keys() - checks.keys()
     if unknown:
         raise ValueError(f"unknown {what} field(s): {', '.join(sorted(unknown))}")
     missing = [name for name in required if name not in data]
     if missing:
         raise ValueError(f"missing field(s): {', '.join(missing)}")
     for name, value in data.items():
-        if not _conforms(value, hints[name]):
-            raise ValueError(f"{name} is {_json_type(value)}, expected {_type_name(hints[name])}")
+        hint, conforms = checks[name]
+        if not conforms(value):
+            raise ValueError(f"{name} is {_json_type(value)}, expected {_type_name(hint)}")
     return dict(data)
 
 
-def _conforms(value: Any, hint: Any) -> bool:
-    """Whether a JSON value fits a (simple) annotation: str, int, float, bool, None, list[...],
-    dict[...], unions, Any. An int passes for a float (JSON writes 2.0 as 2); a bool passes for
-    neither."""
+@functools.cache
+def _field_checks(cls: type) -> dict[str, tuple[Any, Callable[[Any], bool]]]:
+    return {f.name: (_hints(cls)[f.name], _checker(_hints(cls)[f.name]))
+            for f in dataclasses.fields(cls)}
+
+
+_LIST = frozenset({list})
+_SCALARS = {int: frozenset({int}), float: frozenset({int, float}), str: frozenset({str}),
+            bool: frozenset({bool}), type(None): frozenset({type(None)})}
+
+
+def _scalar_types(hint: Any) -> frozenset[type] | None:
+    """The exact JSON types a scalar annotation (or a union of them) admits; None otherwise.
+    Exact types: a bool is not an int here, and an int passes for a float."""
+    if hint in _SCALARS:
+        return _SCALARS[hint]
+    if typing.get_origin(hint) in (types.UnionType, typing.Union):
+        parts = [_scalar_types(arg) for arg in typing.get_args(hint)]
+        if all(part is not None for part in parts):
+            return frozenset().union(*parts)
+    return None
+
+
+@functools.cache
+def _checker(hint: Any) -> Callable[[Any], bool]:
+    """Whether a JSON value fits a (simple) annotation, as one function built once per hint:
+    str, int, float, bool, None, list[...], dict[...], unions, Any."""
     if hint is Any:
-        return True
-    if hint is type(None):
-        return value is None
+        return lambda value: True
+    scalars = _scalar_types(hint)
+    if scalars is not None:
+        return lambda value: type(value) in scalars
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (types.UnionType, typing.Union):
-        return any(_conforms(value, arg) for arg in args)
-    if origin is list:
-        return isinstance(value, list) and all(_conforms(v, args[0]) for v in value)
+        options = tuple(_checker(arg) for arg in args)
+        return lambda value: any(check(value) for check in options)
+    if origin is list:  # set(map(type, ...)) checks a whole list at C speed
+        items = _scalar_types(args[0])
+        if items is not None:  # curves
+            return lambda value: type(value) is list and set(map(type, value)) <= items
+        inner = args[0]
+        if typing.get_origin(inner) is list and _scalar_types(typing.get_args(inner)[0]):
+            cells = _scalar_types(typing.get_args(inner)[0])  # confusion matrix, misclassified
+            return lambda value: (type(value) is list and set(map(type, value)) <= _LIST
+                                  and set(map(type, itertools.chain.from_iterable(value)))
+                                  <= cells)
+        item = _checker(inner)
+        return lambda value: type(value) is list and all(map(item, value))
     if origin is dict:
-        return isinstance(value, dict) and all(
-            _conforms(k, args[0]) and _conforms(v, args[1]) for k, v in value.items())
-    if hint is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, hint)
+        keys, val = _scalar_types(args[0]), _checker(args[1])
+        if keys is not None and args[1] is Any:  # settings, environment blocks
+            return lambda value: type(value) is dict and set(map(type, value)) <= keys
+        key = _checker(args[0])
+        return lambda value: (type(value) is dict and all(map(key, value))
+                              and all(map(val, value.values())))
+    return lambda value: isinstance(value, hint)
+
+
+def _conforms(value: Any, hint: Any) -> bool:
+    return _checker(hint)(value)
 
 
 def _type_name(hint: Any) -> str:

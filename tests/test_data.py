@@ -27,7 +27,7 @@ def test_limit_and_preprocess(mnist):
     assert len(small.x_train) == 100 and len(small.y_test) == 50
     x = data.preprocess(small.x_train, (784,))
     assert x.shape == (100, 784) and x.dtype == np.float32
-    assert 0.0 <= x.min() and x.max() == 1.0
+    assert x.min() >= 0.0 and x.max() == 1.0
 
 
 def test_idx_round_trip(idx_folder, mnist):
