@@ -10,6 +10,7 @@ import dataclasses
 import functools
 import itertools
 import json
+import re
 import types
 import typing
 from collections.abc import Callable
@@ -258,7 +259,10 @@ def load_run(path: str | Path) -> RunFile:
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: unreadable ({exc.__class__.__name__})") from None
     try:
-        data = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+        # A float hook costs a Python call per number, so it is used only when the text holds a
+        # number that could overflow to infinity (an exponent of 100 or more, 300 digits).
+        hooks = {"parse_float": _finite_float} if _HUGE_NUMBER.search(text) else {}
+        data = json.loads(text, parse_constant=_no_constant, **hooks)
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}: malformed JSON ({exc.msg} at line {exc.lineno})") from None
     except ValueError as exc:  # NaN, 1e999, an integer of more than 4300 digits
@@ -269,6 +273,9 @@ def load_run(path: str | Path) -> RunFile:
         return RunFile.from_dict(data)
     except (ValueError, TypeError) as exc:
         raise UserError(f"{path}: not a mnist-bench run file ({exc})") from None
+
+
+_HUGE_NUMBER = re.compile(r"[eE]\+?0*[1-9]\d\d|\d{300}")
 
 
 def _no_constant(name: str) -> float:
