@@ -36,6 +36,10 @@ def ensure_dir(folder: Path) -> Path:
     return folder
 
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
 def write_json(path: Path, data: dict[str, Any], *, exclusive: bool = False) -> None:
     """Write `data` to `path` atomically: a temporary file in the same folder, fsync, rename.
 
@@ -50,6 +54,7 @@ def write_json(path: Path, data: dict[str, Any], *, exclusive: bool = False) -> 
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
+                os.fchmod(f.fileno(), 0o666 & ~_UMASK)  # mkstemp's 0600 would hide results
                 f.write(payload)
                 f.flush()
                 os.fsync(f.fileno())
