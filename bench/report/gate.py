@@ -125,12 +125,12 @@ def _cell(row: Row, metric, digits: int) -> str:
         return f"{sum(got) / len(got):,.{digits}f}" if got else "-"
     if change.base_mean is None or change.new_mean is None:
         return "-"
-    text = f"{change.base_mean:,.{digits}f} -> {change.new_mean:,.{digits}f}"
+    text = f"{change.base_mean:,.{digits}f}→{change.new_mean:,.{digits}f}"
     if change.delta is not None:
-        text += f" ({change.delta:+,.{digits}f}"
-        text += f", {change.relative:+.1%})" if change.relative is not None else ")"
+        text += f" {change.delta:+,.{digits}f}"
+        text += f" {change.relative:+.1%}" if change.relative is not None else ""
     if change.skipped == "contended":
-        text += " contended"
+        text += " ‡"
     elif change.verdict != "no significant change":
         text += " ▲" if change.verdict == BETTER else " ▼"
     return text
@@ -185,7 +185,7 @@ def _render(rows: list[Row], fmt: str, *, title: str, reasons=None) -> None:
     console = make_console()
     color = console.is_terminal
     table = Table(title=title, box=box.SIMPLE_HEAVY if color else box.ASCII,
-                  caption="cells: BASE -> NEW (delta, relative); ▲ better, ▼ worse")
+                  caption="cells: BASE→NEW delta relative; ▲ better, ▼ worse; ‡ contended: timing not judged")
     for i, name in enumerate(header):
         table.add_column(name, justify="right" if 3 <= i < len(header) - 1 else "left")
     for line, style in zip(body, styles, strict=True):
