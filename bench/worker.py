@@ -11,6 +11,8 @@ Events: ready, start, epoch, record, describe, done.
 from __future__ import annotations
 
 import hashlib
+import importlib.abc
+import importlib.machinery
 import json
 import math
 import os
@@ -57,6 +59,29 @@ def _finite(value: Any) -> Any:
     return value
 
 
+class _KeepOut(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Makes `import NAME` (and its submodules) fail as if NAME were not installed.
+
+    `find_spec` answers with a spec without origin (so `importlib.util.find_spec` callers such as
+    torch._dynamo skip it) whose loader refuses to create the module.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname == self.name or fullname.startswith(self.name + "."):
+            return importlib.machinery.ModuleSpec(fullname, self)
+        return None
+
+    def create_module(self, spec):
+        raise ModuleNotFoundError(f"No module named {spec.name!r} (kept out of this worker)",
+                                  name=spec.name)
+
+    def exec_module(self, module) -> None:  # never reached: create_module refuses
+        raise ModuleNotFoundError(module.__name__)
+
+
 def configure_backend(backend: str, threads: int | None) -> None:
     """Set what must be set before the framework is imported."""
     os.environ["KERAS_BACKEND"] = backend
@@ -64,7 +89,9 @@ def configure_backend(backend: str, threads: int | None) -> None:
     if backend != "tensorflow":
         # keras.utils.set_random_seed imports TensorFlow whenever it is installed (about 2 s and
         # 600 MiB); a JAX or PyTorch worker has no TensorFlow op to seed, so keep it out.
-        sys.modules["tensorflow"] = None  # type: ignore[assignment]
+        # A finder that refuses it, not `sys.modules["tensorflow"] = None`: Keras' preprocessing
+        # layers test `"tensorflow" in sys.modules` and would then try to use it.
+        sys.meta_path.insert(0, _KeepOut("tensorflow"))
     if backend == "jax" and threads:
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                                    f" --xla_cpu_multi_thread_eigen=false "
