@@ -74,11 +74,12 @@ register(
     description="cnn behind random rotation/translation/zoom (training only)",
 )(partial(convnet, (32, 64), augment=True))
 # Stronger: wider 5x5 convolutions on the central 24x24, a dense layer, one-cycle Adam.
-# Reached 99.40% on TensorFlow in 5 epochs while being tuned (>= 99.3% is its contract).
+# >= 99.3% on every backend is its contract: in 5 epochs it reached 99.40% (TensorFlow), 99.34%
+# (JAX) but 99.29% (PyTorch), so it trains for 8.
 register(
     "cnn-strong",
     input_shape=IMAGE,
-    epochs=5,
+    epochs=8,
     batch_size=128,
     learning_rate=4e-3,
     schedule="one-cycle",
