@@ -160,7 +160,6 @@ def _drive(
     """Consume one worker's events; on its death or a timeout, fail the job in hand and return."""
     backend = request["backend"]
     ready = False
-    idle_limit = record_timeout or STARTUP_TIMEOUT
     deadline = time.monotonic() + STARTUP_TIMEOUT
     what = f"timeout: the {backend} worker did not start within {STARTUP_TIMEOUT:.0f} s"
     while pending:
@@ -202,8 +201,11 @@ def _drive(
             yield record
         elif kind == "done":
             return
-        deadline = time.monotonic() + idle_limit
-        what = f"timeout: no progress from the {backend} worker in {idle_limit:.0f} s"
+        # Between records the worker builds the next model: that is not the record's time, so it
+        # gets the startup allowance, not the (possibly short) record timeout.
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        what = (f"timeout: the {backend} worker did not start its next record within "
+                f"{STARTUP_TIMEOUT:.0f} s")
 
 
 def _fail(
