@@ -56,7 +56,7 @@ def make_console():
     from rich.console import Console
 
     console = Console()
-    return console if console.is_terminal else Console(width=200, no_color=True)
+    return console if console.is_terminal else Console(width=240, no_color=True)
 
 
 def _add_run(p: argparse.ArgumentParser) -> None:

@@ -215,9 +215,9 @@ def gate(rows: list[Row], tol: Tolerances = Tolerances(),
             continue
         significant = acc.p_value is None or acc.p_value < 1 - tol.confidence
         if acc.delta < -tol.accuracy and significant:
-            why = f"accuracy {acc.base_mean:.4f} -> {acc.new_mean:.4f} ({acc.delta:+.4f})"
+            why = f"accuracy {acc.delta:+.4f}"
             if acc.p_value is not None:
-                why += f", Welch p={acc.p_value:.3g}"
+                why += f" (Welch p={acc.p_value:.2g})"
             failures.append(Failure(row, why))
             continue
         if max_slowdown is None:
