@@ -36,15 +36,19 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> Parser:
-    parser = Parser(prog="mnist-bench", epilog=EPILOG,
-                    formatter_class=argparse.RawDescriptionHelpFormatter,
-                    description="Benchmark Keras 3 model variants on MNIST across TensorFlow, "
-                                "JAX and PyTorch: accuracy, training time, throughput.")
+    parser = Parser(
+        prog="mnist-bench",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Benchmark Keras 3 model variants on MNIST across TensorFlow, "
+        "JAX and PyTorch: accuracy, training time, throughput.",
+    )
     from bench import __version__
 
     parser.add_argument("--version", action="version", version=f"mnist-bench {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                parser_class=Parser)
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=Parser
+    )
     for name, help_text, add, _ in COMMANDS:
         add(sub.add_parser(name, help=help_text, description=help_text))
     return parser
@@ -69,10 +73,12 @@ def _add_run(p: argparse.ArgumentParser) -> None:
         cli = dict(meta["cli"])
         flags = cli.pop("flags", (f"--{f.name.replace('_', '-')}",))
         p.add_argument(*flags, dest=f.name, help=meta["help"], default=None, **cli)
-    p.add_argument("--repeats", type=int, metavar="N",
-                   help="shorthand for --seeds 0,1,...,N-1")
-    p.add_argument("--resume", metavar="RUN.json",
-                   help="finish an interrupted run: only its missing records, same configuration")
+    p.add_argument("--repeats", type=int, metavar="N", help="shorthand for --seeds 0,1,...,N-1")
+    p.add_argument(
+        "--resume",
+        metavar="RUN.json",
+        help="finish an interrupted run: only its missing records, same configuration",
+    )
 
 
 def config_from_args(args: argparse.Namespace):
@@ -102,8 +108,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     with interruptible():
         try:
-            run = Run.resume(args.resume) if args.resume else Run.start(
-                config_from_args(args), sys.argv)
+            run = (
+                Run.resume(args.resume)
+                if args.resume
+                else Run.start(config_from_args(args), sys.argv)
+            )
             return execute(run)
         except Interrupted as exc:
             print("interrupted before the run started", file=sys.stderr)
@@ -126,8 +135,10 @@ def execute(run, *, figures: bool = True) -> int:
         from bench.report.table import records_table
 
         console = make_console()
-        console.print(f"run {run.file.run_id}: {len(run.pending)} record(s) to go -> {run.path}",
-                      highlight=False)
+        console.print(
+            f"run {run.file.run_id}: {len(run.pending)} record(s) to go -> {run.path}",
+            highlight=False,
+        )
         code = 0
         try:
             with progress.make(console, len(run.pending)) as observer:
@@ -137,15 +148,26 @@ def execute(run, *, figures: bool = True) -> int:
         exit_at_once_on_signal()  # the file is final: nothing is left to save
         records = run.file.records
         folder = run.path.with_suffix("")
-        drawn = (plots.draw_run_figures(records, run.dataset.x_test, run.dataset.class_names,
-                                        folder) if figures else [])
-        console.print(records_table(records, title=f"mnist-bench run {run.file.run_id}",
-                                    color=console.is_terminal))
-        console.print(f"results: {run.path}" + (f" (+{len(drawn)} figures in {folder}/)"
-                                                 if drawn else ""), highlight=False)
+        drawn = (
+            plots.draw_run_figures(records, run.dataset.x_test, run.dataset.class_names, folder)
+            if figures
+            else []
+        )
+        console.print(
+            records_table(
+                records, title=f"mnist-bench run {run.file.run_id}", color=console.is_terminal
+            )
+        )
+        console.print(
+            f"results: {run.path}" + (f" (+{len(drawn)} figures in {folder}/)" if drawn else ""),
+            highlight=False,
+        )
     if code:
-        print(f"interrupted: {len(records)} record(s) saved, {len(run.file.pending)} left; "
-              f"finish with: mnist-bench run --resume {run.path}", file=sys.stderr)
+        print(
+            f"interrupted: {len(records)} record(s) saved, {len(run.file.pending)} left; "
+            f"finish with: mnist-bench run --resume {run.path}",
+            file=sys.stderr,
+        )
         return code
     bad = [r for r in records if r.status in ("failed", "diverged")]
     if bad:
@@ -160,12 +182,23 @@ def execute(run, *, figures: bool = True) -> int:
 
 # ----------------------------------------------------------------------------------- baseline
 def _add_baseline(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=("update",),
-                   help="update: run the suite and replace the committed baseline with it")
-    p.add_argument("--suite", default="suites/ci.toml", metavar="FILE.toml",
-                   help="the suite that defines the baseline (default: suites/ci.toml)")
-    p.add_argument("--baseline-dir", default="results/baseline", metavar="DIR",
-                   help="where the baseline lives (default: results/baseline)")
+    p.add_argument(
+        "action",
+        choices=("update",),
+        help="update: run the suite and replace the committed baseline with it",
+    )
+    p.add_argument(
+        "--suite",
+        default="suites/ci.toml",
+        metavar="FILE.toml",
+        help="the suite that defines the baseline (default: suites/ci.toml)",
+    )
+    p.add_argument(
+        "--baseline-dir",
+        default="results/baseline",
+        metavar="DIR",
+        help="where the baseline lives (default: results/baseline)",
+    )
 
 
 def _cmd_baseline(args: argparse.Namespace) -> int:
@@ -180,8 +213,11 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
         run = Run.start(suite.load(args.suite, overrides={"results_dir": staging}), sys.argv)
         code = execute(run, figures=False)
         if code:
-            print(f"error: baseline not updated (the run did not complete cleanly); "
-                  f"{target} is unchanged", file=sys.stderr)
+            print(
+                f"error: baseline not updated (the run did not complete cleanly); "
+                f"{target} is unchanged",
+                file=sys.stderr,
+            )
             return code
         final = target / f"{Path(args.suite).stem}.json"
         os.replace(run.path, final)
@@ -194,10 +230,16 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------------------- list
 def _add_list(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--no-probe", action="store_true",
-                   help="skip starting each backend (no parameter counts, FLOPs or devices)")
-    p.add_argument("--suite", metavar="FILE.toml",
-                   help="print the suite's expanded grid and its estimated run time")
+    p.add_argument(
+        "--no-probe",
+        action="store_true",
+        help="skip starting each backend (no parameter counts, FLOPs or devices)",
+    )
+    p.add_argument(
+        "--suite",
+        metavar="FILE.toml",
+        help="print the suite's expanded grid and its estimated run time",
+    )
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -207,8 +249,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
     if args.suite:
         from bench import suite
 
-        console.print(inventory.suite_table(suite.load(args.suite), probe=not args.no_probe,
-                                            color=console.is_terminal))
+        console.print(
+            inventory.suite_table(
+                suite.load(args.suite), probe=not args.no_probe, color=console.is_terminal
+            )
+        )
         return 0
     for table in inventory.tables(probe=not args.no_probe, color=console.is_terminal):
         console.print(table)
@@ -218,8 +263,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------- env
 def _add_env(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the environment block as JSON")
-    p.add_argument("--peak", action="store_true",
-                   help="measure this machine's float32 matmul peak (GFLOP/s) anew and cache it")
+    p.add_argument(
+        "--peak",
+        action="store_true",
+        help="measure this machine's float32 matmul peak (GFLOP/s) anew and cache it",
+    )
 
 
 def _cmd_env(args: argparse.Namespace) -> int:
@@ -274,23 +322,42 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return report_cli.cmd_check(args)
 
 
-Command = tuple[str, str, Callable[[argparse.ArgumentParser], None],
-                Callable[[argparse.Namespace], int]]
+Command = tuple[
+    str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]
+]
 COMMANDS: list[Command] = [
-    ("run", "train and measure variants on backends; writes one JSON run file", _add_run,
-     _cmd_run),
-    ("list", "show the variants (parameters, FLOPs, defaults) and backends (versions, devices)",
-     _add_list, _cmd_list),
-    ("env", "show this machine's provenance block: CPU, memory, GPUs, versions, commit",
-     _add_env, _cmd_env),
-    ("report", "merge run files into a table, Markdown, CSV or HTML report", _add_report,
-     _cmd_report),
-    ("compare", "compare two sets of runs row by row, with a verdict per row", _add_compare,
-     _cmd_compare),
-    ("check", "CI gate: exit 1 when accuracy regressed against a baseline", _add_check,
-     _cmd_check),
-    ("baseline", "refresh the committed CI baseline on purpose (runs suites/ci.toml)",
-     _add_baseline, _cmd_baseline),
+    ("run", "train and measure variants on backends; writes one JSON run file", _add_run, _cmd_run),
+    (
+        "list",
+        "show the variants (parameters, FLOPs, defaults) and backends (versions, devices)",
+        _add_list,
+        _cmd_list,
+    ),
+    (
+        "env",
+        "show this machine's provenance block: CPU, memory, GPUs, versions, commit",
+        _add_env,
+        _cmd_env,
+    ),
+    (
+        "report",
+        "merge run files into a table, Markdown, CSV or HTML report",
+        _add_report,
+        _cmd_report,
+    ),
+    (
+        "compare",
+        "compare two sets of runs row by row, with a verdict per row",
+        _add_compare,
+        _cmd_compare,
+    ),
+    ("check", "CI gate: exit 1 when accuracy regressed against a baseline", _add_check, _cmd_check),
+    (
+        "baseline",
+        "refresh the committed CI baseline on purpose (runs suites/ci.toml)",
+        _add_baseline,
+        _cmd_baseline,
+    ),
 ]
 
 

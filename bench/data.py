@@ -99,8 +99,10 @@ def load(spec: str | Path | None = None) -> Dataset:
         return _load_idx_dir(FASHION_DIR, "fashion-mnist", FASHION_CLASSES)
     path = Path(spec).expanduser()
     if not path.exists():
-        raise UserError(f"{path}: no such file or folder (--data takes mnist, fashion-mnist, "
-                        "a Keras-layout .npz file, or a folder of IDX .gz files)")
+        raise UserError(
+            f"{path}: no such file or folder (--data takes mnist, fashion-mnist, "
+            "a Keras-layout .npz file, or a folder of IDX .gz files)"
+        )
     if path.is_dir():
         classes = FASHION_CLASSES if "fashion" in path.name.lower() else DIGIT_CLASSES
         return _load_idx_dir(path, path.name, classes)
@@ -123,13 +125,23 @@ def _load_npz(path: Path, name: str) -> Dataset:
             missing = [key for key in KEYS if key not in members]
             if missing:
                 found = ", ".join(members) or "none"
-                raise UserError(f"{path}: missing key(s) {', '.join(missing)} "
-                                f"(found {found}; expected {', '.join(KEYS)})")
+                raise UserError(
+                    f"{path}: missing key(s) {', '.join(missing)} "
+                    f"(found {found}; expected {', '.join(KEYS)})"
+                )
             arrays = {key: _read_npy(npz, members[key], path) for key in KEYS}
     except UserError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, zlib.error,
-            NotImplementedError, RuntimeError) as exc:  # RuntimeError: an encrypted member
+    except (
+        OSError,
+        ValueError,
+        EOFError,
+        zipfile.BadZipFile,
+        KeyError,
+        zlib.error,
+        NotImplementedError,
+        RuntimeError,
+    ) as exc:  # RuntimeError: an encrypted member
         raise UserError(f"{path}: not a readable .npz file ({_short(exc)})") from None
     return _validated(path, name, arrays, DIGIT_CLASSES)
 
@@ -146,15 +158,18 @@ def _read_npy(npz: zipfile.ZipFile, member: str, path: Path) -> np.ndarray:
         elif version == (2, 0):
             shape, fortran, dtype = fmt.read_array_header_2_0(f)
         else:
-            raise UserError(f"{path}: {member} has .npy format version {version}, "
-                            "expected 1.0 or 2.0")
+            raise UserError(
+                f"{path}: {member} has .npy format version {version}, expected 1.0 or 2.0"
+            )
         if dtype.hasobject:
             raise UserError(f"{path}: {member} holds Python objects (pickled data is refused)")
         expected = int(np.prod(shape, dtype=object)) * dtype.itemsize
         data = _read_exactly(f, expected)
     if len(data) < expected:
-        raise UserError(f"{path}: {member} is truncated: its header claims {expected} bytes "
-                        f"of data, it holds {len(data)}")
+        raise UserError(
+            f"{path}: {member} is truncated: its header claims {expected} bytes "
+            f"of data, it holds {len(data)}"
+        )
     array = np.frombuffer(memoryview(data)[:expected], dtype=dtype)  # np.load ignores a tail
     return array.reshape(shape[::-1]).T if fortran else array.reshape(shape)
 
@@ -176,8 +191,9 @@ def _load_idx_dir(folder: Path, name: str, classes: tuple[str, ...]) -> Dataset:
     for key, filename in IDX_FILES.items():
         path = folder / filename
         if not path.exists():
-            raise UserError(f"{path}: missing "
-                            f"(an IDX folder holds {', '.join(IDX_FILES.values())})")
+            raise UserError(
+                f"{path}: missing (an IDX folder holds {', '.join(IDX_FILES.values())})"
+            )
         arrays[key] = read_idx(path)
     return _validated(folder, name, arrays, classes)
 
@@ -192,11 +208,13 @@ def read_idx(path: Path) -> np.ndarray:
         with gzip.open(path, "rb") as f:
             header = f.read(4)
             if len(header) < 4 or header[0] != 0 or header[1] != 0:
-                raise UserError(f"{path}: not an IDX file "
-                                f"(bad magic number {header.hex() or 'none'})")
+                raise UserError(
+                    f"{path}: not an IDX file (bad magic number {header.hex() or 'none'})"
+                )
             if header[2] != _IDX_UBYTE:
-                raise UserError(f"{path}: IDX data type 0x{header[2]:02x} "
-                                "is not unsigned byte (0x08)")
+                raise UserError(
+                    f"{path}: IDX data type 0x{header[2]:02x} is not unsigned byte (0x08)"
+                )
             ndim = header[3]
             if not 1 <= ndim <= 4:
                 raise UserError(f"{path}: IDX header claims {ndim} dimensions (expected 1 to 4)")

@@ -15,11 +15,28 @@ from typing import Any
 
 import bench
 
-PACKAGES = ("keras", "tensorflow", "jax", "jaxlib", "torch", "numpy", "scipy", "rich",
-            "matplotlib", "seaborn", "psutil")
+PACKAGES = (
+    "keras",
+    "tensorflow",
+    "jax",
+    "jaxlib",
+    "torch",
+    "numpy",
+    "scipy",
+    "rich",
+    "matplotlib",
+    "seaborn",
+    "psutil",
+)
 BACKEND_PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
-THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "XLA_FLAGS",
-               "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+THREAD_VARS = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "XLA_FLAGS",
+    "TF_NUM_INTRAOP_THREADS",
+    "TF_NUM_INTEROP_THREADS",
+)
 
 
 def package_version(name: str) -> str | None:
@@ -48,8 +65,12 @@ def cpu_info() -> dict[str, Any]:
     except OSError:
         pass
     wanted = ("avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile")
-    return {"model": model, "flags": [f for f in wanted if f in flags],
-            "logical_cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0))}
+    return {
+        "model": model,
+        "flags": [f for f in wanted if f in flags],
+        "logical_cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)),
+    }
 
 
 def total_memory_gib() -> float:
@@ -70,8 +91,9 @@ def git_info() -> dict[str, Any]:
 
     def git(*args: str) -> str | None:
         try:
-            out = subprocess.run(["git", "-C", str(root), *args], capture_output=True,
-                                 text=True, timeout=5)
+            out = subprocess.run(
+                ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=5
+            )
         except (OSError, subprocess.TimeoutExpired):
             return None
         return out.stdout.strip() if out.returncode == 0 else None
@@ -81,8 +103,9 @@ def git_info() -> dict[str, Any]:
     return {"commit": commit, "dirty": None if status is None else bool(status)}
 
 
-def collect(dataset_digests: dict[str, str] | None = None,
-            argv: list[str] | None = None) -> dict[str, Any]:
+def collect(
+    dataset_digests: dict[str, str] | None = None, argv: list[str] | None = None
+) -> dict[str, Any]:
     """The environment block stored in every run file."""
     return {
         "mnist_bench": bench.__version__,

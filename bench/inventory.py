@@ -49,18 +49,38 @@ def tables(*, probe: bool = True, color: bool = True) -> list[Table]:
     sizes = {v["name"]: v for v in described}
 
     variants = Table(title="variants", box=_style(color))
-    for col in ("name", "params", "MFLOPs/sample (train)", "epochs", "batch", "optimizer",
-                "input", "model"):
-        variants.add_column(col, justify="right" if col in ("params", "epochs", "batch")
-                            or col.startswith("MFLOPs") else "left")
+    for col in (
+        "name",
+        "params",
+        "MFLOPs/sample (train)",
+        "epochs",
+        "batch",
+        "optimizer",
+        "input",
+        "model",
+    ):
+        variants.add_column(
+            col,
+            justify="right"
+            if col in ("params", "epochs", "batch") or col.startswith("MFLOPs")
+            else "left",
+        )
     for name in models.names():
         v = models.get(name)
         size = sizes.get(name, {})
         params = f"{size['params']:,}" if size else "-"
         flops = f"{size['flops_per_train_sample'] / 1e6:.2f}" if size else "-"
         d = v.defaults
-        variants.add_row(name, params, flops, str(d.epochs), str(d.batch_size), d.optimizer,
-                         "x".join(map(str, v.input_shape)), v.description)
+        variants.add_row(
+            name,
+            params,
+            flops,
+            str(d.epochs),
+            str(d.batch_size),
+            d.optimizer,
+            "x".join(map(str, v.input_shape)),
+            v.description,
+        )
 
     backends = Table(title="backends", box=_style(color))
     for col in ("backend", "installed", "version", "devices"):
@@ -74,8 +94,7 @@ def tables(*, probe: bool = True, color: bool = True) -> list[Table]:
             devices = "(not probed)"
         else:
             devices = ", ".join(info.get("devices", [])) or f"error: {info.get('error')}"
-        backends.add_row(backend, "yes" if backend in installed else "no", version or "-",
-                         devices)
+        backends.add_row(backend, "yes" if backend in installed else "no", version or "-", devices)
     return [variants, backends]
 
 
@@ -87,8 +106,9 @@ def suite_table(config, *, probe: bool = True, color: bool = True) -> Table:
     train = len(data.load(config.data).x_train[: config.train_limit])
     flops: dict[str, int] = {}
     if probe:
-        backends = [b for b in environment.installed_backends()
-                    if b in {j["backend"] for j in jobs}][:1]
+        backends = [
+            b for b in environment.installed_backends() if b in {j["backend"] for j in jobs}
+        ][:1]
         for info in probe_backends(backends).values():
             flops = {v["name"]: v["flops_per_train_sample"] for v in info.get("variants", [])}
     learnt = estimate.history()
@@ -102,18 +122,41 @@ def suite_table(config, *, probe: bool = True, color: bool = True) -> Table:
         row["seconds"] += seconds
         row["sources"].add(source)
     total = sum(r["seconds"] for r in rows.values())
-    table = Table(title=f"{config.suite or 'run'}: {len(jobs)} records, estimated "
-                        f"{_duration(total)} on this machine", box=_style(color))
-    for col in ("backend", "variant", "device", "epochs", "batch", "optimizer", "lr",
-                "schedule", "records", "estimate"):
-        table.add_column(col, justify="right" if col in ("epochs", "batch", "records",
-                                                         "estimate") else "left")
+    table = Table(
+        title=f"{config.suite or 'run'}: {len(jobs)} records, estimated "
+        f"{_duration(total)} on this machine",
+        box=_style(color),
+    )
+    for col in (
+        "backend",
+        "variant",
+        "device",
+        "epochs",
+        "batch",
+        "optimizer",
+        "lr",
+        "schedule",
+        "records",
+        "estimate",
+    ):
+        table.add_column(
+            col, justify="right" if col in ("epochs", "batch", "records", "estimate") else "left"
+        )
     for (backend, variant, settings, device), row in rows.items():
         s = dict(settings)
         lr = "default" if s["learning_rate"] is None else f"{s['learning_rate']:g}"
-        table.add_row(backend, variant, device, str(s["epochs"]), str(s["batch_size"]),
-                      s["optimizer"], lr, s["schedule"], str(row["jobs"]),
-                      f"{_duration(row['seconds'])} ({'/'.join(sorted(row['sources']))})")
+        table.add_row(
+            backend,
+            variant,
+            device,
+            str(s["epochs"]),
+            str(s["batch_size"]),
+            s["optimizer"],
+            lr,
+            s["schedule"],
+            str(row["jobs"]),
+            f"{_duration(row['seconds'])} ({'/'.join(sorted(row['sources']))})",
+        )
     return table
 
 
@@ -132,8 +175,10 @@ def environment_table(env: dict[str, Any], *, color: bool = True) -> Table:
     cpu = env["cpu"]
     rows = [
         ("machine id", env["machine_id"]),
-        ("CPU", f"{cpu['model']} ({cpu['logical_cores']} logical cores, "
-                f"{cpu['usable_cores']} usable)"),
+        (
+            "CPU",
+            f"{cpu['model']} ({cpu['logical_cores']} logical cores, {cpu['usable_cores']} usable)",
+        ),
         ("CPU flags", ", ".join(cpu["flags"]) or "-"),
         ("memory", f"{env['memory_gib']} GiB"),
         ("GPUs", ", ".join(env["gpus"]) or "none seen (run `mnist-bench list` to probe)"),
@@ -141,8 +186,10 @@ def environment_table(env: dict[str, Any], *, color: bool = True) -> Table:
         ("Python", f"{env['python']} ({env['implementation']})"),
         ("mnist-bench", env["mnist_bench"]),
         ("git", f"{env['git']['commit'] or '-'}" + (" (dirty)" if env["git"]["dirty"] else "")),
-        ("thread settings", ", ".join(f"{k}={v}" for k, v in env["thread_env"].items()) or
-         "none set"),
+        (
+            "thread settings",
+            ", ".join(f"{k}={v}" for k, v in env["thread_env"].items()) or "none set",
+        ),
     ]
     rows += [(pkg, ver or "not installed") for pkg, ver in env["packages"].items()]
     if "peak_gflops" in env:

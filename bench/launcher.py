@@ -185,8 +185,10 @@ def _drive(
             ready = True
             observer.on_ready(backend, event)
             deadline = time.monotonic() + STARTUP_TIMEOUT
-            what = (f"timeout: the {backend} worker did not start its first record within "
-                    f"{STARTUP_TIMEOUT:.0f} s of coming up")
+            what = (
+                f"timeout: the {backend} worker did not start its first record within "
+                f"{STARTUP_TIMEOUT:.0f} s of coming up"
+            )
             continue
         if kind == "epoch":
             observer.on_epoch(job, event)
@@ -204,8 +206,10 @@ def _drive(
         # Between records the worker builds the next model: that is not the record's time, so it
         # gets the startup allowance, not the (possibly short) record timeout.
         deadline = time.monotonic() + STARTUP_TIMEOUT
-        what = (f"timeout: the {backend} worker did not start its next record within "
-                f"{STARTUP_TIMEOUT:.0f} s")
+        what = (
+            f"timeout: the {backend} worker did not start its next record within "
+            f"{STARTUP_TIMEOUT:.0f} s"
+        )
 
 
 def _fail(

@@ -42,8 +42,11 @@ def peak_gflops(refresh: bool = False) -> float:
     gflops = measure()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"gflops": gflops, "machine_id": environment.machine_id(),
-                                    "numpy": np.__version__}))
+        path.write_text(
+            json.dumps(
+                {"gflops": gflops, "machine_id": environment.machine_id(), "numpy": np.__version__}
+            )
+        )
     except OSError:
         pass  # an unwritable cache costs a re-measurement next time, nothing more
     return gflops

@@ -18,8 +18,9 @@ def label(job: dict[str, Any]) -> str:
 
 def describe(record: Record) -> str:
     if record.status == "ok":
-        return (f"acc {record.test_accuracy:.4f}  train {record.train_seconds:.1f} s  "
-                f"{record.device}")
+        return (
+            f"acc {record.test_accuracy:.4f}  train {record.train_seconds:.1f} s  {record.device}"
+        )
     return f"{record.status}: {record.error}"
 
 
@@ -37,8 +38,11 @@ class PlainProgress(Observer):
 
     def on_record(self, job, record):
         self.done += 1
-        self.console.print(f"[{self.done}/{self.total}] {label(job)}: {describe(record)}",
-                           highlight=False, markup=False)
+        self.console.print(
+            f"[{self.done}/{self.total}] {label(job)}: {describe(record)}",
+            highlight=False,
+            markup=False,
+        )
 
 
 class RichProgress(Observer):
@@ -46,9 +50,14 @@ class RichProgress(Observer):
 
     def __init__(self, console: Console, total: int) -> None:
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console,
-            transient=False)
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
         self.overall = self.progress.add_task("records", total=total, status="")
         self.current: int | None = None
 
@@ -70,13 +79,17 @@ class RichProgress(Observer):
     def on_epoch(self, job, event):
         if self.current is not None:
             acc = f"  acc {event['accuracy']:.4f}" if "accuracy" in event else ""
-            self.progress.update(self.current, completed=event["epoch"],
-                                 status=f"epoch {event['epoch']}: {event['seconds']:.1f} s{acc}")
+            self.progress.update(
+                self.current,
+                completed=event["epoch"],
+                status=f"epoch {event['epoch']}: {event['seconds']:.1f} s{acc}",
+            )
 
     def on_record(self, job, record):
         self._drop_current()
-        self.progress.console.print(f"  {label(job)}: {describe(record)}", highlight=False,
-                                    markup=False)
+        self.progress.console.print(
+            f"  {label(job)}: {describe(record)}", highlight=False, markup=False
+        )
         self.progress.advance(self.overall)
 
     def _drop_current(self) -> None:

@@ -91,11 +91,13 @@ class Record:
         """
         if not isinstance(data, dict):
             raise ValueError(f"a record is {_json_type(data)}, not an object")
-        kwargs = _typed_fields(cls, data, "record", required=("variant", "backend", "device",
-                                                                "seed"))
+        kwargs = _typed_fields(
+            cls, data, "record", required=("variant", "backend", "device", "seed")
+        )
         if kwargs.get("status", "ok") not in STATUSES:
-            raise ValueError(f"record status {kwargs['status']!r} is not one of "
-                             f"{', '.join(STATUSES)}")
+            raise ValueError(
+                f"record status {kwargs['status']!r} is not one of {', '.join(STATUSES)}"
+            )
         return cls(**kwargs)
 
 
@@ -135,11 +137,11 @@ class RunFile:
         names = {f.name for f in dataclasses.fields(cls)}
         known = {k: v for k, v in data.items() if k in names}  # newer minor fields: ignored
         records = known.pop("records", [])
-        kwargs = _typed_fields(cls, known, "run file",
-                               required=("run_id", "started_utc", "config", "environment"))
+        kwargs = _typed_fields(
+            cls, known, "run file", required=("run_id", "started_utc", "config", "environment")
+        )
         if kwargs.get("status", "running") not in RUN_STATUSES:
-            raise ValueError(f"status {kwargs['status']!r} is not one of "
-                             f"{', '.join(RUN_STATUSES)}")
+            raise ValueError(f"status {kwargs['status']!r} is not one of {', '.join(RUN_STATUSES)}")
         if not isinstance(records, list):
             raise ValueError(f"records is {_json_type(records)}, not a list")
         kwargs["records"] = []
@@ -156,8 +158,9 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def _typed_fields(cls: type, data: dict[str, Any], what: str, required: tuple[str, ...]
-                  ) -> dict[str, Any]:
+def _typed_fields(
+    cls: type, data: dict[str, Any], what: str, required: tuple[str, ...]
+) -> dict[str, Any]:
     """`data`'s fields, each checked against `cls`'s annotation; ValueError on any mismatch."""
     checks = _field_checks(cls)
     unknown = data.keys() - checks.keys()
@@ -175,13 +178,20 @@ def _typed_fields(cls: type, data: dict[str, Any], what: str, required: tuple[st
 
 @functools.cache
 def _field_checks(cls: type) -> dict[str, tuple[Any, Callable[[Any], bool]]]:
-    return {f.name: (_hints(cls)[f.name], _checker(_hints(cls)[f.name]))
-            for f in dataclasses.fields(cls)}
+    return {
+        f.name: (_hints(cls)[f.name], _checker(_hints(cls)[f.name]))
+        for f in dataclasses.fields(cls)
+    }
 
 
 _LIST = frozenset({list})
-_SCALARS = {int: frozenset({int}), float: frozenset({int, float}), str: frozenset({str}),
-            bool: frozenset({bool}), type(None): frozenset({type(None)})}
+_SCALARS = {
+    int: frozenset({int}),
+    float: frozenset({int, float}),
+    str: frozenset({str}),
+    bool: frozenset({bool}),
+    type(None): frozenset({type(None)}),
+}
 
 
 def _scalar_types(hint: Any) -> frozenset[type] | None:
@@ -216,9 +226,11 @@ def _checker(hint: Any) -> Callable[[Any], bool]:
         inner = args[0]
         if typing.get_origin(inner) is list and _scalar_types(typing.get_args(inner)[0]):
             cells = _scalar_types(typing.get_args(inner)[0])  # confusion matrix, misclassified
-            return lambda value: (type(value) is list and set(map(type, value)) <= _LIST
-                                  and set(map(type, itertools.chain.from_iterable(value)))
-                                  <= cells)
+            return lambda value: (
+                type(value) is list
+                and set(map(type, value)) <= _LIST
+                and set(map(type, itertools.chain.from_iterable(value))) <= cells
+            )
         item = _checker(inner)
         return lambda value: type(value) is list and all(map(item, value))
     if origin is dict:
@@ -226,8 +238,9 @@ def _checker(hint: Any) -> Callable[[Any], bool]:
         if keys is not None and args[1] is Any:  # settings, environment blocks
             return lambda value: type(value) is dict and set(map(type, value)) <= keys
         key = _checker(args[0])
-        return lambda value: (type(value) is dict and all(map(key, value))
-                              and all(map(val, value.values())))
+        return lambda value: (
+            type(value) is dict and all(map(key, value)) and all(map(val, value.values()))
+        )
     return lambda value: isinstance(value, hint)
 
 
@@ -240,8 +253,15 @@ def _type_name(hint: Any) -> str:
 
 
 def _json_type(value: Any) -> str:
-    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
-             int: "a number", float: "a number", type(None): "null"}
+    names = {
+        dict: "an object",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        type(None): "null",
+    }
     return names.get(type(value), type(value).__name__)
 
 

@@ -20,8 +20,12 @@ from bench.config import BACKENDS, RunConfig
 from bench.errors import UserError
 from bench.records import Record, RunFile, load_run
 
-AGGREGATED = ("test_accuracy", "train_seconds", "train_samples_per_second",
-              "infer_samples_per_second")
+AGGREGATED = (
+    "test_accuracy",
+    "train_seconds",
+    "train_samples_per_second",
+    "infer_samples_per_second",
+)
 
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -88,8 +92,9 @@ def expand_jobs(config: RunConfig) -> list[dict[str, Any]]:
     variants = [models.get(name) for name in dict.fromkeys(names)]
     backends = validate_backends(config.backends)
     if not backends:
-        raise UserError("no backend installed: pip install 'mnist-bench[all]' "
-                        "(or [tensorflow], [jax], [torch])")
+        raise UserError(
+            "no backend installed: pip install 'mnist-bench[all]' (or [tensorflow], [jax], [torch])"
+        )
     overrides = config.settings_overrides()
     repeats = (0, 1) if config.check_determinism else (0,)
     jobs = []
@@ -101,10 +106,17 @@ def expand_jobs(config: RunConfig) -> list[dict[str, Any]]:
                     _check_settings(settings)
                     for device in config.devices:
                         for seed in config.seeds:
-                            jobs.append({"index": len(jobs), "backend": backend,
-                                         "repeat": repeat, "variant": variant.name,
-                                         "device": device, "seed": seed,
-                                         "settings": settings.to_dict()})
+                            jobs.append(
+                                {
+                                    "index": len(jobs),
+                                    "backend": backend,
+                                    "repeat": repeat,
+                                    "variant": variant.name,
+                                    "device": device,
+                                    "seed": seed,
+                                    "settings": settings.to_dict(),
+                                }
+                            )
     return jobs
 
 
@@ -118,13 +130,25 @@ def _check_settings(settings) -> None:
 
 
 def job_key(job: dict[str, Any]) -> tuple:
-    return (job["variant"], job["backend"], job["device"], job["seed"], job["repeat"],
-            json.dumps(job["settings"], sort_keys=True))
+    return (
+        job["variant"],
+        job["backend"],
+        job["device"],
+        job["seed"],
+        job["repeat"],
+        json.dumps(job["settings"], sort_keys=True),
+    )
 
 
 def record_key(record: Record) -> tuple:
-    return (record.variant, record.backend, record.requested_device or record.device,
-            record.seed, record.repeat, json.dumps(record.settings, sort_keys=True))
+    return (
+        record.variant,
+        record.backend,
+        record.requested_device or record.device,
+        record.seed,
+        record.repeat,
+        json.dumps(record.settings, sort_keys=True),
+    )
 
 
 class Run:
@@ -144,10 +168,17 @@ class Run:
         dataset = data.load(config.data)
         folder = storage.ensure_dir(config.results_path)
         env = environment.collect(dataset.digests, argv)
-        env["dataset"] = {"name": dataset.name, "source": dataset.source,
-                          "class_names": list(dataset.class_names)}
-        run = RunFile(run_id=storage.new_run_id(), started_utc=storage.utc_now(),
-                      config=config.to_dict(), environment=env)
+        env["dataset"] = {
+            "name": dataset.name,
+            "source": dataset.source,
+            "class_names": list(dataset.class_names),
+        }
+        run = RunFile(
+            run_id=storage.new_run_id(),
+            started_utc=storage.utc_now(),
+            config=config.to_dict(),
+            environment=env,
+        )
         path = storage.reserve_run_path(folder, run.run_id, run.to_dict())
         return cls(config, run, path, dataset)
 
@@ -203,19 +234,28 @@ class Run:
         if backend not in environment.installed_backends():
             for job in jobs:
                 record = launcher.failed_record(
-                    job, f"{backend} is not installed (pip install 'mnist-bench[{backend}]')",
-                    status="skipped")
+                    job,
+                    f"{backend} is not installed (pip install 'mnist-bench[{backend}]')",
+                    status="skipped",
+                )
                 observer.on_record(job, record)
                 yield record
             return
         c = self.config
-        request = {"backend": backend, "data": c.data, "train_limit": c.train_limit,
-                   "test_limit": c.test_limit, "targets": list(c.targets),
-                   "infer_batch_sizes": list(c.infer_batch_sizes), "threads": c.threads,
-                   "op_determinism": c.check_determinism,
-                   "train_samples": len(self.dataset.x_train[: c.train_limit])}
-        yield from launcher.run_backend(request, jobs, _GpuNoting(observer, self.file),
-                                        record_timeout=c.record_timeout)
+        request = {
+            "backend": backend,
+            "data": c.data,
+            "train_limit": c.train_limit,
+            "test_limit": c.test_limit,
+            "targets": list(c.targets),
+            "infer_batch_sizes": list(c.infer_batch_sizes),
+            "threads": c.threads,
+            "op_determinism": c.check_determinism,
+            "train_samples": len(self.dataset.x_train[: c.train_limit]),
+        }
+        yield from launcher.run_backend(
+            request, jobs, _GpuNoting(observer, self.file), record_timeout=c.record_timeout
+        )
 
     def _add(self, record: Record) -> None:
         if record.achieved_gflops and record.device == "cpu" and self.peak_gflops:
@@ -234,7 +274,8 @@ class _GpuNoting(launcher.Observer):
     def on_ready(self, backend, info):
         env = self.run.environment
         env.setdefault("backends", {})[backend] = {
-            k: info.get(k) for k in ("version", "devices", "threads", "op_determinism")}
+            k: info.get(k) for k in ("version", "devices", "threads", "op_determinism")
+        }
         for gpu in info.get("gpus", []):
             if gpu not in env["gpus"]:
                 env["gpus"].append(gpu)
@@ -278,14 +319,21 @@ def mark_determinism(records: list[Record]) -> None:
         base = first.get(again.key[:4])
         if base is None:
             continue
-        same = (base.weights_sha256 == again.weights_sha256
-                and base.predictions_sha256 == again.predictions_sha256)
+        same = (
+            base.weights_sha256 == again.weights_sha256
+            and base.predictions_sha256 == again.predictions_sha256
+        )
         base.deterministic = again.deterministic = same
 
 
 def group_key(record: Record) -> tuple:
-    return (record.variant, record.backend, record.device, record.dataset,
-            json.dumps(record.settings, sort_keys=True))
+    return (
+        record.variant,
+        record.backend,
+        record.device,
+        record.dataset,
+        json.dumps(record.settings, sort_keys=True),
+    )
 
 
 def aggregate(records: list[Record]) -> list[dict[str, Any]]:
@@ -296,13 +344,16 @@ def aggregate(records: list[Record]) -> list[dict[str, Any]]:
             groups.setdefault(group_key(r), []).append(r)
     out = []
     for (variant, backend, device, dataset, settings), rs in groups.items():
-        entry = {"variant": variant, "backend": backend, "device": device, "dataset": dataset,
-                 "settings": json.loads(settings), "seeds": [r.seed for r in rs]}
+        entry = {
+            "variant": variant,
+            "backend": backend,
+            "device": device,
+            "dataset": dataset,
+            "settings": json.loads(settings),
+            "seeds": [r.seed for r in rs],
+        }
         for metric in AGGREGATED:
             values = [getattr(r, metric) for r in rs if getattr(r, metric) is not None]
             entry[metric] = stats.summarize(values).to_dict() if values else None
         out.append(entry)
     return out
-
-
-

@@ -75,8 +75,9 @@ class _KeepOut(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return None
 
     def create_module(self, spec):
-        raise ModuleNotFoundError(f"No module named {spec.name!r} (kept out of this worker)",
-                                  name=spec.name)
+        raise ModuleNotFoundError(
+            f"No module named {spec.name!r} (kept out of this worker)", name=spec.name
+        )
 
     def exec_module(self, module) -> None:  # never reached: create_module refuses
         raise ModuleNotFoundError(module.__name__)
@@ -93,9 +94,10 @@ def configure_backend(backend: str, threads: int | None) -> None:
         # layers test `"tensorflow" in sys.modules` and would then try to use it.
         sys.meta_path.insert(0, _KeepOut("tensorflow"))
     if backend == "jax" and threads:
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                                   f" --xla_cpu_multi_thread_eigen=false "
-                                   f"intra_op_parallelism_threads={threads}").strip()
+        os.environ["XLA_FLAGS"] = (
+            os.environ.get("XLA_FLAGS", "") + f" --xla_cpu_multi_thread_eigen=false "
+            f"intra_op_parallelism_threads={threads}"
+        ).strip()
 
 
 def apply_threads(backend: str, threads: int | None) -> dict[str, Any]:
@@ -111,8 +113,10 @@ def apply_threads(backend: str, threads: int | None) -> dict[str, Any]:
 
         if threads:
             tf.config.threading.set_intra_op_parallelism_threads(threads)
-        return {"requested": threads,
-                "intra_op": tf.config.threading.get_intra_op_parallelism_threads() or "default"}
+        return {
+            "requested": threads,
+            "intra_op": tf.config.threading.get_intra_op_parallelism_threads() or "default",
+        }
     return {"requested": threads, "intra_op": threads or "default"}
 
 
@@ -142,9 +146,13 @@ def backend_info(backend: str) -> dict[str, Any]:
         version = torch.__version__
         if torch.cuda.is_available():
             gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    return {"backend": backend, "version": version, "keras": keras.__version__,
-            "devices": ["cpu"] + [f"gpu:{i} {name}" for i, name in enumerate(gpus)],
-            "gpus": gpus}
+    return {
+        "backend": backend,
+        "version": version,
+        "keras": keras.__version__,
+        "devices": ["cpu"] + [f"gpu:{i} {name}" for i, name in enumerate(gpus)],
+        "gpus": gpus,
+    }
 
 
 def count_flops(model) -> int:
@@ -173,8 +181,12 @@ def make_optimizer(settings: dict[str, Any], steps_per_epoch: int):
     import keras
 
     name, lr, schedule = settings["optimizer"], settings["learning_rate"], settings["schedule"]
-    classes = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD,
-               "rmsprop": keras.optimizers.RMSprop, "adamw": keras.optimizers.AdamW}
+    classes = {
+        "adam": keras.optimizers.Adam,
+        "sgd": keras.optimizers.SGD,
+        "rmsprop": keras.optimizers.RMSprop,
+        "adamw": keras.optimizers.AdamW,
+    }
     base_lr = lr if lr is not None else classes[name]().learning_rate.numpy().item()
     total = max(1, steps_per_epoch * settings["epochs"])
     if schedule == "cosine":
@@ -182,8 +194,11 @@ def make_optimizer(settings: dict[str, Any], steps_per_epoch: int):
     elif schedule == "one-cycle":  # linear warm-up over 30% of the steps, then cosine down
         warm = max(1, int(0.3 * total))
         rate = keras.optimizers.schedules.CosineDecay(
-            base_lr / 25.0, decay_steps=max(1, total - warm), warmup_target=base_lr,
-            warmup_steps=warm)
+            base_lr / 25.0,
+            decay_steps=max(1, total - warm),
+            warmup_target=base_lr,
+            warmup_steps=warm,
+        )
     else:
         rate = base_lr
     kwargs = {"momentum": 0.9} if name == "sgd" else {}
@@ -214,8 +229,13 @@ class ContentionProbe:
 
     def _busy(self) -> float:
         t = self._psutil.cpu_times()
-        return t.user + t.system + getattr(t, "nice", 0.0) + getattr(t, "irq", 0.0) \
+        return (
+            t.user
+            + t.system
+            + getattr(t, "nice", 0.0)
+            + getattr(t, "irq", 0.0)
             + getattr(t, "softirq", 0.0)
+        )
 
     def _mine(self) -> float:
         t = self._me.cpu_times()
@@ -223,9 +243,13 @@ class ContentionProbe:
 
 
 def _inject_fault(variant: str) -> None:
-    kinds = [kind for kind, _, target in (spec.partition("@") for spec in
-                                          os.environ.get(FAULT_ENV, "").split(","))
-             if target == variant]
+    kinds = [
+        kind
+        for kind, _, target in (
+            spec.partition("@") for spec in os.environ.get(FAULT_ENV, "").split(",")
+        )
+        if target == variant
+    ]
     if not kinds:
         return
     kind = kinds[0]
@@ -250,8 +274,9 @@ class Trainer:
         self.request = request
         self.proto = proto
         self.info = info
-        dataset = data.load(request["data"]).limit(request.get("train_limit"),
-                                                   request.get("test_limit"))
+        dataset = data.load(request["data"]).limit(
+            request.get("train_limit"), request.get("test_limit")
+        )
         self.dataset = dataset
         self._cache: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
 
@@ -260,8 +285,10 @@ class Trainer:
 
         if input_shape not in self._cache:
             d = self.dataset
-            self._cache[input_shape] = (preprocess(d.x_train, input_shape),
-                                        preprocess(d.x_test, input_shape))
+            self._cache[input_shape] = (
+                preprocess(d.x_train, input_shape),
+                preprocess(d.x_test, input_shape),
+            )
         return self._cache[input_shape]
 
     def run(self, job: dict[str, Any]) -> Record:
@@ -269,13 +296,21 @@ class Trainer:
 
         variant = models.get(job["variant"])
         settings = job["settings"]
-        record = Record(variant=job["variant"], backend=self.request["backend"],
-                        device=job["device"], requested_device=job["device"],
-                        seed=job["seed"], repeat=job.get("repeat", 0),
-                        dataset=self.dataset.name, settings=settings, epochs=settings["epochs"],
-                        batch_size=settings["batch_size"], started_utc=utc_now(),
-                        threads=self.info["threads"],
-                        op_determinism=self.info["op_determinism"])
+        record = Record(
+            variant=job["variant"],
+            backend=self.request["backend"],
+            device=job["device"],
+            requested_device=job["device"],
+            seed=job["seed"],
+            repeat=job.get("repeat", 0),
+            dataset=self.dataset.name,
+            settings=settings,
+            epochs=settings["epochs"],
+            batch_size=settings["batch_size"],
+            started_utc=utc_now(),
+            threads=self.info["threads"],
+            op_determinism=self.info["op_determinism"],
+        )
         device = job["device"]
         if device == "auto":
             device = "gpu" if self.info["gpus"] else "cpu"
@@ -288,10 +323,13 @@ class Trainer:
         with ContentionProbe() as probe:
             self._train(record, variant, device, job["index"])
         record.wall_seconds = time.perf_counter() - t0
-        record.contention = {"other_cpu_share": round(probe.share, 4),
-                             "loadavg_1m": round(probe.loadavg, 2)}
-        record.contended = probe.share > self.request.get("contention_threshold",
-                                                          CONTENTION_THRESHOLD)
+        record.contention = {
+            "other_cpu_share": round(probe.share, 4),
+            "loadavg_1m": round(probe.loadavg, 2),
+        }
+        record.contended = probe.share > self.request.get(
+            "contention_threshold", CONTENTION_THRESHOLD
+        )
         record.peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         return record
 
@@ -328,35 +366,48 @@ class Trainer:
                 # Outside the timed region: test accuracy for time-to-accuracy.
                 acc = float(np.mean(_predict_classes(self.model, x_test) == y_test))
                 record.accuracy_curve.append(acc)
-                proto.emit("epoch", job=index, epoch=epoch + 1, seconds=seconds, loss=loss,
-                           accuracy=acc)
+                proto.emit(
+                    "epoch", job=index, epoch=epoch + 1, seconds=seconds, loss=loss, accuracy=acc
+                )
 
         # "cpu", not "cpu:0": under the torch backend keras.device("cpu:0") makes every
         # gradient vanish ("No gradients provided for any variable", Keras 3.15).
         with keras.device("cpu" if device == "cpu" else "gpu:0"):
             model = variant.build()
-            model.compile(optimizer=make_optimizer(settings, steps),
-                          loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+            model.compile(
+                optimizer=make_optimizer(settings, steps),
+                loss="sparse_categorical_crossentropy",
+                metrics=["accuracy"],
+            )
             record.params = int(model.count_params())
             record.flops_per_infer_sample = count_flops(model)
             record.flops_per_train_sample = 3 * record.flops_per_infer_sample
             proto.emit("start", job=index, flops_per_train_sample=record.flops_per_train_sample)
             _inject_fault(record.variant)
-            model.fit(x_train, y_train, epochs=settings["epochs"], batch_size=batch,
-                      shuffle=True, verbose=0, callbacks=[EpochHook()])
+            model.fit(
+                x_train,
+                y_train,
+                epochs=settings["epochs"],
+                batch_size=batch,
+                shuffle=True,
+                verbose=0,
+                callbacks=[EpochHook()],
+            )
             self._summarize_training(record, targets)
             if record.status == "diverged":
                 return
-            test_loss = float(model.evaluate(x_test, y_test, batch_size=1024, verbose=0,
-                                             return_dict=True)["loss"])
+            test_loss = float(
+                model.evaluate(x_test, y_test, batch_size=1024, verbose=0, return_dict=True)["loss"]
+            )
             if not math.isfinite(test_loss):  # the last step broke the weights
                 record.status, record.diverged_at_epoch = "diverged", len(record.epoch_seconds)
                 record.error = f"test loss is {test_loss} after training"
                 return
             record.test_loss = test_loss
             predicted = _predict_classes(model, x_test)
-            cm = np.bincount(y_test.astype(np.int64) * 10 + predicted,
-                             minlength=100).reshape(10, 10)
+            cm = np.bincount(y_test.astype(np.int64) * 10 + predicted, minlength=100).reshape(
+                10, 10
+            )
             record.confusion_matrix = cm.tolist()
             record.test_accuracy = float(np.trace(cm) / cm.sum())
             wrong = np.flatnonzero(predicted != y_test)[:25]
@@ -376,8 +427,9 @@ class Trainer:
         if steady:
             record.steady_epoch_seconds = float(np.median(steady))
             record.train_samples_per_second = record.train_samples * len(steady) / sum(steady)
-            record.achieved_gflops = (record.flops_per_train_sample
-                                      * record.train_samples_per_second / 1e9)
+            record.achieved_gflops = (
+                record.flops_per_train_sample * record.train_samples_per_second / 1e9
+            )
         record.time_to_accuracy = timing.time_to_accuracy(record.accuracy_curve, secs, targets)
 
     def _measure_inference(self, record: Record, model, x_test: np.ndarray, batch: int) -> None:
@@ -392,7 +444,9 @@ class Trainer:
         singles = iter(np.resize(np.arange(len(x_test)), 10**6))
         seconds = timing.repeat_until(
             lambda: np.asarray(model.predict_on_batch(x_test[next(singles)][None])),
-            min_count=200, min_time=0.5)
+            min_count=200,
+            min_time=0.5,
+        )
         record.latency_ms = timing.latency_summary(seconds)
 
 
@@ -458,8 +512,14 @@ def describe_variants() -> list[dict[str, Any]]:
         variant = models.get(name)
         model = variant.build()
         flops = count_flops(model)
-        out.append({"name": name, "params": int(model.count_params()),
-                    "flops_per_infer_sample": flops, "flops_per_train_sample": 3 * flops})
+        out.append(
+            {
+                "name": name,
+                "params": int(model.count_params()),
+                "flops_per_infer_sample": flops,
+                "flops_per_train_sample": 3 * flops,
+            }
+        )
         keras.backend.clear_session()
     return out
 

@@ -13,14 +13,20 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 
-with np.load(os.path.join(os.path.dirname(__file__), "..", "bench", "data", "mnist.npz"),
-             allow_pickle=False) as f:
+with np.load(
+    os.path.join(os.path.dirname(__file__), "..", "bench", "data", "mnist.npz"), allow_pickle=False
+) as f:
     x_train = f["x_train"].reshape(-1, 784).astype("float32") / 255.0
     y_train = f["y_train"]
 
 keras.utils.set_random_seed(0)
-model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(100, activation="relu"),
-                          keras.layers.Dense(10, activation="sigmoid")])
+model = keras.Sequential(
+    [
+        keras.Input((784,)),
+        keras.layers.Dense(100, activation="relu"),
+        keras.layers.Dense(10, activation="sigmoid"),
+    ]
+)
 model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 seconds = []
 
@@ -34,6 +40,7 @@ class EpochTimer(keras.callbacks.Callback):
         seconds.append(time.perf_counter() - self.t0)
 
 
-model.fit(x_train, y_train, epochs=int(sys.argv[1]), batch_size=32, verbose=0,
-          callbacks=[EpochTimer()])
+model.fit(
+    x_train, y_train, epochs=int(sys.argv[1]), batch_size=32, verbose=0, callbacks=[EpochTimer()]
+)
 print(json.dumps(seconds))

@@ -46,16 +46,33 @@ def neighbours(count: int) -> Iterator[None]:
 def harness(backend: str, args: argparse.Namespace, threads: int | None) -> dict:
     """One single-record `mnist-bench run`; its record."""
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "bench", "run", "-b", backend, "-v", "two-dense",
-               "--epochs", str(args.epochs), "--train-limit", str(args.train_limit),
-               "--test-limit", str(args.test_limit), "--infer-batch-sizes", "32",
-               "--results-dir", tmp]
+        cmd = [
+            sys.executable,
+            "-m",
+            "bench",
+            "run",
+            "-b",
+            backend,
+            "-v",
+            "two-dense",
+            "--epochs",
+            str(args.epochs),
+            "--train-limit",
+            str(args.train_limit),
+            "--test-limit",
+            str(args.test_limit),
+            "--infer-batch-sizes",
+            "32",
+            "--results-dir",
+            tmp,
+        ]
         if threads:
             cmd += ["--threads", str(threads)]
         out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
         if out.returncode != 0:
-            sys.exit(f"{backend}: mnist-bench run failed ({out.returncode}): "
-                     f"{out.stderr.strip()[-500:]}")
+            sys.exit(
+                f"{backend}: mnist-bench run failed ({out.returncode}): {out.stderr.strip()[-500:]}"
+            )
         (path,) = Path(tmp).glob("*.json")
         return json.loads(path.read_text())["records"][0]
 
@@ -65,22 +82,34 @@ def row(backend: str, case: str, record: dict, expected: bool) -> str:
     share, load = contention.get("other_cpu_share"), contention.get("loadavg_1m")
     verdict = "ok" if record["contended"] == expected else "WRONG"
     steady = record["steady_epoch_seconds"]
-    return (f"{backend:<11} {case:<24} {steady:>9.3f} {str(record['contended']):>9} "
-            f"{share if share is not None else '-':>11} {load if load is not None else '-':>8}"
-            f"  {verdict}")
+    return (
+        f"{backend:<11} {case:<24} {steady:>9.3f} {str(record['contended']):>9} "
+        f"{share if share is not None else '-':>11} {load if load is not None else '-':>8}"
+        f"  {verdict}"
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", action="append", choices=BACKENDS,
-                        help="backend to measure; repeat for several (default: every installed)")
-    parser.add_argument("--neighbours", type=int, default=os.cpu_count() or 1, metavar="N",
-                        help="busy-loop processes beside the run (default: one per core)")
+    parser.add_argument(
+        "--backend",
+        action="append",
+        choices=BACKENDS,
+        help="backend to measure; repeat for several (default: every installed)",
+    )
+    parser.add_argument(
+        "--neighbours",
+        type=int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="busy-loop processes beside the run (default: one per core)",
+    )
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--train-limit", type=int, default=20000, metavar="N")
     parser.add_argument("--test-limit", type=int, default=2000, metavar="N")
-    parser.add_argument("--quick", action="store_true",
-                        help="a smoke test: 2,000 training and 500 test samples")
+    parser.add_argument(
+        "--quick", action="store_true", help="a smoke test: 2,000 training and 500 test samples"
+    )
     args = parser.parse_args()
     if args.quick:
         args.train_limit, args.test_limit = 2000, 500
@@ -88,10 +117,14 @@ def main() -> int:
     from bench.environment import installed_backends
 
     backends = args.backend or [b for b in BACKENDS if b in installed_backends()]
-    print(f"two-dense, {args.epochs} epochs, {args.train_limit} training samples; "
-          f"{args.neighbours} busy-loop neighbour(s) on {os.cpu_count()} cores")
-    print(f"{'backend':<11} {'case':<24} {'steady s':>9} {'contended':>9} "
-          f"{'other share':>11} {'load 1m':>8}  guard")
+    print(
+        f"two-dense, {args.epochs} epochs, {args.train_limit} training samples; "
+        f"{args.neighbours} busy-loop neighbour(s) on {os.cpu_count()} cores"
+    )
+    print(
+        f"{'backend':<11} {'case':<24} {'steady s':>9} {'contended':>9} "
+        f"{'other share':>11} {'load 1m':>8}  guard"
+    )
     wrong = 0
     for backend in backends:
         for case, busy, threads in CASES:

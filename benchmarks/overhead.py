@@ -23,18 +23,40 @@ EPOCHS = 3
 
 
 def bare(backend: str) -> list[float]:
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bare_keras.py"),
-                          str(EPOCHS)], capture_output=True, text=True, check=True,
-                         env={**os.environ, "KERAS_BACKEND": backend})
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bare_keras.py"), str(EPOCHS)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "KERAS_BACKEND": backend},
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def harness(backend: str) -> list[float]:
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, "-m", "bench", "run", "-b", backend, "-v", "two-dense",
-                        "--epochs", str(EPOCHS), "--infer-batch-sizes", "32",
-                        "--results-dir", tmp], capture_output=True, text=True, check=True,
-                       cwd=ROOT)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench",
+                "run",
+                "-b",
+                backend,
+                "-v",
+                "two-dense",
+                "--epochs",
+                str(EPOCHS),
+                "--infer-batch-sizes",
+                "32",
+                "--results-dir",
+                tmp,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        )
         (path,) = Path(tmp).glob("*.json")
         return json.loads(path.read_text())["records"][0]["epoch_seconds"]
 

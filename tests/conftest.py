@@ -19,9 +19,10 @@ INSTALLED = environment.installed_backends()
 
 def backend_params():
     """Every backend, skipped with a reason where its framework is not installed."""
-    return [pytest.param(b, marks=pytest.mark.skipif(b not in INSTALLED,
-                                                      reason=f"{b} not installed"))
-            for b in ("tensorflow", "jax", "torch")]
+    return [
+        pytest.param(b, marks=pytest.mark.skipif(b not in INSTALLED, reason=f"{b} not installed"))
+        for b in ("tensorflow", "jax", "torch")
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -50,9 +51,18 @@ def idx_folder(tmp_path: Path, mnist: data.Dataset) -> Path:
     return folder
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600,
-            ) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 600,
+) -> subprocess.CompletedProcess:
     """`mnist-bench ARGS` in a fresh process, as a user runs it."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True,
-                          text=True, timeout=timeout, env=full_env, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        cwd=ROOT,
+    )

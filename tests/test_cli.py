@@ -12,10 +12,12 @@ FRAMEWORKS = ("keras", "tensorflow", "jax", "torch")
 
 
 def test_help_imports_no_framework():
-    code = ("import sys, bench.cli\n"
-            "try:\n    bench.cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
-            f"loaded = [m for m in {FRAMEWORKS!r} if m in sys.modules]\n"
-            "assert not loaded, loaded\n")
+    code = (
+        "import sys, bench.cli\n"
+        "try:\n    bench.cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+        f"loaded = [m for m in {FRAMEWORKS!r} if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert "run" in out.stdout and "compare" in out.stdout
@@ -24,20 +26,34 @@ def test_help_imports_no_framework():
 def test_run_help_teaches():
     out = run_cli("run", "--help")
     assert out.returncode == 0
-    for option in ("--variant", "--backend", "--seeds", "--epochs", "--batch-size", "--data",
-                   "--train-limit", "--test-limit", "--results-dir", "--device", "--resume"):
+    for option in (
+        "--variant",
+        "--backend",
+        "--seeds",
+        "--epochs",
+        "--batch-size",
+        "--data",
+        "--train-limit",
+        "--test-limit",
+        "--results-dir",
+        "--device",
+        "--resume",
+    ):
         assert option in out.stdout
 
 
-@pytest.mark.parametrize("args, message", [
-    (("run", "--variant", "nope"), "unknown variant 'nope'; valid: single-dense"),
-    (("run", "--backend", "theano"), "unknown backend 'theano'; valid: tensorflow, jax, torch"),
-    (("run", "--data", "/no/such.npz"), "no such file"),
-    (("run", "--epochs", "0"), "--epochs must be at least 1"),
-    (("run", "--seeds", "a,b"), "invalid int_list value"),
-    (("run", "--device", "tpu"), "invalid choice"),
-    (("run", "--resume", "/no/such/run.json"), "no such file"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("run", "--variant", "nope"), "unknown variant 'nope'; valid: single-dense"),
+        (("run", "--backend", "theano"), "unknown backend 'theano'; valid: tensorflow, jax, torch"),
+        (("run", "--data", "/no/such.npz"), "no such file"),
+        (("run", "--epochs", "0"), "--epochs must be at least 1"),
+        (("run", "--seeds", "a,b"), "invalid int_list value"),
+        (("run", "--device", "tpu"), "invalid choice"),
+        (("run", "--resume", "/no/such/run.json"), "no such file"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2(tmp_path, args, message):
     out = run_cli(*args, "--results-dir", str(tmp_path))
     assert out.returncode == 2, out.stderr

@@ -8,12 +8,30 @@ from bench.records import Record
 from bench.report.compare import BETTER, SAME, WORSE, Tolerances, compare, gate, match
 
 
-def rec(acc: float, seed: int = 0, *, variant="two-dense", backend="jax", seconds=10.0,
-        status="ok", contended=False, **settings) -> Record:
-    return Record(variant=variant, backend=backend, device="cpu", seed=seed, status=status,
-                  test_accuracy=acc if status == "ok" else None, train_seconds=seconds,
-                  train_samples_per_second=60000 / seconds, infer_samples_per_second=1e5,
-                  contended=contended, settings={"epochs": 3, **settings})
+def rec(
+    acc: float,
+    seed: int = 0,
+    *,
+    variant="two-dense",
+    backend="jax",
+    seconds=10.0,
+    status="ok",
+    contended=False,
+    **settings,
+) -> Record:
+    return Record(
+        variant=variant,
+        backend=backend,
+        device="cpu",
+        seed=seed,
+        status=status,
+        test_accuracy=acc if status == "ok" else None,
+        train_seconds=seconds,
+        train_samples_per_second=60000 / seconds,
+        infer_samples_per_second=1e5,
+        contended=contended,
+        settings={"epochs": 3, **settings},
+    )
 
 
 def seeds(*accs: float, **kw) -> list[Record]:
@@ -68,13 +86,20 @@ def test_gate_needs_a_drop_that_is_large_and_significant():
 
 
 def test_gate_fails_exactly_the_regressed_rows():
-    base = (seeds(0.971, 0.970) + seeds(0.924, 0.925, variant="single-dense")
-            + seeds(0.972, 0.971, backend="torch"))
-    new = (seeds(0.930, 0.931) + seeds(0.924, 0.925, variant="single-dense")
-           + seeds(0.972, 0.971, backend="torch"))
+    base = (
+        seeds(0.971, 0.970)
+        + seeds(0.924, 0.925, variant="single-dense")
+        + seeds(0.972, 0.971, backend="torch")
+    )
+    new = (
+        seeds(0.930, 0.931)
+        + seeds(0.924, 0.925, variant="single-dense")
+        + seeds(0.972, 0.971, backend="torch")
+    )
     failures = gate(compare(base, new))
     assert [(f.row.label["variant"], f.row.label["backend"]) for f in failures] == [
-        ("two-dense", "jax")]
+        ("two-dense", "jax")
+    ]
 
 
 def test_failed_or_diverged_new_record_fails_the_gate():

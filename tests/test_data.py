@@ -16,8 +16,18 @@ from bench.errors import UserError
 def test_bundled_mnist_matches_readme_facts(mnist):
     assert mnist.x_train.shape == (60000, 28, 28) and mnist.x_test.shape == (10000, 28, 28)
     assert mnist.x_train.dtype == np.uint8
-    assert np.bincount(mnist.y_train).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918,
-                                                   6265, 5851, 5949]
+    assert np.bincount(mnist.y_train).tolist() == [
+        5923,
+        6742,
+        5958,
+        6131,
+        5842,
+        5421,
+        5918,
+        6265,
+        5851,
+        5949,
+    ]
     assert mnist.y_test[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
     assert mnist.digests == data.MNIST_DIGESTS
 
@@ -58,19 +68,24 @@ def _npz(tmp_path, **arrays):
 
 def good_arrays(n=20):
     rng = np.random.default_rng(0)
-    return {"x_train": rng.integers(0, 255, (n, 28, 28), dtype=np.uint8),
-            "y_train": rng.integers(0, 10, n, dtype=np.uint8),
-            "x_test": rng.integers(0, 255, (n, 28, 28), dtype=np.uint8),
-            "y_test": rng.integers(0, 10, n, dtype=np.uint8)}
+    return {
+        "x_train": rng.integers(0, 255, (n, 28, 28), dtype=np.uint8),
+        "y_train": rng.integers(0, 10, n, dtype=np.uint8),
+        "x_test": rng.integers(0, 255, (n, 28, 28), dtype=np.uint8),
+        "y_test": rng.integers(0, 10, n, dtype=np.uint8),
+    }
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda a: a.pop("y_test"), "missing key"),
-    (lambda a: a.update(x_train=a["x_train"].astype(np.float32)), "must be uint8"),
-    (lambda a: a.update(x_test=a["x_test"].reshape(20, 784)), "expected (N, 28, 28)"),
-    (lambda a: a.update(y_train=a["y_train"][:5]), "y_train has shape"),
-    (lambda a: a.update(y_test=a["y_test"] + 10), "label"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda a: a.pop("y_test"), "missing key"),
+        (lambda a: a.update(x_train=a["x_train"].astype(np.float32)), "must be uint8"),
+        (lambda a: a.update(x_test=a["x_test"].reshape(20, 784)), "expected (N, 28, 28)"),
+        (lambda a: a.update(y_train=a["y_train"][:5]), "y_train has shape"),
+        (lambda a: a.update(y_test=a["y_test"] + 10), "label"),
+    ],
+)
 def test_bad_npz_contents(tmp_path, change, message):
     arrays = good_arrays()
     change(arrays)
@@ -128,11 +143,14 @@ def test_idx_lying_header_allocates_nothing_big(tmp_path):
         data.read_idx(path)
 
 
-@pytest.mark.parametrize("magic, message", [
-    (bytes([1, 2, 8, 3]), "bad magic"),
-    (bytes([0, 0, 0x0D, 3]), "not unsigned byte"),
-    (bytes([0, 0, 8, 0]), "dimensions"),
-])
+@pytest.mark.parametrize(
+    "magic, message",
+    [
+        (bytes([1, 2, 8, 3]), "bad magic"),
+        (bytes([0, 0, 0x0D, 3]), "not unsigned byte"),
+        (bytes([0, 0, 8, 0]), "dimensions"),
+    ],
+)
 def test_idx_bad_header(tmp_path, magic, message):
     path = write_idx(tmp_path / "m.gz", np.zeros((2, 28, 28), np.uint8), magic=magic)
     with pytest.raises(UserError, match=message):

@@ -29,17 +29,32 @@ from bench.errors import UserError
 from bench.records import load_run
 from bench.runner import record_key
 
-TINY = ("-b", "jax", "--train-limit", "512", "--test-limit", "256", "--epochs", "1",
-        "--infer-batch-sizes", "8")
+TINY = (
+    "-b",
+    "jax",
+    "--train-limit",
+    "512",
+    "--test-limit",
+    "256",
+    "--epochs",
+    "1",
+    "--infer-batch-sizes",
+    "8",
+)
 FAULT = "MNIST_BENCH_INJECT_FAULT"
 
 
 # ------------------------------------------------------------------------------------- helpers
 def start_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     """`mnist-bench ARGS` started in the background, as a user starts it."""
-    return subprocess.Popen([sys.executable, "-m", "bench", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                            env={**os.environ, **(env or {})})
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def wait_for(condition, proc: subprocess.Popen, what: str, timeout: float = 180.0):
@@ -99,22 +114,39 @@ def assert_one_line_error(stderr: str, *fragments: str) -> None:
 
 
 # ------------------------------------------------------------------------- interrupt and resume
-@pytest.mark.parametrize("sig", [
-    signal.SIGINT,
-    pytest.param(signal.SIGTERM, marks=pytest.mark.slow),  # the same path; SIGTERM kept cheap below
-])
+@pytest.mark.parametrize(
+    "sig",
+    [
+        signal.SIGINT,
+        pytest.param(
+            signal.SIGTERM, marks=pytest.mark.slow
+        ),  # the same path; SIGTERM kept cheap below
+    ],
+)
 def test_interrupt_then_resume(tmp_path, sig):
     # single-dense finishes; two-dense then hangs, so the signal lands at a known moment.
-    proc = start_cli("run", *TINY, "-v", "single-dense", "-v", "two-dense",
-                     "--results-dir", str(tmp_path), env={FAULT: "hang@two-dense"})
+    proc = start_cli(
+        "run",
+        *TINY,
+        "-v",
+        "single-dense",
+        "-v",
+        "two-dense",
+        "--results-dir",
+        str(tmp_path),
+        env={FAULT: "hang@two-dense"},
+    )
     wait_for(lambda: saved_records(tmp_path) == 1, proc, "the first record was saved")
     path = run_file(tmp_path)
     hung = workers(proc)
     assert hung, "the two-dense worker should be running"
     proc.send_signal(sig)
     if sig == signal.SIGINT:  # Ctrl-C again while figures are drawn: no waiting for them
-        wait_for(lambda: json.loads(path.read_text())["status"] == "interrupted", proc,
-                 "the run file was marked interrupted")
+        wait_for(
+            lambda: json.loads(path.read_text())["status"] == "interrupted",
+            proc,
+            "the run file was marked interrupted",
+        )
         proc.send_signal(signal.SIGINT)
         t0 = time.monotonic()
     _, err = proc.communicate(timeout=120)
@@ -141,14 +173,25 @@ def test_interrupt_then_resume(tmp_path, sig):
     assert run.status == "complete" and run.pending == []
     keys = [record_key(r) for r in run.records]
     assert len(keys) == len(set(keys)) == 2
-    assert sorted((r.variant, r.status) for r in run.records) == [("single-dense", "ok"),
-                                                                   ("two-dense", "ok")]
+    assert sorted((r.variant, r.status) for r in run.records) == [
+        ("single-dense", "ok"),
+        ("two-dense", "ok"),
+    ]
     assert run.aggregates
 
 
 def test_sigterm_before_any_record_is_saved(tmp_path):
-    proc = start_cli("run", *TINY, "-v", "single-dense", "--seeds", "0,1",
-                     "--results-dir", str(tmp_path), env={FAULT: "hang@single-dense"})
+    proc = start_cli(
+        "run",
+        *TINY,
+        "-v",
+        "single-dense",
+        "--seeds",
+        "0,1",
+        "--results-dir",
+        str(tmp_path),
+        env={FAULT: "hang@single-dense"},
+    )
     hung = wait_for(lambda: run_file(tmp_path) and workers(proc), proc, "a worker started")
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
@@ -162,8 +205,15 @@ def test_sigterm_before_any_record_is_saved(tmp_path):
 
 
 def test_worker_exits_when_the_parent_is_killed(tmp_path):
-    proc = start_cli("run", *TINY, "-v", "single-dense", "--results-dir", str(tmp_path),
-                     env={FAULT: "hang@single-dense"})
+    proc = start_cli(
+        "run",
+        *TINY,
+        "-v",
+        "single-dense",
+        "--results-dir",
+        str(tmp_path),
+        env={FAULT: "hang@single-dense"},
+    )
     hung = wait_for(lambda: workers(proc), proc, "a worker started")
     proc.kill()  # SIGKILL: the parent cleans up nothing
     proc.communicate(timeout=30)
@@ -174,25 +224,45 @@ def test_worker_exits_when_the_parent_is_killed(tmp_path):
 def test_timeout_kill_and_divergence_each_cost_one_record(tmp_path):
     # single-dense diverges at this learning rate; two-dense hangs past the record timeout;
     # flatten-dense is SIGKILLed (as by the OOM killer). Each costs its record, not the run.
-    out = run_cli("run", *TINY, "-v", "single-dense", "-v", "two-dense", "-v", "flatten-dense",
-                  "--learning-rate", "1e38", "--record-timeout", "5",
-                  "--results-dir", str(tmp_path),
-                  env={FAULT: "hang@two-dense,kill@flatten-dense"}, timeout=300)
+    out = run_cli(
+        "run",
+        *TINY,
+        "-v",
+        "single-dense",
+        "-v",
+        "two-dense",
+        "-v",
+        "flatten-dense",
+        "--learning-rate",
+        "1e38",
+        "--record-timeout",
+        "5",
+        "--results-dir",
+        str(tmp_path),
+        env={FAULT: "hang@two-dense,kill@flatten-dense"},
+        timeout=300,
+    )
     assert out.returncode == 1, out.stderr
     assert "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1] == "error: 3 record(s) failed or diverged"
     run = load_run(run_file(tmp_path))
     assert run.status == "complete"
     single, two, flatten = run.records
-    assert (single.variant, single.status, single.diverged_at_epoch) == ("single-dense",
-                                                                         "diverged", 1)
+    assert (single.variant, single.status, single.diverged_at_epoch) == (
+        "single-dense",
+        "diverged",
+        1,
+    )
     assert single.loss_curve == [None] and "loss became nan" in single.error
     assert (two.variant, two.status) == ("two-dense", "failed")
     assert two.error == "timeout: record exceeded 5 s"
     assert (flatten.variant, flatten.status) == ("flatten-dense", "failed")
     assert flatten.error.startswith("worker killed by SIGKILL")
-    for text in ("diverged: loss became nan in epoch 1", "failed: timeout: record exceeded 5 s",
-                 "failed: worker killed by SIGKILL"):
+    for text in (
+        "diverged: loss became nan in epoch 1",
+        "failed: timeout: record exceeded 5 s",
+        "failed: worker killed by SIGKILL",
+    ):
         assert text in out.stdout  # the final table
 
 
@@ -200,8 +270,7 @@ def test_contention_probe_sees_a_busy_neighbour():
     from bench.worker import CONTENTION_THRESHOLD, ContentionProbe
 
     cores = psutil.cpu_count() or 1
-    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
-                for _ in range(cores)]
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)]
     try:
         time.sleep(0.5)
         with ContentionProbe() as probe:
@@ -217,8 +286,18 @@ def test_contention_probe_sees_a_busy_neighbour():
 # ------------------------------------------------------------------------------------- storage
 def test_results_folder_is_created_and_concurrent_runs_do_not_clobber(tmp_path):
     folder = tmp_path / "new" / "runs"
-    args = ("run", *TINY, "-v", "single-dense", "--train-limit", "256", "--test-limit", "128",
-            "--results-dir", str(folder))
+    args = (
+        "run",
+        *TINY,
+        "-v",
+        "single-dense",
+        "--train-limit",
+        "256",
+        "--test-limit",
+        "128",
+        "--results-dir",
+        str(folder),
+    )
     procs = [start_cli(*args), start_cli(*args)]
     outs = [p.communicate(timeout=300) for p in procs]
     for proc, (_, err) in zip(procs, outs, strict=True):
@@ -255,8 +334,17 @@ def test_unwritable_results_folder_is_one_line(tmp_path, make):
 
 def test_save_failing_mid_run_is_one_line_exit_2(tmp_path):
     folder = tmp_path / "runs"
-    proc = start_cli("run", *TINY, "-v", "single-dense", "--seeds", "0,1", "--results-dir",
-                     str(folder), env={FAULT: "exit@single-dense"})
+    proc = start_cli(
+        "run",
+        *TINY,
+        "-v",
+        "single-dense",
+        "--seeds",
+        "0,1",
+        "--results-dir",
+        str(folder),
+        env={FAULT: "exit@single-dense"},
+    )
     path = wait_for(lambda: run_file(folder), proc, "the run file was created")
     hung = workers(proc)
     path.unlink()
@@ -315,9 +403,14 @@ class _FailingWrites:
 
 # -------------------------------------------------------------------------------- hostile files
 def _valid_run() -> dict:
-    return {"schema_version": 1, "run_id": "r", "started_utc": "t", "config": {},
-            "environment": {}, "records": [{"variant": "a", "backend": "jax", "device": "cpu",
-                                            "seed": 0}]}
+    return {
+        "schema_version": 1,
+        "run_id": "r",
+        "started_utc": "t",
+        "config": {},
+        "environment": {},
+        "records": [{"variant": "a", "backend": "jax", "device": "cpu", "seed": 0}],
+    }
 
 
 def _mutated(**changes) -> str:
@@ -331,21 +424,24 @@ def _mutated(**changes) -> str:
     return json.dumps(run)
 
 
-@pytest.mark.parametrize("content, reason", [
-    (b"\xff\xfe\x00garbage", "unreadable"),
-    (b"[" * 100_000, "nested too deeply"),
-    (b'{"schema_version": ' + b"9" * 5000 + b"}", "malformed JSON"),
-    (_mutated(schema_version=0).encode(), "schema_version 0"),
-    (_mutated(schema_version=True).encode(), "no integer schema_version"),
-    (_mutated(config=[]).encode(), "config is a list, expected dict"),
-    (_mutated(status="exploded").encode(), "status 'exploded'"),
-    (_mutated(records={}).encode(), "records is an object, not a list"),
-    (_mutated(records__seed="0").encode(), "records[0]: seed is a string, expected int"),
-    (_mutated(records__seed=True).encode(), "records[0]: seed is a boolean"),
-    (_mutated(records__status="great").encode(), "records[0]: record status 'great'"),
-    (_mutated(records__epoch_seconds=[1.0, "2"]).encode(), "epoch_seconds is a list"),
-    (_mutated(records__bogus=1).encode(), "unknown record field(s): bogus"),
-])
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        (b"\xff\xfe\x00garbage", "unreadable"),
+        (b"[" * 100_000, "nested too deeply"),
+        (b'{"schema_version": ' + b"9" * 5000 + b"}", "malformed JSON"),
+        (_mutated(schema_version=0).encode(), "schema_version 0"),
+        (_mutated(schema_version=True).encode(), "no integer schema_version"),
+        (_mutated(config=[]).encode(), "config is a list, expected dict"),
+        (_mutated(status="exploded").encode(), "status 'exploded'"),
+        (_mutated(records={}).encode(), "records is an object, not a list"),
+        (_mutated(records__seed="0").encode(), "records[0]: seed is a string, expected int"),
+        (_mutated(records__seed=True).encode(), "records[0]: seed is a boolean"),
+        (_mutated(records__status="great").encode(), "records[0]: record status 'great'"),
+        (_mutated(records__epoch_seconds=[1.0, "2"]).encode(), "epoch_seconds is a list"),
+        (_mutated(records__bogus=1).encode(), "unknown record field(s): bogus"),
+    ],
+)
 def test_hostile_run_file_is_a_user_error(tmp_path, content, reason):
     path = tmp_path / "hostile.json"
     path.write_bytes(content)
@@ -368,8 +464,7 @@ def test_resume_of_a_run_file_with_a_hostile_config_is_one_line(tmp_path):
 
 
 def test_idx_header_claiming_a_billion_images_fails_fast_in_little_memory(tmp_path):
-    path = write_idx(tmp_path / "lie.gz", np.zeros((3, 28, 28), np.uint8),
-                     dims=(10**9, 28, 28))
+    path = write_idx(tmp_path / "lie.gz", np.zeros((3, 28, 28), np.uint8), dims=(10**9, 28, 28))
     tracemalloc.start()
     t0 = time.perf_counter()
     try:
@@ -383,8 +478,7 @@ def test_idx_header_claiming_a_billion_images_fails_fast_in_little_memory(tmp_pa
 
 
 def test_idx_with_a_corrupt_deflate_stream_is_a_user_error(tmp_path):
-    whole = bytearray(gzip.compress(bytes([0, 0, 8, 1]) + (200).to_bytes(4, "big")
-                                    + bytes(200)))
+    whole = bytearray(gzip.compress(bytes([0, 0, 8, 1]) + (200).to_bytes(4, "big") + bytes(200)))
     for i in range(12, len(whole) - 8):  # the deflate stream, not the gzip header or trailer
         whole[i] ^= 0x55  # zlib.error ("invalid distance too far back"), not an OSError
     path = tmp_path / "corrupt.gz"
@@ -430,8 +524,11 @@ def test_npz_header_claiming_a_billion_images_fails_fast_in_little_memory(tmp_pa
 
 
 def test_npz_with_a_corrupt_compressed_member_is_a_user_error(tmp_path):
-    path = _npz_with(tmp_path, _npy(np.arange(20 * 784, dtype=np.uint8).reshape(20, 28, 28)),
-                     compress=zipfile.ZIP_DEFLATED)
+    path = _npz_with(
+        tmp_path,
+        _npy(np.arange(20 * 784, dtype=np.uint8).reshape(20, 28, 28)),
+        compress=zipfile.ZIP_DEFLATED,
+    )
     whole = bytearray(path.read_bytes())
     start = whole.index(b"x_train.npy") + len("x_train.npy") + 40
     whole[start : start + 40] = bytes(range(40))

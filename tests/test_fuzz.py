@@ -25,13 +25,17 @@ from bench import data
 from bench.errors import UserError
 from bench.records import Record, RunFile, _conforms, _hints, load_run
 
-FUZZ = settings(max_examples=80, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -84,15 +88,20 @@ RECORD_KEYS = st.sampled_from([f.name for f in dataclasses.fields(Record)] + ["e
 
 
 @FUZZ
-@given(changes=st.lists(st.tuples(st.booleans(), KEYS, RECORD_KEYS,
-                                  st.one_of(st.just("<delete>"), json_values)),
-                        min_size=1, max_size=4))
+@given(
+    changes=st.lists(
+        st.tuples(st.booleans(), KEYS, RECORD_KEYS, st.one_of(st.just("<delete>"), json_values)),
+        min_size=1,
+        max_size=4,
+    )
+)
 def test_mutated_run_file_loads_or_is_a_user_error(scratch, valid_run, changes):
     run = copy.deepcopy(valid_run)
     for in_record, key, record_key, value in changes:
         records = run.get("records")
-        if in_record and not (isinstance(records, list) and records
-                              and isinstance(records[0], dict)):
+        if in_record and not (
+            isinstance(records, list) and records and isinstance(records[0], dict)
+        ):
             continue
         target, name = (records[0], record_key) if in_record else (run, key)
         if value == "<delete>":
@@ -103,8 +112,10 @@ def test_mutated_run_file_loads_or_is_a_user_error(scratch, valid_run, changes):
 
 
 @FUZZ
-@given(cut=st.integers(min_value=0), flips=st.lists(st.tuples(st.integers(min_value=0),
-                                                              st.integers(0, 255)), max_size=6))
+@given(
+    cut=st.integers(min_value=0),
+    flips=st.lists(st.tuples(st.integers(min_value=0), st.integers(0, 255)), max_size=6),
+)
 def test_truncated_or_corrupted_run_file_bytes(scratch, valid_run, cut, flips):
     content = bytearray(json.dumps(valid_run, indent=1).encode())
     for at, byte in flips:
@@ -133,8 +144,12 @@ def test_idx_arbitrary_bytes(scratch, content, compress):
 
 @FUZZ
 @given(
-    magic=st.tuples(st.sampled_from([0, 0, 0, 1, 255]), st.sampled_from([0, 0, 0, 3]),
-                    st.sampled_from([0x08, 0x08, 0x09, 0x0D, 0]), st.integers(0, 6)),
+    magic=st.tuples(
+        st.sampled_from([0, 0, 0, 1, 255]),
+        st.sampled_from([0, 0, 0, 3]),
+        st.sampled_from([0x08, 0x08, 0x09, 0x0D, 0]),
+        st.integers(0, 6),
+    ),
     dims=st.lists(st.one_of(st.integers(0, 30), st.integers(0, 2**32 - 1)), max_size=6),
     payload=st.integers(0, 2000),
     flips=st.lists(st.tuples(st.integers(min_value=0), st.integers(0, 255)), max_size=3),
@@ -153,10 +168,12 @@ def test_idx_mutated_headers_and_streams(scratch, magic, dims, payload, flips):
 # ------------------------------------------------------------------------------------------ npz
 def small_npz(compression: int) -> bytes:
     rng = np.random.default_rng(0)
-    arrays = {"x_train": rng.integers(0, 255, (6, 28, 28), dtype=np.uint8),
-              "y_train": rng.integers(0, 10, 6, dtype=np.uint8),
-              "x_test": rng.integers(0, 255, (3, 28, 28), dtype=np.uint8),
-              "y_test": rng.integers(0, 10, 3, dtype=np.uint8)}
+    arrays = {
+        "x_train": rng.integers(0, 255, (6, 28, 28), dtype=np.uint8),
+        "y_train": rng.integers(0, 10, 6, dtype=np.uint8),
+        "x_test": rng.integers(0, 255, (3, 28, 28), dtype=np.uint8),
+        "y_test": rng.integers(0, 10, 3, dtype=np.uint8),
+    }
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=compression) as z:
         for key, array in arrays.items():
@@ -170,9 +187,13 @@ NPZ = {c: small_npz(c) for c in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)}
 
 
 @FUZZ
-@given(compression=st.sampled_from(sorted(NPZ)), cut=st.integers(min_value=0),
-       flips=st.lists(st.tuples(st.integers(min_value=0), st.integers(0, 255)), min_size=1,
-                      max_size=6))
+@given(
+    compression=st.sampled_from(sorted(NPZ)),
+    cut=st.integers(min_value=0),
+    flips=st.lists(
+        st.tuples(st.integers(min_value=0), st.integers(0, 255)), min_size=1, max_size=6
+    ),
+)
 def test_npz_corrupted_bytes(scratch, compression, cut, flips):
     content = bytearray(NPZ[compression])
     for at, byte in flips:
@@ -191,15 +212,18 @@ def npy_bytes(descr: str, fortran: bool, shape: tuple[int, ...], payload: int) -
     """A version 1.0 .npy member whose header says whatever it is told to."""
     header = f"{{'descr': {descr!r}, 'fortran_order': {fortran}, 'shape': {shape!r}, }}"
     header += " " * (63 - (10 + len(header)) % 64) + "\n"
-    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode() \
-        + bytes(payload)
+    return (
+        b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode() + bytes(payload)
+    )
 
 
 @FUZZ
-@given(descr=st.sampled_from(["|u1", "<u1", ">u2", "<f4", "|O", "|V0", "<i8", "|S3", "bogus"]),
-       fortran=st.booleans(),
-       shape=st.lists(st.one_of(st.integers(0, 40), st.integers(0, 2**40)), max_size=4),
-       payload=st.integers(0, 6000))
+@given(
+    descr=st.sampled_from(["|u1", "<u1", ">u2", "<f4", "|O", "|V0", "<i8", "|S3", "bogus"]),
+    fortran=st.booleans(),
+    shape=st.lists(st.one_of(st.integers(0, 40), st.integers(0, 2**40)), max_size=4),
+    payload=st.integers(0, 6000),
+)
 def test_npz_lying_npy_headers(scratch, descr, fortran, shape, payload):
     path = scratch / "lying.npz"
     path.write_bytes(NPZ[zipfile.ZIP_STORED])

@@ -46,8 +46,11 @@ def test_compare_shows_verdicts_and_one_sided_rows(tmp_path):
     (tmp_path / "new.json").write_text(json.dumps(new))
     result = run_cli("compare", BASE, str(tmp_path / "new.json"))
     assert result.returncode == 0, result.stderr
-    rows = {tuple(c.strip() for c in line.split("|")[1:3]): line.split("|")[-2].strip()
-            for line in result.stdout.splitlines() if line.startswith("| ")}
+    rows = {
+        tuple(c.strip() for c in line.split("|")[1:3]): line.split("|")[-2].strip()
+        for line in result.stdout.splitlines()
+        if line.startswith("| ")
+    }
     assert rows[("two-dense", "jax")] == "worse"
     assert rows[("single-dense", "jax")] != "worse"
     assert rows[("two-dense", "torch")] == "only in BASE"
@@ -60,16 +63,22 @@ def test_markdown_output_for_job_summaries():
     assert lines[1].startswith("| --- |") and len(lines) == 2 + 3
 
 
-@pytest.mark.parametrize("content,reason", [
-    ("{not json", "malformed JSON"),
-    ('{"schema_version": 99, "run_id": "x"}', "schema_version 99 is newer"),
-    (None, "malformed JSON"),  # truncated: the first half of a real file
-])
+@pytest.mark.parametrize(
+    "content,reason",
+    [
+        ("{not json", "malformed JSON"),
+        ('{"schema_version": 99, "run_id": "x"}', "schema_version 99 is newer"),
+        (None, "malformed JSON"),  # truncated: the first half of a real file
+    ],
+)
 def test_bad_input_is_exit_2_naming_the_file(tmp_path, content, reason):
     bad = tmp_path / "bad.json"
     bad.write_text(content if content is not None else Path(AA).read_text()[:500])
-    for args in (("check", str(bad), "--baseline", BASE), ("compare", BASE, str(bad)),
-                 ("check", AA, "--baseline", str(tmp_path))):
+    for args in (
+        ("check", str(bad), "--baseline", BASE),
+        ("compare", BASE, str(bad)),
+        ("check", AA, "--baseline", str(tmp_path)),
+    ):
         result = run_cli(*args)
         assert result.returncode == 2, result.stdout + result.stderr
         assert str(bad) in result.stderr and reason in result.stderr
@@ -105,8 +114,9 @@ def test_committed_baseline_is_the_ci_suite():
 @pytest.mark.slow
 def test_ci_suite_passes_the_gate(tmp_path):
     """What .ci/run does after the tests: the CI suite afresh, checked against the baseline."""
-    result = run_cli("run", "--suite", "suites/ci.toml", "--results-dir", str(tmp_path),
-                     timeout=1800)
+    result = run_cli(
+        "run", "--suite", "suites/ci.toml", "--results-dir", str(tmp_path), timeout=1800
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     result = run_cli("check", str(tmp_path), "--baseline", "results/baseline")
     assert result.returncode == 0, result.stdout + result.stderr

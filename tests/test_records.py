@@ -13,11 +13,17 @@ from bench.records import SCHEMA_VERSION, Record, RunFile, load_run
 
 
 def sample_run() -> RunFile:
-    record = Record("two-dense", "jax", "cpu", 0, test_accuracy=0.97,
-                    epoch_seconds=[1.5, 0.5], confusion_matrix=[[1] * 10] * 10,
-                    time_to_accuracy=[{"target": 0.97, "epoch": 2, "seconds": 2.0}])
-    return RunFile("r1", "2026-11-24T00:00:00Z", {"seeds": [0]}, {"machine_id": "abc"},
-                   [record])
+    record = Record(
+        "two-dense",
+        "jax",
+        "cpu",
+        0,
+        test_accuracy=0.97,
+        epoch_seconds=[1.5, 0.5],
+        confusion_matrix=[[1] * 10] * 10,
+        time_to_accuracy=[{"target": 0.97, "epoch": 2, "seconds": 2.0}],
+    )
+    return RunFile("r1", "2026-11-24T00:00:00Z", {"seeds": [0]}, {"machine_id": "abc"}, [record])
 
 
 def test_round_trip(tmp_path):
@@ -28,14 +34,20 @@ def test_round_trip(tmp_path):
     assert json.loads(path.read_text())["schema_version"] == SCHEMA_VERSION
 
 
-@pytest.mark.parametrize("text, message", [
-    ("{not json", "malformed JSON"),
-    ('{"schema_version": 99, "run_id": "x"}', "newer than this mnist-bench"),
-    ("[1, 2]", "not a JSON object"),
-    ('{"schema_version": 1}', "missing field"),
-    ('{"schema_version": 1, "run_id": "x", "started_utc": "t", "config": {}, '
-     '"environment": {}, "records": [{"variant": "a"}]}', "not a mnist-bench run file"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("{not json", "malformed JSON"),
+        ('{"schema_version": 99, "run_id": "x"}', "newer than this mnist-bench"),
+        ("[1, 2]", "not a JSON object"),
+        ('{"schema_version": 1}', "missing field"),
+        (
+            '{"schema_version": 1, "run_id": "x", "started_utc": "t", "config": {}, '
+            '"environment": {}, "records": [{"variant": "a"}]}',
+            "not a mnist-bench run file",
+        ),
+    ],
+)
 def test_bad_run_files(tmp_path, text, message):
     path = tmp_path / "bad.json"
     path.write_text(text)

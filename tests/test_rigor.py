@@ -21,15 +21,27 @@ def only_run(folder: Path):
 
 @pytest.mark.parametrize("backend", backend_params())
 def test_two_processes_give_bit_identical_weights(tmp_path, backend):
-    out = run_cli("run", "-b", backend, "--epochs", "1", "--train-limit", "2000",
-                  "--test-limit", "1000", "--infer-batch-sizes", "8", "--check-determinism",
-                  "--results-dir", str(tmp_path))
+    out = run_cli(
+        "run",
+        "-b",
+        backend,
+        "--epochs",
+        "1",
+        "--train-limit",
+        "2000",
+        "--test-limit",
+        "1000",
+        "--infer-batch-sizes",
+        "8",
+        "--check-determinism",
+        "--results-dir",
+        str(tmp_path),
+    )
     assert out.returncode == 0, out.stderr
     records = only_run(tmp_path).records
     assert len(records) == 6  # the seed's three variants, each trained in two processes
     for variant in ("single-dense", "two-dense", "flatten-dense"):
-        first, again = sorted((r for r in records if r.variant == variant),
-                              key=lambda r: r.repeat)
+        first, again = sorted((r for r in records if r.variant == variant), key=lambda r: r.repeat)
         assert (first.repeat, again.repeat) == (0, 1)
         assert first.weights_sha256 == again.weights_sha256
         assert first.predictions_sha256 == again.predictions_sha256
@@ -38,9 +50,25 @@ def test_two_processes_give_bit_identical_weights(tmp_path, backend):
 
 
 def test_seeds_give_aggregates_with_intervals(tmp_path):
-    out = run_cli("run", "-b", "jax", "-v", "single-dense", "--epochs", "1", "--train-limit",
-                  "1500", "--test-limit", "1000", "--infer-batch-sizes", "8", "--seeds",
-                  "0,1,2", "--results-dir", str(tmp_path))
+    out = run_cli(
+        "run",
+        "-b",
+        "jax",
+        "-v",
+        "single-dense",
+        "--epochs",
+        "1",
+        "--train-limit",
+        "1500",
+        "--test-limit",
+        "1000",
+        "--infer-batch-sizes",
+        "8",
+        "--seeds",
+        "0,1,2",
+        "--results-dir",
+        str(tmp_path),
+    )
     assert out.returncode == 0, out.stderr
     run = only_run(tmp_path)
     assert sorted(r.seed for r in run.records) == [0, 1, 2]
@@ -64,8 +92,9 @@ def test_time_to_accuracy_by_hand():
 
 def test_repeat_until_reaches_count_and_time():
     calls = []
-    seconds = timing.repeat_until(lambda: calls.append(time.sleep(0.001)), warmup=3,
-                                  min_count=5, min_time=0.05)
+    seconds = timing.repeat_until(
+        lambda: calls.append(time.sleep(0.001)), warmup=3, min_count=5, min_time=0.05
+    )
     assert len(calls) == len(seconds) + 3
     assert len(seconds) >= 5 and sum(seconds) >= 0.04
 

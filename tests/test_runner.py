@@ -20,9 +20,23 @@ def only_run(folder: Path):
 
 @pytest.mark.parametrize("backend", backend_params())
 def test_real_short_fit(tmp_path, backend):
-    out = run_cli("run", "-b", backend, "-v", "two-dense", "--epochs", "2", "--train-limit",
-                  "3000", "--test-limit", "2000", "--infer-batch-sizes", "1,256",
-                  "--results-dir", str(tmp_path))
+    out = run_cli(
+        "run",
+        "-b",
+        backend,
+        "-v",
+        "two-dense",
+        "--epochs",
+        "2",
+        "--train-limit",
+        "3000",
+        "--test-limit",
+        "2000",
+        "--infer-batch-sizes",
+        "1,256",
+        "--results-dir",
+        str(tmp_path),
+    )
     assert out.returncode == 0, out.stderr
     run = only_run(tmp_path)
     assert run.status == "complete" and run.schema_version == 1
@@ -39,16 +53,34 @@ def test_real_short_fit(tmp_path, backend):
     assert record.flops_per_train_sample == 3 * 2 * (784 * 100 + 100 * 10)
     assert len(record.weights_sha256) == 64
     figures = sorted(p.name for p in (tmp_path / run.run_id).iterdir())
-    assert figures == [f"two-dense-{backend}-cpu-seed0-confusion.png",
-                       f"two-dense-{backend}-cpu-seed0-errors.png"]
+    assert figures == [
+        f"two-dense-{backend}-cpu-seed0-confusion.png",
+        f"two-dense-{backend}-cpu-seed0-errors.png",
+    ]
     assert backend in run.environment["backends"]
 
 
 def test_crash_is_isolated(tmp_path):
-    out = run_cli("run", "-b", "jax", "-v", "two-dense", "-v", "single-dense", "--epochs", "1",
-                  "--train-limit", "1000", "--test-limit", "500", "--infer-batch-sizes", "8",
-                  "--results-dir", str(tmp_path),
-                  env={"MNIST_BENCH_INJECT_FAULT": "crash@two-dense"})
+    out = run_cli(
+        "run",
+        "-b",
+        "jax",
+        "-v",
+        "two-dense",
+        "-v",
+        "single-dense",
+        "--epochs",
+        "1",
+        "--train-limit",
+        "1000",
+        "--test-limit",
+        "500",
+        "--infer-batch-sizes",
+        "8",
+        "--results-dir",
+        str(tmp_path),
+        env={"MNIST_BENCH_INJECT_FAULT": "crash@two-dense"},
+    )
     assert out.returncode == 1
     assert "Traceback" not in out.stderr
     run = only_run(tmp_path)
@@ -72,8 +104,21 @@ def test_missing_backend_is_skipped(tmp_path, monkeypatch):
 
 
 def test_gpu_requested_without_gpu(tmp_path):
-    out = run_cli("run", "-b", "jax", "-v", "single-dense", "--device", "gpu", "--epochs", "1",
-                  "--train-limit", "500", "--results-dir", str(tmp_path))
+    out = run_cli(
+        "run",
+        "-b",
+        "jax",
+        "-v",
+        "single-dense",
+        "--device",
+        "gpu",
+        "--epochs",
+        "1",
+        "--train-limit",
+        "500",
+        "--results-dir",
+        str(tmp_path),
+    )
     assert out.returncode == 1
     assert out.stderr.strip().splitlines()[-1] == "error: no record ran: no GPU visible to jax"
     (record,) = only_run(tmp_path).records
@@ -86,9 +131,25 @@ def test_fashion_mnist_run_carries_class_names(tmp_path):
 
     if not data.FASHION_DIR.is_dir():
         pytest.skip("dataset-fashion-mnist not installed")
-    out = run_cli("run", "-b", "jax", "-v", "two-dense", "--data", "fashion-mnist", "--epochs",
-                  "1", "--train-limit", "2000", "--test-limit", "1000", "--infer-batch-sizes",
-                  "8", "--results-dir", str(tmp_path))
+    out = run_cli(
+        "run",
+        "-b",
+        "jax",
+        "-v",
+        "two-dense",
+        "--data",
+        "fashion-mnist",
+        "--epochs",
+        "1",
+        "--train-limit",
+        "2000",
+        "--test-limit",
+        "1000",
+        "--infer-batch-sizes",
+        "8",
+        "--results-dir",
+        str(tmp_path),
+    )
     assert out.returncode == 0, out.stderr
     run = only_run(tmp_path)
     assert run.records[0].dataset == "fashion-mnist" and run.records[0].test_accuracy > 0.6

@@ -51,8 +51,11 @@ def test_welch_degenerate_cases():
 def test_welch_agrees_with_scipy_stats():
     from scipy.stats import ttest_ind
 
-    samples = [([0.97, 0.972, 0.968], [0.96, 0.955]), ([1, 2, 3, 4], [2, 9, 4]),
-               ([0.9211, 0.9203, 0.9220], [0.9215, 0.9200, 0.9230, 0.9190])]
+    samples = [
+        ([0.97, 0.972, 0.968], [0.96, 0.955]),
+        ([1, 2, 3, 4], [2, 9, 4]),
+        ([0.9211, 0.9203, 0.9220], [0.9215, 0.9200, 0.9230, 0.9190]),
+    ]
     for a, b in samples:
         expected = ttest_ind(a, b, equal_var=False).pvalue
         assert stats.welch_p_value(a, b) == pytest.approx(expected, rel=1e-9)

@@ -20,8 +20,17 @@ def test_seed_suite_is_the_notebook():
     jobs = runner.expand_jobs(config)
     assert len(jobs) == 9
     assert {j["variant"] for j in jobs} == {"single-dense", "two-dense", "flatten-dense"}
-    assert all(j["settings"] == {"epochs": 5, "batch_size": 32, "optimizer": "adam",
-                                 "learning_rate": None, "schedule": "constant"} for j in jobs)
+    assert all(
+        j["settings"]
+        == {
+            "epochs": 5,
+            "batch_size": 32,
+            "optimizer": "adam",
+            "learning_rate": None,
+            "schedule": "constant",
+        }
+        for j in jobs
+    )
 
 
 @pytest.mark.parametrize("name", ["seed", "ci", "full", "optimizers"])
@@ -30,9 +39,12 @@ def test_shipped_suites_are_valid(name):
 
 
 def test_grid_expands_to_every_combination(tmp_path):
-    path = write(tmp_path, 'variants = ["two-dense"]\nbackends = ["jax"]\nseeds = [0, 1]\n'
-                           '[settings]\nepochs = 2\n[grid]\noptimizer = ["adam", "sgd"]\n'
-                           'learning_rate = [1e-3, 3e-3]\n')
+    path = write(
+        tmp_path,
+        'variants = ["two-dense"]\nbackends = ["jax"]\nseeds = [0, 1]\n'
+        '[settings]\nepochs = 2\n[grid]\noptimizer = ["adam", "sgd"]\n'
+        "learning_rate = [1e-3, 3e-3]\n",
+    )
     jobs = runner.expand_jobs(suite.load(path))
     assert len(jobs) == 8
     combos = {(j["settings"]["optimizer"], j["settings"]["learning_rate"]) for j in jobs}
@@ -41,22 +53,27 @@ def test_grid_expands_to_every_combination(tmp_path):
 
 
 def test_command_line_overrides_suite(tmp_path):
-    path = write(tmp_path, 'variants = ["two-dense"]\nbackends = ["jax"]\n[settings]\n'
-                           'epochs = 4\n')
+    path = write(tmp_path, 'variants = ["two-dense"]\nbackends = ["jax"]\n[settings]\nepochs = 4\n')
     config = suite.load(path, overrides={"epochs": 1})
     assert runner.expand_jobs(config)[0]["settings"]["epochs"] == 1
 
 
-@pytest.mark.parametrize("text, message", [
-    ('variants = ["two-dense", "three-dense"]\n', ":1: unknown variant 'three-dense'; valid:"),
-    ('seeds = [0]\nepochz = 3\n', ":2: unknown key 'epochz'; valid: description"),
-    ('seeds = "0,1"\n', ":1: 'seeds' must be a list of integers"),
-    ('[settings]\nepochs = "five"\n', ":2: 'epochs' must be an integer"),
-    ('[grid]\noptimizer = ["adam", "adagrad"]\n', ":2: unknown optimizer 'adagrad'; valid: adam"),
-    ('backends = ["theano"]\n', ":1: unknown backend 'theano'"),
-    ('[settings]\nepochs = 2\n[grid]\nepochs = [1, 2]\n', "in both [settings] and [grid]"),
-    ('variants = [\n', "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('variants = ["two-dense", "three-dense"]\n', ":1: unknown variant 'three-dense'; valid:"),
+        ("seeds = [0]\nepochz = 3\n", ":2: unknown key 'epochz'; valid: description"),
+        ('seeds = "0,1"\n', ":1: 'seeds' must be a list of integers"),
+        ('[settings]\nepochs = "five"\n', ":2: 'epochs' must be an integer"),
+        (
+            '[grid]\noptimizer = ["adam", "adagrad"]\n',
+            ":2: unknown optimizer 'adagrad'; valid: adam",
+        ),
+        ('backends = ["theano"]\n', ":1: unknown backend 'theano'"),
+        ("[settings]\nepochs = 2\n[grid]\nepochs = [1, 2]\n", "in both [settings] and [grid]"),
+        ("variants = [\n", "not valid TOML"),
+    ],
+)
 def test_bad_suites(tmp_path, text, message):
     path = write(tmp_path, text)
     with pytest.raises(UserError, match="s.toml") as err:

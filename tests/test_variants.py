@@ -23,9 +23,23 @@ def test_registry_names_defaults_and_errors():
 
 @pytest.mark.skipif("jax" not in INSTALLED, reason="jax not installed")
 def test_every_variant_trains(tmp_path):
-    out = run_cli("run", "-b", "jax", "-v", "all", "--epochs", "1", "--train-limit", "512",
-                  "--test-limit", "256", "--infer-batch-sizes", "8", "--results-dir",
-                  str(tmp_path))
+    out = run_cli(
+        "run",
+        "-b",
+        "jax",
+        "-v",
+        "all",
+        "--epochs",
+        "1",
+        "--train-limit",
+        "512",
+        "--test-limit",
+        "256",
+        "--infer-batch-sizes",
+        "8",
+        "--results-dir",
+        str(tmp_path),
+    )
     assert out.returncode == 0, out.stderr
     (path,) = tmp_path.glob("*.json")
     records = {r.variant: r for r in load_run(path).records}

@@ -41,8 +41,12 @@ def run_files(paths: Iterable[str | Path]) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
-def load_runs(paths: Iterable[str | Path], *, skip_bad: bool = False,
-              warn: Callable[[str], None] | None = None) -> list[LoadedRun]:
+def load_runs(
+    paths: Iterable[str | Path],
+    *,
+    skip_bad: bool = False,
+    warn: Callable[[str], None] | None = None,
+) -> list[LoadedRun]:
     """Read every run file under `paths`.
 
     Raises:
@@ -73,8 +77,13 @@ def machine_label(environment: dict) -> str:
     for noise in ("(R)", "(TM)", "(tm)", " CPU", " Processor", " 64-Core", " 32-Core", " 16-Core"):
         model = model.replace(noise, "")
     model = " ".join(model.replace("@", " @ ").split())
-    gpus = sorted({str(g.get("name")) for g in environment.get("gpus") or []
-                   if isinstance(g, dict) and g.get("name")})
+    gpus = sorted(
+        {
+            str(g.get("name"))
+            for g in environment.get("gpus") or []
+            if isinstance(g, dict) and g.get("name")
+        }
+    )
     label = model + (" + " + ", ".join(gpus) if gpus else "")
     mid = str(environment.get("machine_id") or "")[:6]
     return f"{label} [{mid}]" if mid else label

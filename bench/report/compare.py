@@ -180,8 +180,9 @@ def _verdict(change: Change, tol: Tolerances) -> tuple[str, float | None]:
     return (BETTER if improved else WORSE), p
 
 
-def compare(base: Iterable[Record], new: Iterable[Record],
-            tol: Tolerances = Tolerances()) -> list[Row]:
+def compare(
+    base: Iterable[Record], new: Iterable[Record], tol: Tolerances = Tolerances()
+) -> list[Row]:
     return [judge(row, tol) for row in match(base, new)]
 
 
@@ -191,8 +192,9 @@ class Failure:
     reason: str
 
 
-def gate(rows: list[Row], tol: Tolerances = Tolerances(),
-         max_slowdown: float | None = None) -> list[Failure]:
+def gate(
+    rows: list[Row], tol: Tolerances = Tolerances(), max_slowdown: float | None = None
+) -> list[Failure]:
     """The CI gate's failing rows.
 
     A matched row fails when its run failed or diverged, or when its mean test accuracy fell by
@@ -225,7 +227,8 @@ def gate(rows: list[Row], tol: Tolerances = Tolerances(),
         for metric in (METRICS[2], METRICS[3]):
             c = row.change(metric)
             if c and not c.skipped and c.relative is not None and c.relative < -max_slowdown:
-                failures.append(Failure(row, f"{metric.label} {c.relative:+.0%} "
-                                             f"(limit -{max_slowdown:.0%})"))
+                failures.append(
+                    Failure(row, f"{metric.label} {c.relative:+.0%} (limit -{max_slowdown:.0%})")
+                )
                 break
     return failures

@@ -29,20 +29,31 @@ def confusion_heatmap(record: Record, class_names: tuple[str, ...], path: Path) 
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 6.5))
-    sns.heatmap(np.asarray(record.confusion_matrix), annot=True, fmt="d", cmap="Blues",
-                xticklabels=class_names, yticklabels=class_names, cbar=False, ax=ax)
+    sns.heatmap(
+        np.asarray(record.confusion_matrix),
+        annot=True,
+        fmt="d",
+        cmap="Blues",
+        xticklabels=class_names,
+        yticklabels=class_names,
+        cbar=False,
+        ax=ax,
+    )
     ax.set_xlabel("Predicted")
     ax.set_ylabel("Truth")
-    ax.set_title(f"{record.variant} · {record.backend} · {record.device} · seed {record.seed}"
-                 f" — accuracy {record.test_accuracy:.4f}")
+    ax.set_title(
+        f"{record.variant} · {record.backend} · {record.device} · seed {record.seed}"
+        f" — accuracy {record.test_accuracy:.4f}"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
 
 
-def misclassified_grid(record: Record, images: np.ndarray, class_names: tuple[str, ...],
-                       path: Path) -> Path:
+def misclassified_grid(
+    record: Record, images: np.ndarray, class_names: tuple[str, ...], path: Path
+) -> Path:
     """Up to 25 misclassified test images with their true and predicted labels.
 
     One mosaic image on one axes: 25 subplots would take several times as long to draw.
@@ -55,9 +66,15 @@ def misclassified_grid(record: Record, images: np.ndarray, class_names: tuple[st
     for k, (index, truth, predicted) in enumerate(wrong):
         row, col = divmod(k, 5)
         top, left = row * (cell + pad), col * (cell + 4) + 2
-        mosaic[top:top + cell, left:left + cell] = images[index]
-        ax.text(left + cell / 2, top + cell + 1, f"true {class_names[truth]}\n"
-                f"pred {class_names[predicted]}", ha="center", va="top", fontsize=8)
+        mosaic[top : top + cell, left : left + cell] = images[index]
+        ax.text(
+            left + cell / 2,
+            top + cell + 1,
+            f"true {class_names[truth]}\npred {class_names[predicted]}",
+            ha="center",
+            va="top",
+            fontsize=8,
+        )
     ax.imshow(mosaic, cmap="gray_r", interpolation="nearest")
     ax.axis("off")
     ax.set_title(f"Misclassified: {record.variant} · {record.backend} · seed {record.seed}")
@@ -67,8 +84,9 @@ def misclassified_grid(record: Record, images: np.ndarray, class_names: tuple[st
     return path
 
 
-def draw_run_figures(records: list[Record], x_test: np.ndarray, class_names: tuple[str, ...],
-                     folder: Path) -> list[Path]:
+def draw_run_figures(
+    records: list[Record], x_test: np.ndarray, class_names: tuple[str, ...], folder: Path
+) -> list[Path]:
     """Both figures for every finished record, into `folder` (created)."""
     done = [r for r in records if r.status == "ok" and r.confusion_matrix]
     if not done:
@@ -76,8 +94,10 @@ def draw_run_figures(records: list[Record], x_test: np.ndarray, class_names: tup
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for record in done:
-        paths.append(confusion_heatmap(record, class_names,
-                                       folder / f"{stem(record)}-confusion.png"))
-        paths.append(misclassified_grid(record, x_test, class_names,
-                                        folder / f"{stem(record)}-errors.png"))
+        paths.append(
+            confusion_heatmap(record, class_names, folder / f"{stem(record)}-confusion.png")
+        )
+        paths.append(
+            misclassified_grid(record, x_test, class_names, folder / f"{stem(record)}-errors.png")
+        )
     return paths

@@ -17,9 +17,12 @@ STATUS_STYLE = {"ok": "green", "skipped": "yellow", "failed": "bold red", "diver
 GROUP_KEYS = ("variant", "backend", "device", "machine")  # what rows can be grouped by
 DEFAULT_BY = ("variant", "backend", "device")
 # (column, Record attribute, digits): the metrics every table shows, as `mean ± half-width`
-METRIC_COLUMNS = (("test accuracy", "test_accuracy", 4), ("train s", "train_seconds", 1),
-                  ("train samples/s", "train_samples_per_second", 0),
-                  ("infer samples/s", "infer_samples_per_second", 0))
+METRIC_COLUMNS = (
+    ("test accuracy", "test_accuracy", 4),
+    ("train s", "train_seconds", 1),
+    ("train samples/s", "train_samples_per_second", 0),
+    ("infer samples/s", "infer_samples_per_second", 0),
+)
 
 
 @dataclass
@@ -46,8 +49,12 @@ class Row:
         return any(r.contended for r in self.records)
 
 
-def rows(records: Iterable[Record], *, by: Sequence[str] = DEFAULT_BY,
-         machine_of: Callable[[Record], str] | None = None) -> list[Row]:
+def rows(
+    records: Iterable[Record],
+    *,
+    by: Sequence[str] = DEFAULT_BY,
+    machine_of: Callable[[Record], str] | None = None,
+) -> list[Row]:
     """Group ok records by configuration; every other record is a row of its own.
 
     Args:
@@ -59,8 +66,9 @@ def rows(records: Iterable[Record], *, by: Sequence[str] = DEFAULT_BY,
     """
     unknown = [k for k in by if k not in GROUP_KEYS]
     if unknown or ("machine" in by and machine_of is None):
-        raise ValueError(f"bad group keys {list(by)}; valid: {', '.join(GROUP_KEYS)} "
-                         "(machine needs machine_of)")
+        raise ValueError(
+            f"bad group keys {list(by)}; valid: {', '.join(GROUP_KEYS)} (machine needs machine_of)"
+        )
 
     def value(r: Record, name: str) -> str:
         return (machine_of(r) if machine_of else "") if name == "machine" else getattr(r, name)
@@ -71,15 +79,17 @@ def rows(records: Iterable[Record], *, by: Sequence[str] = DEFAULT_BY,
         if r.repeat:
             continue
         if r.status != "ok":
-            out.append(Row(r.variant, r.backend, r.device, r.settings, [r], r.status,
-                           value(r, "machine")))
+            out.append(
+                Row(r.variant, r.backend, r.device, r.settings, [r], r.status, value(r, "machine"))
+            )
             continue
         key = tuple(value(r, k) for k in by)
         if "variant" in by:
             key += (r.dataset, json.dumps(r.settings, sort_keys=True))
         if key not in groups:
-            groups[key] = Row(r.variant, r.backend, r.device, r.settings, [], "ok",
-                              value(r, "machine"))
+            groups[key] = Row(
+                r.variant, r.backend, r.device, r.settings, [], "ok", value(r, "machine")
+            )
             out.append(groups[key])
         groups[key].records.append(r)
     for row in out:
@@ -131,19 +141,28 @@ def cells(row: Row, all_rows: list[Row], by: Sequence[str] = DEFAULT_BY) -> list
     return [*keys, str(len(row.records)), *metrics, status_text(row)]
 
 
-def records_table(records: Iterable[Record], *, title: str | None = None, color: bool = True,
-                  by: Sequence[str] = DEFAULT_BY,
-                  machine_of: Callable[[Record], str] | None = None) -> Table:
+def records_table(
+    records: Iterable[Record],
+    *,
+    title: str | None = None,
+    color: bool = True,
+    by: Sequence[str] = DEFAULT_BY,
+    machine_of: Callable[[Record], str] | None = None,
+) -> Table:
     """A rich table of records; `color=False` gives plain ASCII for pipes and files.
 
     `by` and `machine_of` group the rows as in `rows`.
     """
-    return rows_table(rows(records, by=by, machine_of=machine_of), title=title, color=color,
-                      by=by)
+    return rows_table(rows(records, by=by, machine_of=machine_of), title=title, color=color, by=by)
 
 
-def rows_table(all_rows: list[Row], *, title: str | None = None, color: bool = True,
-               by: Sequence[str] = DEFAULT_BY) -> Table:
+def rows_table(
+    all_rows: list[Row],
+    *,
+    title: str | None = None,
+    color: bool = True,
+    by: Sequence[str] = DEFAULT_BY,
+) -> Table:
     """A rich table of rows made by `rows(..., by=by)`."""
     table = Table(title=title, box=box.SIMPLE_HEAVY if color else box.ASCII)
     for name in headers(by):
