@@ -87,13 +87,14 @@ register(
 )(partial(convnet, (32, 64), kernel=5, crop=2, dense=128, dropout=0.3))
 # The speed run: the least training time to 99% test accuracy on two CPU cores. Small 5x5
 # convolutions on the central 24x24, no batch norm (it doubled TensorFlow's epoch time here),
-# large batches and a one-cycle schedule compressed into 3 epochs.
+# large batches and a one-cycle schedule compressed into 4 epochs (3 left 3 of 5 seeds at
+# 98.9%; batches of 512 cost no more per epoch than 256 on TensorFlow here).
 register(
     "cnn-fast",
     input_shape=IMAGE,
-    epochs=3,
-    batch_size=256,
-    learning_rate=1e-2,
+    epochs=4,
+    batch_size=512,
+    learning_rate=2e-2,
     schedule="one-cycle",
     description="speed run to 99%: conv16 5x5-pool-conv32 5x5-pool on the central 24x24",
 )(partial(convnet, (16, 32), kernel=5, crop=2, dropout=0.0))
