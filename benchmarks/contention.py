@@ -1,7 +1,7 @@
 """Noisy neighbours: does the contention guard flag a run that shared the CPU, and what did it cost?
 
 Per backend, the same short single-record run three times: quiet; beside busy-loop neighbour
-processes (pure Python `while True: pass`, one per core unless told); and beside them again with
+processes (pure Python `while True: pass`, one unless told); and beside them again with
 `--threads 1`. Prints the steady epoch time of each, whether the record was marked `contended`,
 and the contention figures it carries (other processes' share of all cores, 1-minute load).
 The guard is right when the quiet runs are not flagged and the neighbour runs are.
@@ -65,6 +65,8 @@ def harness(backend: str, args: argparse.Namespace, threads: int | None) -> dict
             "32",
             "--results-dir",
             tmp,
+            "--record-timeout",
+            "1800",  # a contended PyTorch epoch can take many times the estimate
         ]
         if threads:
             cmd += ["--threads", str(threads)]
@@ -100,9 +102,9 @@ def main() -> int:
     parser.add_argument(
         "--neighbours",
         type=int,
-        default=os.cpu_count() or 1,
+        default=1,
         metavar="N",
-        help="busy-loop processes beside the run (default: one per core)",
+        help="busy-loop processes beside the run (default: 1, one other busy process)",
     )
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--train-limit", type=int, default=20000, metavar="N")
