@@ -150,14 +150,17 @@ def summed_confusion(row: Row) -> list[list[int]] | None:
 
 
 def confusion_heatmap(
-    matrix: list[list[int]], class_names: Sequence[str] | None, title: str
+    matrix: list[list[int]],
+    class_names: Sequence[str] | None,
+    title: str,
+    size: tuple[float, float] = (5.2, 4.6),
 ) -> bytes:
-    """Seaborn heatmap of one confusion matrix, counts annotated (as the run's own figures)."""
+    """Seaborn heatmap of one confusion matrix, counts annotated (the report's and the run's)."""
     import seaborn as sns
 
     if class_names is None or len(class_names) != len(matrix):
         class_names = [str(i) for i in range(len(matrix))]
-    fig = _figure(5.2, 4.6)
+    fig = _figure(*size)
     ax = fig.subplots()
     sns.heatmap(
         matrix,

@@ -24,30 +24,16 @@ def stem(record: Record) -> str:
 
 
 def confusion_heatmap(record: Record, class_names: tuple[str, ...], path: Path) -> Path:
-    """Seaborn heatmap of the 10x10 confusion matrix with annotated counts."""
-    import seaborn as sns
+    """Seaborn heatmap of the confusion matrix with annotated counts (drawn by the report's)."""
+    from bench.report import figures
 
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 6.5))
-    sns.heatmap(
-        np.asarray(record.confusion_matrix),
-        annot=True,
-        fmt="d",
-        cmap="Blues",
-        xticklabels=class_names,
-        yticklabels=class_names,
-        cbar=False,
-        ax=ax,
-    )
-    ax.set_xlabel("Predicted")
-    ax.set_ylabel("Truth")
-    ax.set_title(
+    title = (
         f"{record.variant} · {record.backend} · {record.device} · seed {record.seed}"
         f" — accuracy {record.test_accuracy:.4f}"
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    path.write_bytes(
+        figures.confusion_heatmap(record.confusion_matrix, class_names, title, size=(8, 6.5))
+    )
     return path
 
 
