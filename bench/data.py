@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import tokenize
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -153,14 +154,17 @@ def _read_npy(npz: zipfile.ZipFile, member: str, path: Path) -> np.ndarray:
     fmt = np.lib.format
     with npz.open(member) as f:
         version = fmt.read_magic(f)
-        if version == (1, 0):
-            shape, fortran, dtype = fmt.read_array_header_1_0(f)
-        elif version == (2, 0):
-            shape, fortran, dtype = fmt.read_array_header_2_0(f)
-        else:
+        if version not in ((1, 0), (2, 0)):
             raise UserError(
                 f"{path}: {member} has .npy format version {version}, expected 1.0 or 2.0"
             )
+        read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        try:  # numpy parses the header as a Python literal: garbage raises parser errors
+            shape, fortran, dtype = read_header(f)
+        except (SyntaxError, tokenize.TokenError, TypeError) as exc:
+            raise UserError(
+                f"{path}: {member} has an unreadable .npy header ({_short(exc)})"
+            ) from None
         if dtype.hasobject:
             raise UserError(f"{path}: {member} holds Python objects (pickled data is refused)")
         expected = int(np.prod(shape, dtype=object)) * dtype.itemsize
