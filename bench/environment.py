@@ -7,6 +7,7 @@ import importlib.metadata
 import importlib.util
 import os
 import platform
+import shutil
 import subprocess
 import sys
 from functools import cache
@@ -103,6 +104,39 @@ def git_info() -> dict[str, Any]:
     return {"commit": commit, "dirty": None if status is None else bool(status)}
 
 
+def nvidia_gpus() -> list[dict[str, Any]]:
+    """Name, memory (MiB) and driver of each NVIDIA GPU, from `nvidia-smi`; [] where there is none.
+
+    Asked of the driver's own tool so that no framework is imported for it.
+    """
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return []
+    query = "--query-gpu=name,memory.total,driver_version"
+    try:
+        out = subprocess.run(
+            [exe, query, "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return []
+    gpus = []
+    for line in out.stdout.splitlines() if out.returncode == 0 else []:
+        parts = [part.strip() for part in line.split(",")]
+        if len(parts) == 3:
+            name, memory, driver = parts
+            gpus.append(
+                {
+                    "name": name,
+                    "memory_mib": int(memory) if memory.isdigit() else None,
+                    "driver": driver,
+                }
+            )
+    return gpus
+
+
 def collect(
     dataset_digests: dict[str, str] | None = None, argv: list[str] | None = None
 ) -> dict[str, Any]:
@@ -116,7 +150,8 @@ def collect(
         "machine_id": machine_id(),
         "cpu": cpu_info(),
         "memory_gib": total_memory_gib(),
-        "gpus": [],  # filled from the workers' reports
+        "gpus": [],  # names, filled from the workers' reports
+        "gpu_details": nvidia_gpus(),  # name, memory and driver, from nvidia-smi
         "packages": {name: package_version(name) for name in PACKAGES},
         "thread_env": {k: os.environ[k] for k in THREAD_VARS if k in os.environ},
         "git": git_info(),

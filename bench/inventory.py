@@ -181,7 +181,15 @@ def environment_table(env: dict[str, Any], *, color: bool = True) -> Table:
         ),
         ("CPU flags", ", ".join(cpu["flags"]) or "-"),
         ("memory", f"{env['memory_gib']} GiB"),
-        ("GPUs", ", ".join(env["gpus"]) or "none seen (run `mnist-bench list` to probe)"),
+        (
+            "GPUs",
+            ", ".join(
+                f"{g['name']} ({g['memory_mib']} MiB, driver {g['driver']})"
+                for g in env.get("gpu_details", [])
+            )
+            or ", ".join(env["gpus"])
+            or "none (no nvidia-smi; `mnist-bench list` shows what each backend sees)",
+        ),
         ("OS", f"{env['os']} ({env['machine']})"),
         ("Python", f"{env['python']} ({env['implementation']})"),
         ("mnist-bench", env["mnist_bench"]),

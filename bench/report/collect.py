@@ -79,9 +79,9 @@ def machine_label(environment: dict) -> str:
     model = " ".join(model.replace("@", " @ ").split())
     gpus = sorted(
         {
-            str(g.get("name"))
+            str(g.get("name") if isinstance(g, dict) else g)
             for g in environment.get("gpus") or []
-            if isinstance(g, dict) and g.get("name")
+            if (g.get("name") if isinstance(g, dict) else g)
         }
     )
     label = model + (" + " + ", ".join(gpus) if gpus else "")
