@@ -44,7 +44,7 @@ def summarize(values: list[float], confidence: float = 0.95) -> Summary:
     mean = math.fsum(values) / n
     if n == 1:
         return Summary(1, mean, 0.0, values[0], values[0], None, None)
-    std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
+    std = math.sqrt(_variance(values))
     half = t_quantile(confidence, n - 1) * std / math.sqrt(n)
     return Summary(n, mean, std, min(values), max(values), mean - half, mean + half)
 

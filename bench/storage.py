@@ -41,20 +41,30 @@ os.umask(_UMASK)
 
 
 def write_json(path: Path, data: dict[str, Any], *, exclusive: bool = False) -> None:
-    """Write `data` to `path` atomically: a temporary file in the same folder, fsync, rename.
-
-    With `exclusive`, an existing file at `path` is never replaced (`FileExistsError`). A failed
-    write (disk full, permissions) leaves no temporary or partial file behind.
+    """Write `data` as indented JSON to `path` atomically (see `write_atomic`).
 
     Raises:
         UserError: the write failed; the message names the path.
     """
     payload = json.dumps(data, indent=1, allow_nan=False).encode() + b"\n"
+    write_atomic(path, payload, exclusive=exclusive, what="results")
+
+
+def write_atomic(path: Path, payload: bytes, *, exclusive: bool = False, what: str = "") -> None:
+    """Write `payload` to `path` atomically: a temporary file in the same folder, fsync, rename.
+
+    With `exclusive`, an existing file at `path` is never replaced (`FileExistsError`). A failed
+    write (disk full, permissions) leaves no temporary or partial file behind. The file gets the
+    usual permissions (0666 less the umask), not mkstemp's 0600.
+
+    Raises:
+        UserError: the write failed; the message names the path (and `what` was written).
+    """
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
-                os.fchmod(f.fileno(), 0o666 & ~_UMASK)  # mkstemp's 0600 would hide results
+                os.fchmod(f.fileno(), 0o666 & ~_UMASK)
                 f.write(payload)
                 f.flush()
                 os.fsync(f.fileno())
@@ -69,7 +79,7 @@ def write_json(path: Path, data: dict[str, Any], *, exclusive: bool = False) -> 
         raise
     except OSError as exc:
         reason = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
-        raise UserError(f"{path}: cannot write results ({reason})") from None
+        raise UserError(f"{path}: cannot write {what + ' ' if what else ''}({reason})") from None
 
 
 def reserve_run_path(folder: Path, run_id: str, data: dict[str, Any]) -> Path:

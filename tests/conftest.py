@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from bench import data, environment
+from bench.records import load_run
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTALLED = environment.installed_backends()
@@ -66,3 +67,10 @@ def run_cli(
         env=full_env,
         cwd=ROOT,
     )
+
+
+def only_run(folder: Path):
+    """The one run file a test's run wrote into `folder`, loaded."""
+    files = sorted(folder.glob("*.json"))
+    assert len(files) == 1, files
+    return load_run(files[0])

@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
-from conftest import INSTALLED, backend_params, run_cli
+from conftest import INSTALLED, backend_params, only_run, run_cli
 
 from bench import timing
-from bench.records import load_run
 
 pytestmark = pytest.mark.skipif("jax" not in INSTALLED, reason="jax not installed")
-
-
-def only_run(folder: Path):
-    (path,) = folder.glob("*.json")
-    return load_run(path)
 
 
 @pytest.mark.parametrize("backend", backend_params())

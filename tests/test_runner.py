@@ -3,19 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import backend_params, run_cli
-
-from bench.records import load_run
-
-
-def only_run(folder: Path):
-    files = sorted(folder.glob("*.json"))
-    assert len(files) == 1, files
-    return load_run(files[0])
+from conftest import backend_params, only_run, run_cli
 
 
 @pytest.mark.parametrize("backend", backend_params())

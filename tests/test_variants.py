@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import INSTALLED, run_cli
+from conftest import INSTALLED, only_run, run_cli
 
 import models
-from bench.records import load_run
 
 
 def test_registry_names_defaults_and_errors():
@@ -41,8 +40,7 @@ def test_every_variant_trains(tmp_path):
         str(tmp_path),
     )
     assert out.returncode == 0, out.stderr
-    (path,) = tmp_path.glob("*.json")
-    records = {r.variant: r for r in load_run(path).records}
+    records = {r.variant: r for r in only_run(tmp_path).records}
     assert set(records) == set(models.names())
     for name, record in records.items():
         assert record.status == "ok", (name, record.error)

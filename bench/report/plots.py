@@ -9,15 +9,6 @@ import numpy as np
 from bench.records import Record
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def stem(record: Record) -> str:
     repeat = f"-repeat{record.repeat}" if record.repeat else ""
     return f"{record.variant}-{record.backend}-{record.device}-seed{record.seed}{repeat}"
@@ -44,11 +35,13 @@ def misclassified_grid(
 
     One mosaic image on one axes: 25 subplots would take several times as long to draw.
     """
-    plt = _pyplot()
+    from matplotlib.figure import Figure  # no pyplot: no global figure state to close
+
     wrong = record.misclassified[:25]
     cell, pad = 28, 12  # pixels per digit, and room for its label below it
     mosaic = np.zeros((5 * (cell + pad), 5 * (cell + 4)), dtype=np.uint8)
-    fig, ax = plt.subplots(figsize=(7.5, 8.5))
+    fig = Figure(figsize=(7.5, 8.5))
+    ax = fig.subplots()
     for k, (index, truth, predicted) in enumerate(wrong):
         row, col = divmod(k, 5)
         top, left = row * (cell + pad), col * (cell + 4) + 2
@@ -66,7 +59,6 @@ def misclassified_grid(
     ax.set_title(f"Misclassified: {record.variant} · {record.backend} · seed {record.seed}")
     fig.subplots_adjust(left=0.02, right=0.98, top=0.94, bottom=0.02)
     fig.savefig(path, dpi=80)
-    plt.close(fig)
     return path
 
 

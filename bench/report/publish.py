@@ -6,10 +6,7 @@ Reads run files and nothing else; imports no framework, and matplotlib only for 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,34 +182,6 @@ def _plain_table(report: Report) -> str:
     return buffer.getvalue()
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file in the same folder and a rename.
-
-    Raises:
-        UserError: the folder is missing or the write failed; the message names the path.
-    """
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise UserError(f"{path}: cannot write ({exc.strerror})") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a report is for sharing
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise UserError(f"{path}: cannot write ({exc.strerror})") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-
-
 def cmd_report(args: argparse.Namespace) -> int:
     by = parse_group_by(args.group_by)
     if args.raw and args.format != "csv":
@@ -225,7 +194,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     report = build(args.runs, by=by, skip_bad=args.skip_bad, warn=warn)
     if args.output:
-        write_atomic(Path(args.output), render(report, args.format, raw=args.raw))
+        from bench.storage import write_atomic
+
+        write_atomic(Path(args.output), render(report, args.format, raw=args.raw).encode())
         print(
             f"report: {args.output} ({len(report.rows)} rows from {len(report.runs)} run file(s))",
             file=sys.stderr,
