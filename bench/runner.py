@@ -18,7 +18,7 @@ import models
 from bench import data, environment, launcher, peak, stats, storage
 from bench.config import BACKENDS, RunConfig
 from bench.errors import UserError
-from bench.records import Record, RunFile, load_run
+from bench.records import SCHEMA_VERSION, Record, RunFile, load_run, settings_key
 
 AGGREGATED = (
     "test_accuracy",
@@ -136,7 +136,7 @@ def job_key(job: dict[str, Any]) -> tuple:
         job["device"],
         job["seed"],
         job["repeat"],
-        json.dumps(job["settings"], sort_keys=True),
+        settings_key(job["settings"]),
     )
 
 
@@ -147,7 +147,7 @@ def record_key(record: Record) -> tuple:
         record.requested_device or record.device,
         record.seed,
         record.repeat,
-        json.dumps(record.settings, sort_keys=True),
+        settings_key(record.settings),
     )
 
 
@@ -178,6 +178,7 @@ class Run:
             started_utc=storage.utc_now(),
             config=config.to_dict(),
             environment=env,
+            schema_version=SCHEMA_VERSION,
         )
         path = storage.reserve_run_path(folder, run.run_id, run.to_dict())
         return cls(config, run, path, dataset)
@@ -332,7 +333,7 @@ def group_key(record: Record) -> tuple:
         record.backend,
         record.device,
         record.dataset,
-        json.dumps(record.settings, sort_keys=True),
+        settings_key(record.settings),
     )
 
 

@@ -13,9 +13,12 @@ import gzip
 import io
 import json
 import os
+import types
+import typing
 import warnings
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -24,7 +27,7 @@ from hypothesis import strategies as st
 
 from bench import data
 from bench.errors import UserError
-from bench.records import Record, RunFile, _conforms, _hints, load_run
+from bench.records import Record, RunFile, load_run
 
 # Derandomized, so CI is repeatable; MNIST_BENCH_FUZZ_RANDOM=1 explores fresh cases (and
 # --hypothesis-seed replays one).
@@ -56,12 +59,29 @@ def valid_run() -> dict:
     return json.loads(path.read_text())
 
 
+def conforms(value: Any, hint: Any) -> bool:
+    """The test's own oracle, independent of the decoder: does `value` fit the annotation?"""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if origin in (types.UnionType, typing.Union):
+        return any(conforms(value, arg) for arg in args)
+    if origin is list:
+        return type(value) is list and all(conforms(item, args[0]) for item in value)
+    if origin is dict:
+        return type(value) is dict and all(
+            conforms(k, args[0]) and conforms(v, args[1]) for k, v in value.items()
+        )
+    return type(value) is hint or (hint is float and type(value) is int)
+
+
 def assert_well_formed(run: RunFile) -> None:
     """What every reader of a loaded run may rely on: fields of their declared types."""
     for obj in (run, *run.records):
+        hints = typing.get_type_hints(type(obj))
         for f in dataclasses.fields(obj):
             if f.name != "records":
-                assert _conforms(getattr(obj, f.name), _hints(type(obj))[f.name]), f.name
+                assert conforms(getattr(obj, f.name), hints[f.name]), f.name
     text = json.dumps(run.to_dict(), allow_nan=False)  # what a resumed run writes back
     assert json.dumps(RunFile.from_dict(json.loads(text)).to_dict(), allow_nan=False) == text
 

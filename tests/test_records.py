@@ -23,7 +23,14 @@ def sample_run() -> RunFile:
         confusion_matrix=[[1] * 10] * 10,
         time_to_accuracy=[{"target": 0.97, "epoch": 2, "seconds": 2.0}],
     )
-    return RunFile("r1", "2026-11-24T00:00:00Z", {"seeds": [0]}, {"machine_id": "abc"}, [record])
+    return RunFile(
+        "r1",
+        "2026-11-24T00:00:00Z",
+        {"seeds": [0]},
+        {"machine_id": "abc"},
+        [record],
+        schema_version=SCHEMA_VERSION,
+    )
 
 
 def test_round_trip(tmp_path):
@@ -39,8 +46,8 @@ def test_round_trip(tmp_path):
     [
         ("{not json", "malformed JSON"),
         ('{"schema_version": 99, "run_id": "x"}', "newer than this mnist-bench"),
-        ("[1, 2]", "not a JSON object"),
-        ('{"schema_version": 1}', "missing field"),
+        ("[1, 2]", "expected object, got array"),
+        ('{"schema_version": 1}', "missing required field run_id"),
         (
             '{"schema_version": 1, "run_id": "x", "started_utc": "t", "config": {}, '
             '"environment": {}, "records": [{"variant": "a"}]}',

@@ -9,13 +9,12 @@ one side holds the same configuration with several settings (a suite grid). Verd
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from bench import stats
-from bench.records import Record
+from bench.records import Record, settings_key
 
 BETTER, WORSE, SAME = "better", "worse", "no significant change"
 
@@ -113,7 +112,7 @@ class Row:
 
 
 def _settings_text(record: Record) -> str:
-    return json.dumps(record.settings, sort_keys=True)
+    return settings_key(record.settings)
 
 
 def match(base: Iterable[Record], new: Iterable[Record]) -> list[Row]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -11,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bench import stats
-from bench.records import Record
+from bench.records import Record, settings_key
 
 STATUS_STYLE = {"ok": "green", "skipped": "yellow", "failed": "bold red", "diverged": "bold red"}
 GROUP_KEYS = ("variant", "backend", "device", "machine")  # what rows can be grouped by
@@ -85,7 +84,7 @@ def rows(
             continue
         key = tuple(value(r, k) for k in by)
         if "variant" in by:
-            key += (r.dataset, json.dumps(r.settings, sort_keys=True))
+            key += (r.dataset, settings_key(r.settings))
         if key not in groups:
             groups[key] = Row(
                 r.variant, r.backend, r.device, r.settings, [], "ok", value(r, "machine")
@@ -115,7 +114,7 @@ def variant_label(row: Row, all_rows: list[Row]) -> str:
     label = row.variant
     if len({r.dataset for r in mine}) > 1:
         label += f" ({row.records[0].dataset})"
-    if len({json.dumps(r.settings, sort_keys=True) for r in mine}) <= 1:
+    if len({settings_key(r.settings) for r in mine}) <= 1:
         return label
     s = row.settings
     lr = f" lr={s['learning_rate']:g}" if s.get("learning_rate") else ""
