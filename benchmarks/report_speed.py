@@ -6,8 +6,8 @@ misclassified digits per record, as a real run writes them), spread over 10 mach
     .venv/bin/pytest benchmarks/report_speed.py --benchmark-enable -s
 
 Measured 2026-11-24 (2-core EPYC): 0.72 s median in-process, 1.4-1.6 s as a fresh process.
-Where the time goes there: decoding 0.5 s (msgspec, with the cyclic GC paused), grouping 0.02 s,
-scipy's import 0.3 s (t quantiles), rendering 0.05 s, freeing the records 0.1 s.
+Where the time goes there: reading 0.07 s, decoding 0.35-0.5 s (msgspec, cyclic GC paused),
+grouping 0.05 s, scipy's import 0.3 s (t quantiles), rendering 0.05 s, freeing the records 0.1 s.
 """
 
 from __future__ import annotations
