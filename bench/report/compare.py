@@ -111,10 +111,6 @@ class Row:
         return next((c for c in self.changes if c.metric.name == name), None)
 
 
-def _settings_text(record: Record) -> str:
-    return settings_key(record.settings)
-
-
 def match(base: Iterable[Record], new: Iterable[Record]) -> list[Row]:
     """Pair the configurations of `base` and `new`; rows on one side only are kept."""
     base = [r for r in base if not r.repeat and r.status != "skipped"]
@@ -123,7 +119,7 @@ def match(base: Iterable[Record], new: Iterable[Record]) -> list[Row]:
     for side in (base, new):
         per_side: dict[tuple, set[str]] = defaultdict(set)
         for r in side:
-            per_side[(r.dataset, r.variant, r.backend, r.device)].add(_settings_text(r))
+            per_side[(r.dataset, r.variant, r.backend, r.device)].add(settings_key(r.settings))
         for k, texts in per_side.items():
             if len(texts) > 1:
                 settings[k] |= texts
@@ -131,7 +127,7 @@ def match(base: Iterable[Record], new: Iterable[Record]) -> list[Row]:
 
     def key(r: Record) -> tuple:
         k = (r.dataset, r.variant, r.backend, r.device)
-        return (*k, _settings_text(r)) if k in settings else k
+        return (*k, settings_key(r.settings)) if k in settings else k
 
     for r in base:
         rows.setdefault(key(r), Row(key(r))).base.append(r)
