@@ -78,8 +78,44 @@ def write_atomic(path: Path, payload: bytes, *, exclusive: bool = False, what: s
     except FileExistsError:
         raise
     except OSError as exc:
-        reason = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
-        raise UserError(f"{path}: cannot write {what + ' ' if what else ''}({reason})") from None
+        raise _write_error(path, what, exc) from None
+
+
+def append_durable(path: Path, payload: bytes, *, what: str = "") -> None:
+    """Append `payload` to `path` (created if missing) and fsync it: a cost that does not grow
+    with the file.
+
+    O_APPEND puts it at the end whatever else holds the file open. A failed append (disk full,
+    an interrupt) is cut off again, so no partial payload is left behind where it can be helped.
+    The file is opened afresh each time: an append into a folder someone removed fails loudly
+    instead of writing into an unlinked file.
+
+    Raises:
+        UserError: the append failed; the message names the path (and `what` was written).
+    """
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o666)  # less the umask
+        try:
+            size = os.fstat(fd).st_size
+            try:
+                view = memoryview(payload)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, size)
+                raise
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise _write_error(path, what, exc) from None
+
+
+def _write_error(path: Path, what: str, exc: OSError) -> UserError:
+    reason = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+    return UserError(f"{path}: cannot write {what + ' ' if what else ''}({reason})")
 
 
 def reserve_run_path(folder: Path, run_id: str, data: dict[str, Any]) -> Path:
