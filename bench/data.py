@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import files
 from bench.errors import UserError
 
 BUNDLED_MNIST = Path(__file__).parent / "data" / "mnist.npz"
@@ -121,7 +122,10 @@ def _verify_pinned(dataset: Dataset, pinned: dict[str, str], path: Path) -> None
 
 def _load_npz(path: Path, name: str) -> Dataset:
     try:
-        with zipfile.ZipFile(path) as npz:
+        with (
+            files.open_regular(path, limit=files.DATASET_FILE_LIMIT, what="dataset file") as raw,
+            zipfile.ZipFile(raw) as npz,
+        ):
             members = {m[: -len(".npy")]: m for m in npz.namelist() if m.endswith(".npy")}
             missing = [key for key in KEYS if key not in members]
             if missing:
@@ -168,7 +172,7 @@ def _read_npy(npz: zipfile.ZipFile, member: str, path: Path) -> np.ndarray:
         if dtype.hasobject:
             raise UserError(f"{path}: {member} holds Python objects (pickled data is refused)")
         expected = int(np.prod(shape, dtype=object)) * dtype.itemsize
-        data = _read_exactly(f, expected)
+        data = _read_exactly(f, expected, f"{path}: {member}")
     if len(data) < expected:
         raise UserError(
             f"{path}: {member} is truncated: its header claims {expected} bytes "
@@ -178,15 +182,26 @@ def _read_npy(npz: zipfile.ZipFile, member: str, path: Path) -> np.ndarray:
     return array.reshape(shape[::-1]).T if fortran else array.reshape(shape)
 
 
-def _read_exactly(f, expected: int) -> bytearray:
+def _read_exactly(f, expected: int, name: str) -> bytearray:
     """Up to `expected` bytes of `f` (one more if present), never asking for more at a time
-    than a chunk: memory grows with the data there, not with what a header claims."""
+    than a chunk: memory grows with the data there, not with what a header claims, and stops
+    at `files.DATASET_ARRAY_LIMIT` (a small compressed file can expand to terabytes).
+
+    Raises:
+        UserError: the header claims more than the limit, and that much data is there.
+    """
+    limit = files.DATASET_ARRAY_LIMIT
+    bound = min(expected, limit) + 1
     data = bytearray()
-    while len(data) <= expected:
-        chunk = f.read(min(_READ_CHUNK, expected + 1 - len(data)))
+    while len(data) < bound:
+        chunk = f.read(min(_READ_CHUNK, bound - len(data)))
         if not chunk:
             break
         data += chunk
+    if expected > limit and len(data) > limit:
+        raise UserError(
+            f"{name} holds more than {files.size_text(limit)} of data (the limit for one array)"
+        )
     return data
 
 
@@ -209,7 +224,10 @@ def read_idx(path: Path) -> np.ndarray:
     chunks, so a header that claims terabytes allocates nothing of the sort.
     """
     try:
-        with gzip.open(path, "rb") as f:
+        with (
+            files.open_regular(path, limit=files.DATASET_FILE_LIMIT, what="dataset file") as raw,
+            gzip.GzipFile(fileobj=raw, mode="rb") as f,
+        ):
             header = f.read(4)
             if len(header) < 4 or header[0] != 0 or header[1] != 0:
                 raise UserError(
@@ -227,7 +245,7 @@ def read_idx(path: Path) -> np.ndarray:
                 raise UserError(f"{path}: truncated IDX header")
             dims = tuple(int.from_bytes(dims_raw[i : i + 4], "big") for i in range(0, 4 * ndim, 4))
             expected = int(np.prod(dims, dtype=object))
-            data = _read_exactly(f, expected)
+            data = _read_exactly(f, expected, str(path))
     except UserError:
         raise
     except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError

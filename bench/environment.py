@@ -38,6 +38,7 @@ THREAD_VARS = (
     "TF_NUM_INTRAOP_THREADS",
     "TF_NUM_INTEROP_THREADS",
 )
+CPUINFO = Path("/proc/cpuinfo")  # Linux only: elsewhere the model comes from `platform`
 
 
 def package_version(name: str) -> str | None:
@@ -52,11 +53,23 @@ def installed_backends() -> list[str]:
     return [b for b, pkg in BACKEND_PACKAGES.items() if importlib.util.find_spec(pkg) is not None]
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: its affinity mask where the OS has one (Linux), else
+    every core (macOS has no `sched_getaffinity`)."""
+    getaffinity = getattr(os, "sched_getaffinity", None)
+    if getaffinity is not None:
+        try:
+            return len(getaffinity(0))
+        except OSError:
+            pass
+    return os.cpu_count() or 1
+
+
 @cache
 def cpu_info() -> dict[str, Any]:
     model, flags = platform.processor() or platform.machine(), set()
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
+        for line in CPUINFO.read_text().splitlines():
             key, _, value = line.partition(":")
             if key.strip() == "model name":
                 model = value.strip()
@@ -70,7 +83,7 @@ def cpu_info() -> dict[str, Any]:
         "model": model,
         "flags": [f for f in wanted if f in flags],
         "logical_cores": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)),
+        "usable_cores": usable_cores(),
     }
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import environment
+from bench import environment, files
+from bench.errors import UserError
 
 
 def cache_path() -> Path:
@@ -36,8 +37,9 @@ def peak_gflops(refresh: bool = False) -> float:
     path = cache_path()
     if not refresh:
         try:
-            return float(json.loads(path.read_text())["gflops"])
-        except (OSError, ValueError, KeyError, TypeError):
+            raw = files.read_bytes(path, limit=files.CACHE_LIMIT, what="cache file")
+            return float(json.loads(raw)["gflops"])
+        except (OSError, ValueError, KeyError, TypeError, UserError):
             pass
     gflops = measure()
     try:
