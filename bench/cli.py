@@ -16,9 +16,9 @@ from typing import Any
 from bench.errors import UserError
 
 EPILOG = """examples:
-  mnist-bench run                                   every variant on every installed backend
+  mnist-bench run                                   the seed notebook's three networks, every backend
   mnist-bench run -b jax -v two-dense --epochs 1 --train-limit 6000
-  mnist-bench run --seeds 0,1,2                     three seeds: mean ± 95%% CI in the table
+  mnist-bench run --seeds 0,1,2                     three seeds: mean ± 95% CI in the table
   mnist-bench list                                  variants, backends and devices
   mnist-bench report results/runs/*.json --format markdown
   mnist-bench compare results/baseline results/runs/NEW.json
@@ -104,8 +104,19 @@ def config_from_args(args: argparse.Namespace):
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from bench.config import RunConfig
     from bench.runner import Interrupted, Run, interruptible
 
+    if args.resume:  # the run's own configuration is the one it finishes with
+        given = [
+            f.metadata["cli"].get("flags", (f"--{f.name.replace('_', '-')}",))[0]
+            for f in dataclasses.fields(RunConfig)
+            if "cli" in f.metadata and getattr(args, f.name, None) is not None
+        ] + (["--repeats"] if args.repeats is not None else [])
+        if given:
+            raise UserError(
+                f"--resume finishes a run with its own configuration; drop {', '.join(given)}"
+            )
     with interruptible():
         try:
             run = (
@@ -209,6 +220,9 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
     from bench.runner import Run
 
     target = storage.ensure_dir(Path(args.baseline_dir))
+    final = target / f"{Path(args.suite).stem}.json"  # the one file this command replaces
+    if final.exists() and not final.is_file():
+        raise UserError(f"{final}: not a regular file; baseline not updated")
     with tempfile.TemporaryDirectory(dir=target, prefix=".staging-") as staging:
         run = Run.start(suite.load(args.suite, overrides={"results_dir": staging}), sys.argv)
         code = execute(run, figures=False)
@@ -219,11 +233,7 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return code
-        final = target / f"{Path(args.suite).stem}.json"
         os.replace(run.path, final)
-    for old in target.glob("*.json"):
-        if old != final:
-            old.unlink()
     print(f"baseline updated: {final} (commit it)")
     return 0
 

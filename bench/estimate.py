@@ -5,7 +5,13 @@ from __future__ import annotations
 import json
 import statistics
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+from bench import files
+from bench.errors import UserError
+
+if TYPE_CHECKING:
+    from bench.identity import Job
 
 HISTORY_DIRS = (Path("results/runs"), Path("results/baseline"))
 FALLBACK_GFLOPS = 15.0  # a middling backend on a 2-core CPU
@@ -19,8 +25,9 @@ def history(folders=HISTORY_DIRS) -> dict[tuple[str, str, int], float]:
     for folder in folders:
         for path in sorted(Path(folder).glob("*.json")) if Path(folder).is_dir() else []:
             try:
-                records = json.loads(path.read_text()).get("records", [])
-            except (OSError, ValueError, AttributeError):
+                raw = files.read_bytes(path, limit=files.RUN_FILE_LIMIT, what="run file")
+                records = json.loads(raw).get("records", [])
+            except (OSError, ValueError, AttributeError, UserError):
                 continue
             for r in records:
                 if not isinstance(r, dict) or r.get("status") != "ok":
@@ -33,18 +40,18 @@ def history(folders=HISTORY_DIRS) -> dict[tuple[str, str, int], float]:
 
 
 def job_seconds(
-    job: dict[str, Any],
+    job: Job,
     train_samples: int,
     learnt: dict[tuple[str, str, int], float],
     flops_per_train_sample: dict[str, int],
 ) -> tuple[float, str]:
     """Estimated wall seconds of one job and where the estimate came from."""
-    s = job["settings"]
-    per_sample = learnt.get((job["variant"], job["backend"], s["batch_size"]))
+    s = job.settings
+    per_sample = learnt.get((job.variant, job.backend, s.batch_size))
     source = "history"
     if per_sample is None:
-        flops = flops_per_train_sample.get(job["variant"])
+        flops = flops_per_train_sample.get(job.variant)
         if flops is None:
             return float("nan"), "unknown"
         per_sample, source = flops / (FALLBACK_GFLOPS * 1e9), "FLOPs"
-    return STARTUP_SECONDS + MEASURE_SECONDS + s["epochs"] * train_samples * per_sample, source
+    return STARTUP_SECONDS + MEASURE_SECONDS + s.epochs * train_samples * per_sample, source

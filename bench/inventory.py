@@ -10,13 +10,14 @@ from rich.table import Table
 
 import models
 from bench import environment, launcher
+from bench.identity import WorkerRequest
 
 PROBE_TIMEOUT = 120.0
 
 
 def probe_backends(backends: list[str]) -> dict[str, dict[str, Any]]:
     """Start a describe-mode worker per backend, all at once; gather what each reports."""
-    workers = {b: launcher.WorkerProcess({"mode": "describe", "backend": b}) for b in backends}
+    workers = {b: launcher.WorkerProcess(WorkerRequest("describe", b)) for b in backends}
     deadline = time.monotonic() + PROBE_TIMEOUT
     found: dict[str, dict[str, Any]] = {}
     for backend, worker in workers.items():
@@ -103,19 +104,19 @@ def suite_table(config, *, probe: bool = True, color: bool = True) -> Table:
     from bench import data, estimate, runner
 
     jobs = runner.expand_jobs(config)
-    train = len(data.load(config.data).x_train[: config.train_limit])
+    full = len(data.load(config.data).x_train)
     flops: dict[str, int] = {}
     if probe:
-        backends = [
-            b for b in environment.installed_backends() if b in {j["backend"] for j in jobs}
-        ][:1]
+        backends = [b for b in environment.installed_backends() if b in {j.backend for j in jobs}][
+            :1
+        ]
         for info in probe_backends(backends).values():
             flops = {v["name"]: v["flops_per_train_sample"] for v in info.get("variants", [])}
     learnt = estimate.history()
     rows: dict[tuple, dict[str, Any]] = {}
     for job in jobs:
-        s = job["settings"]
-        key = (job["backend"], job["variant"], tuple(sorted(s.items())), job["device"])
+        key = (job.backend, job.variant, job.settings, job.device)
+        train = min(full, job.settings.train_limit or full)
         seconds, source = estimate.job_seconds(job, train, learnt, flops)
         row = rows.setdefault(key, {"jobs": 0, "seconds": 0.0, "sources": set()})
         row["jobs"] += 1
@@ -142,18 +143,17 @@ def suite_table(config, *, probe: bool = True, color: bool = True) -> Table:
         table.add_column(
             col, justify="right" if col in ("epochs", "batch", "records", "estimate") else "left"
         )
-    for (backend, variant, settings, device), row in rows.items():
-        s = dict(settings)
-        lr = "default" if s["learning_rate"] is None else f"{s['learning_rate']:g}"
+    for (backend, variant, s, device), row in rows.items():
+        lr = "default" if s.learning_rate is None else f"{s.learning_rate:g}"
         table.add_row(
             backend,
             variant,
             device,
-            str(s["epochs"]),
-            str(s["batch_size"]),
-            s["optimizer"],
+            str(s.epochs),
+            str(s.batch_size),
+            s.optimizer,
             lr,
-            s["schedule"],
+            s.schedule,
             str(row["jobs"]),
             f"{_duration(row['seconds'])} ({'/'.join(sorted(row['sources']))})",
         )

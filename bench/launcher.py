@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import json
 import os
 import queue
@@ -19,27 +20,63 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from bench.identity import Job, WorkerRequest
 from bench.records import Record
 
 STARTUP_TIMEOUT = 300.0  # importing a framework on a busy 2-core machine
-MIN_RECORD_TIMEOUT = 180.0
+MIN_STALL = 180.0  # never call a record stuck sooner than this after its last sign of progress
+STALL_FACTOR = 10.0  # ... nor before ten times its slowest epoch so far has passed
 PESSIMISTIC_FLOPS = 2e9  # FLOP/s a slow backend still beats on a 2-core CPU
 
 _live: set[WorkerProcess] = set()  # started and not yet killed: what kill_all() must reach
 
 
-def default_record_timeout(
-    job: dict[str, Any], flops_per_train_sample: int, train_samples: int
-) -> float:
-    """A deadline no healthy record comes near: the work at a pessimistic FLOP/s, tripled."""
-    work = flops_per_train_sample * train_samples * job["settings"]["epochs"]
-    return MIN_RECORD_TIMEOUT + 3.0 * work / PESSIMISTIC_FLOPS
+class Watchdog:
+    """When a record counts as stuck: no progress (a finished epoch) for far longer than it
+    should take, not a total budget.
+
+    A record on a busy machine may run several times slower than usual (PyTorch epochs swung
+    from 5 to 38 s beside a neighbour) and must still finish; only a worker that stops making
+    progress is killed. Before the first epoch the allowance is one epoch's work at a
+    pessimistic FLOP/s, tripled, plus `MIN_STALL`; after each epoch it is `STALL_FACTOR` times
+    the slowest epoch so far (at least `MIN_STALL`), which also covers the measurements after
+    the last epoch. A user's `--record-timeout` caps the whole record on top.
+    """
+
+    def __init__(
+        self, job: Job, flops_per_train_sample: int, train_samples: int, cap: float | None = None
+    ) -> None:
+        self.job, self.cap, self.started = job, cap, time.monotonic()
+        work = flops_per_train_sample * train_samples
+        self.allowance = MIN_STALL + 3.0 * work / PESSIMISTIC_FLOPS
+        self.slowest, self.epochs, self.last = 0.0, 0, self.started
+
+    def on_epoch(self, seconds: float) -> None:
+        self.epochs += 1
+        self.slowest = max(self.slowest, seconds)
+        self.allowance = max(MIN_STALL, STALL_FACTOR * self.slowest)
+        self.last = time.monotonic()
+
+    @property
+    def deadline(self) -> float:
+        stall = self.last + self.allowance
+        return stall if self.cap is None else min(stall, self.started + self.cap)
+
+    def reason(self) -> str:
+        now = time.monotonic()
+        if self.cap is not None and now >= self.started + self.cap - 1e-3:
+            return f"timeout: record exceeded --record-timeout {self.cap:g} s"
+        where = f"after epoch {self.epochs} of {self.job.settings.epochs}"
+        if self.epochs == self.job.settings.epochs:
+            where = "after its last epoch (evaluating and measuring inference)"
+        slowest = f"; its slowest epoch took {self.slowest:.1f} s" if self.epochs else ""
+        return f"timeout: no progress for {now - self.last:.0f} s {where}{slowest}"
 
 
 class WorkerProcess:
     """One `python -m bench.worker` in its own process group, read by two threads."""
 
-    def __init__(self, request: dict[str, Any]) -> None:
+    def __init__(self, request: WorkerRequest) -> None:
         env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
         env["MNIST_BENCH_PARENT_PID"] = str(os.getpid())  # the worker exits when it is gone
         self.proc = subprocess.Popen(
@@ -56,7 +93,7 @@ class WorkerProcess:
         threading.Thread(target=self._read_stdout, daemon=True).start()
         threading.Thread(target=self._read_stderr, daemon=True).start()
         try:
-            self.proc.stdin.write(json.dumps(request).encode())
+            self.proc.stdin.write(request.to_json())
             self.proc.stdin.close()
         except BrokenPipeError:
             pass
@@ -126,25 +163,26 @@ class Observer:
     """What the launcher reports as it goes; the CLI's progress display implements it."""
 
     def on_ready(self, backend: str, info: dict[str, Any]) -> None: ...
-    def on_start(self, job: dict[str, Any]) -> None: ...
-    def on_epoch(self, job: dict[str, Any], event: dict[str, Any]) -> None: ...
-    def on_record(self, job: dict[str, Any], record: Record) -> None: ...
+    def on_start(self, job: Job) -> None: ...
+    def on_epoch(self, job: Job, event: dict[str, Any]) -> None: ...
+    def on_record(self, job: Job, record: Record) -> None: ...
 
 
 def run_backend(
-    request: dict[str, Any],
-    jobs: list[dict[str, Any]],
+    request: WorkerRequest,
     observer: Observer,
     record_timeout: float | None = None,
+    train_samples: Callable[[Job], int] = lambda job: 60_000,
     on_worker: Callable[[WorkerProcess | None], None] = lambda w: None,
 ) -> Iterator[Record]:
-    """Run `jobs` on one backend, yielding one record per job, whatever happens to workers."""
-    pending = list(jobs)
+    """Run the request's jobs on its backend, yielding one record per job, whatever happens to
+    workers: a worker that dies costs the job in hand, and a fresh one takes the rest."""
+    pending = list(request.jobs)
     while pending:
-        worker = WorkerProcess({**request, "mode": "train", "jobs": pending})
+        worker = WorkerProcess(dataclasses.replace(request, jobs=tuple(pending)))
         on_worker(worker)
         try:
-            yield from _drive(worker, pending, observer, record_timeout, request)
+            yield from _drive(worker, pending, observer, record_timeout, request, train_samples)
         finally:
             worker.kill()
             on_worker(None)
@@ -152,14 +190,16 @@ def run_backend(
 
 def _drive(
     worker: WorkerProcess,
-    pending: list[dict[str, Any]],
+    pending: list[Job],
     observer: Observer,
     record_timeout: float | None,
-    request: dict[str, Any],
+    request: WorkerRequest,
+    train_samples: Callable[[Job], int],
 ) -> Iterator[Record]:
     """Consume one worker's events; on its death or a timeout, fail the job in hand and return."""
-    backend = request["backend"]
+    backend = request.backend
     ready = False
+    watchdog: Watchdog | None = None
     deadline = time.monotonic() + STARTUP_TIMEOUT
     what = f"timeout: the {backend} worker did not start within {STARTUP_TIMEOUT:.0f} s"
     while pending:
@@ -168,17 +208,18 @@ def _drive(
             event = worker.next_event(deadline)
         except TimeoutError:
             worker.kill()
-            yield from _fail(pending, job, what, observer, all_jobs=not ready)
+            cause = what() if callable(what) else what
+            yield from _fail(pending, job, cause, observer, all_jobs=not ready)
             return
         if event is None:  # the worker died
             yield from _fail(pending, job, worker.death_cause(), observer, all_jobs=not ready)
             return
         kind = event["event"]
         if kind == "start":
-            limit = record_timeout or default_record_timeout(
-                job, event["flops_per_train_sample"], request["train_samples"]
+            watchdog = Watchdog(
+                job, event["flops_per_train_sample"], train_samples(job), cap=record_timeout
             )
-            deadline, what = time.monotonic() + limit, f"timeout: record exceeded {limit:.0f} s"
+            deadline, what = watchdog.deadline, watchdog.reason
             observer.on_start(job)
             continue
         if kind == "ready":  # next: loading the data and building the first model
@@ -191,14 +232,20 @@ def _drive(
             )
             continue
         if kind == "epoch":
+            if watchdog is not None:
+                watchdog.on_epoch(float(event.get("seconds") or 0.0))
+                deadline = watchdog.deadline
             observer.on_epoch(job, event)
             continue
         elif kind == "record":
             try:
                 record = Record.from_dict(event["record"])
+                if record.key != job.key:
+                    raise ValueError(f"it is for {record.job.label()}, not {job.label()}")
             except (KeyError, ValueError, TypeError) as exc:
                 record = failed_record(job, f"the {backend} worker sent a malformed record: {exc}")
             pending.pop(0)
+            watchdog = None
             observer.on_record(job, record)
             yield record
         elif kind == "done":
@@ -213,8 +260,8 @@ def _drive(
 
 
 def _fail(
-    pending: list[dict[str, Any]],
-    job: dict[str, Any],
+    pending: list[Job],
+    job: Job,
     cause: str,
     observer: Observer,
     *,
@@ -229,18 +276,6 @@ def _fail(
         yield record
 
 
-def failed_record(job: dict[str, Any], cause: str, status: str = "failed") -> Record:
-    settings = job["settings"]
-    return Record(
-        variant=job["variant"],
-        backend=job["backend"],
-        device=job["device"],
-        requested_device=job["device"],
-        seed=job["seed"],
-        repeat=job.get("repeat", 0),
-        status=status,
-        error=cause,
-        settings=settings,
-        epochs=settings["epochs"],
-        batch_size=settings["batch_size"],
-    )
+def failed_record(job: Job, cause: str, status: str = "failed") -> Record:
+    """The record of a job that did not finish: its full identity, the status and the cause."""
+    return Record(job=job, status=status, error=cause)

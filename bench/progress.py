@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from bench.identity import Job
 from bench.launcher import Observer
 from bench.records import Record
 
 
-def label(job: dict[str, Any]) -> str:
-    extra = " (repeat)" if job.get("repeat") else ""
-    return f"{job['backend']} · {job['variant']} · seed {job['seed']}{extra}"
+def label(job: Job) -> str:
+    return job.label()
 
 
 def describe(record: Record) -> str:
     if record.status == "ok":
-        return (
-            f"acc {record.test_accuracy:.4f}  train {record.train_seconds:.1f} s  {record.device}"
-        )
+        return f"acc {record.test_accuracy:.4f}  train {record.train_seconds:.1f} s  {record.where}"
     return f"{record.status}: {record.error}"
 
 
@@ -73,7 +69,7 @@ class RichProgress(Observer):
 
     def on_start(self, job):
         self._drop_current()
-        epochs = job["settings"]["epochs"]
+        epochs = job.settings.epochs
         self.current = self.progress.add_task(f"  {label(job)}", total=epochs, status="epoch 1")
 
     def on_epoch(self, job, event):

@@ -1,7 +1,8 @@
-"""Typed, versioned results: a `Record` per (variant, backend, device, seed), a `RunFile` per run.
+"""Typed, versioned results: a `Record` per job, a `RunFile` per run.
 
 Records round-trip through plain JSON with `to_dict` / `from_dict`; nothing is pickled or
-evaluated. A file of a newer `schema_version` than this code knows is refused, not guessed at.
+evaluated. A file of a newer `schema_version` than this code knows is refused, not guessed at;
+an older one is migrated on read (`migrate_v1`).
 """
 
 from __future__ import annotations
@@ -12,29 +13,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import files
 from bench.errors import UserError
+from bench.identity import Job, dataset_digest
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: a record holds its typed job (schema 1 is migrated on read)
 STATUSES = ("ok", "skipped", "failed", "diverged")
 RUN_STATUSES = ("running", "complete", "interrupted")
 
 
 @dataclass
 class Record:
-    """The result of training and measuring one variant on one backend, device and seed."""
+    """The result of one job: training and measuring one variant on one backend, device and seed.
 
-    variant: str
-    backend: str
-    device: str
-    seed: int
+    `job` is the record's identity (see `bench.jobs`); a record that never started still has it.
+    `device` is where it ran (cpu or gpu), beside the requested `job.device`; None if it never
+    started.
+    """
+
+    job: Job
     status: str = "ok"
     error: str | None = None
-    repeat: int = 0  # > 0 only for the second process of --check-determinism
-    requested_device: str | None = None  # what the job asked for: auto, cpu or gpu
-    dataset: str = "mnist"
-    settings: dict[str, Any] = field(default_factory=dict)  # epochs, batch size, optimizer...
-    epochs: int | None = None
-    batch_size: int | None = None
+    device: str | None = None
     params: int | None = None
     train_samples: int | None = None
     test_samples: int | None = None
@@ -61,7 +61,7 @@ class Record:
     predictions_sha256: str | None = None
     op_determinism: list[str] = field(default_factory=list)  # what was switched on
     deterministic: bool | None = None
-    threads: dict[str, Any] = field(default_factory=dict)
+    threads: dict[str, Any] = field(default_factory=dict)  # what was in force
     contention: dict[str, float] | None = None
     contended: bool = False
     confusion_matrix: list[list[int]] | None = None
@@ -69,9 +69,23 @@ class Record:
     started_utc: str | None = None
     wall_seconds: float | None = None
 
+    # The identity, read through the job.
+    variant = property(lambda self: self.job.variant)
+    backend = property(lambda self: self.job.backend)
+    seed = property(lambda self: self.job.seed)
+    repeat = property(lambda self: self.job.repeat)
+    dataset = property(lambda self: self.job.dataset)
+    settings = property(lambda self: self.job.settings)
+    requested_device = property(lambda self: self.job.device)
+
     @property
-    def key(self) -> tuple[str, str, str, int, int]:
-        return (self.variant, self.backend, self.device, self.seed, self.repeat)
+    def key(self) -> tuple:
+        return self.job.key
+
+    @property
+    def where(self) -> str:
+        """Where it ran, or where it was asked to run if it never started."""
+        return self.device or self.job.device
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -79,6 +93,8 @@ class Record:
     def __post_init__(self) -> None:  # also run by the decoder, which names the record
         if self.status not in STATUSES:
             raise ValueError(f"record status {self.status!r} is not one of {', '.join(STATUSES)}")
+        if self.device not in (None, "cpu", "gpu"):
+            raise ValueError(f"device {self.device!r} is not cpu or gpu")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Record:
@@ -102,7 +118,8 @@ class RunFile:
     aggregates: list[dict[str, Any]] = field(default_factory=list)
     status: str = "running"  # running, complete, interrupted
     finished_utc: str | None = None
-    pending: list[dict[str, Any]] = field(default_factory=list)  # jobs not run (interrupted)
+    pending: list[Job] = field(default_factory=list)  # jobs not run (interrupted)
+    stop_reason: str | None = None  # why an interrupted run stopped (a signal, a full disk)
     schema_version: int = field(kw_only=True)  # required: a file always says its version
 
     def __post_init__(self) -> None:
@@ -120,21 +137,70 @@ class RunFile:
         Raises:
             ValueError: a newer or unknown version, a missing field, a wrong type or status.
         """
-        try:
-            run = _convert(data, cls)
-        except ValueError:
-            _check_version(data.get("schema_version") if isinstance(data, dict) else None)
-            raise
-        _check_version(run.schema_version)
-        return run
+        version = data.get("schema_version") if isinstance(data, dict) else None
+        _check_version(version)
+        if version == 1:
+            data = migrate_v1(data)
+        return _convert(data, cls)
 
 
-def settings_key(settings: dict[str, Any]) -> str:
-    """Training settings as one canonical, hashable text: the same settings, the same key.
-    (msgspec's encoder: ten times as fast as json.dumps, which `report` would call per record.)"""
-    import msgspec
+# Record fields of schema 1 that schema 2 keeps in the record's job.
+_V1_JOB_FIELDS = (
+    "variant", "backend", "seed", "repeat", "requested_device", "dataset", "settings",
+    "epochs", "batch_size",
+)  # fmt: skip
 
-    return msgspec.json.encode(settings, order="sorted").decode()
+
+def migrate_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """A schema-1 run (as decoded JSON) in schema 2: each record's identity becomes its job.
+
+    Schema 1 kept the identity in loose record fields, the train/test limits, thread count and
+    determinism switch in the run's config, and the dataset digests in its environment. A
+    record that never started said the requested device (e.g. `auto`) where a finished one
+    said where it ran; the requested one becomes the job's, the resolved one stays the record's.
+    Raises ValueError on a shape no schema-1 file had.
+    """
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    config = data.get("config") if isinstance(data.get("config"), dict) else {}
+    env = data.get("environment") if isinstance(data.get("environment"), dict) else {}
+    digests = env.get("dataset_digests")
+    digest = dataset_digest(digests) if isinstance(digests, dict) else ""
+    run_settings = {
+        "train_limit": config.get("train_limit"),
+        "test_limit": config.get("test_limit"),
+        "threads": config.get("threads"),
+        "op_determinism": bool(config.get("check_determinism", False)),
+    }
+
+    def job(item: Any, where: str) -> dict[str, Any]:
+        if not isinstance(item, dict):
+            raise ValueError(f"{where}: expected object")
+        settings = item.get("settings") if isinstance(item.get("settings"), dict) else {}
+        settings = {**settings, **run_settings}
+        for name in ("epochs", "batch_size"):
+            if item.get(name) is not None:
+                settings.setdefault(name, item[name])
+        return {
+            "variant": item.get("variant"),
+            "backend": item.get("backend"),
+            "device": item.get("requested_device") or item.get("device"),
+            "seed": item.get("seed"),
+            "repeat": item.get("repeat", 0),
+            "dataset": item.get("dataset", "mnist"),
+            "dataset_digest": digest,
+            "settings": settings,
+        }
+
+    records = []
+    for i, r in enumerate(data.get("records") or []):
+        new = {k: v for k, v in r.items() if k not in _V1_JOB_FIELDS} if isinstance(r, dict) else r
+        new["job"] = job(r, f"records[{i}]")
+        if new.get("device") not in ("cpu", "gpu"):
+            new["device"] = None  # never started: v1 wrote the requested device here
+        records.append(new)
+    pending = [job(p, f"pending[{i}]") for i, p in enumerate(data.get("pending") or [])]
+    return {**data, "schema_version": SCHEMA_VERSION, "records": records, "pending": pending}
 
 
 def _check_version(version: Any) -> None:
@@ -188,16 +254,19 @@ def load_run(path: str | Path) -> RunFile:
     msgspec parses and type-checks in one pass, in C, straight into the dataclasses: about
     three times as fast as parsing to dicts and checking them in Python (`report` reads 1,000
     files in about a second). It is strict: NaN, infinities (e.g. 1e999), a bool for a number,
-    and invalid UTF-8 are refused. Fields this version does not know are ignored.
+    and invalid UTF-8 are refused. Fields this version does not know are ignored. A `running`
+    run's journal (its records since it last started) is folded in (`bench.journal.replay`).
 
     Raises:
         UserError: missing, unreadable, not JSON, or not a run file this version understands.
     """
     import msgspec
 
+    from bench import journal  # it imports this module
+
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        raw = files.read_bytes(path, limit=files.RUN_FILE_LIMIT, what="run file")
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
     except OSError as exc:
@@ -205,16 +274,27 @@ def load_run(path: str | Path) -> RunFile:
     decoder, envelope = _decoders()
     try:
         run = decoder.decode(raw)
-        _check_version(run.schema_version)
-        return run
+        if run.schema_version != SCHEMA_VERSION:
+            _check_version(run.schema_version)
+            raise ValueError(
+                f"schema_version {run.schema_version} with schema {SCHEMA_VERSION} records"
+            )
+        return journal.replay(run, path) if run.status == "running" else run  # UserError only
     except msgspec.ValidationError as exc:
         reason = _explain(exc)
-        try:  # a newer version explains a mismatch best
-            _check_version(envelope.decode(raw).schema_version)
-        except ValueError as version:  # msgspec's errors are ValueErrors too
-            reason = _explain(version) if "schema_version" in str(version) else reason
+        try:  # a newer version explains a mismatch best; an older one is migrated
+            version = envelope.decode(raw).schema_version
+            _check_version(version)
+        except ValueError as bad:  # msgspec's errors are ValueErrors too
+            reason = _explain(bad) if "schema_version" in str(bad) else reason
         except RecursionError:
             pass
+        else:
+            if version < SCHEMA_VERSION:
+                try:
+                    return RunFile.from_dict(msgspec.json.decode(raw))
+                except ValueError as old:
+                    reason = f"schema {version}: {old}"
         raise UserError(f"{path}: not a mnist-bench run file ({reason})") from None
     except msgspec.DecodeError as exc:
         reason = str(exc).removeprefix("JSON is malformed: ")
@@ -225,3 +305,10 @@ def load_run(path: str | Path) -> RunFile:
         raise UserError(f"{path}: not a mnist-bench run file ({exc})") from None
     except RecursionError:
         raise UserError(f"{path}: malformed JSON (nested too deeply)") from None
+
+
+def settings_key(settings: Any) -> str:
+    """Training settings as one canonical text (transitional: `bench.identity` keys replace it)."""
+    import msgspec
+
+    return msgspec.json.encode(settings, order="sorted").decode()

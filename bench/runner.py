@@ -1,13 +1,13 @@
 """Runs a configuration: jobs -> one worker per backend -> records, saved as each one lands.
 
-The parent never imports a framework. The run file is rewritten atomically after every record,
-so an interrupt, a crash or a full disk loses nothing already measured.
+The parent never imports a framework. Each record is appended to the run file's journal as it
+lands, and the journal folded into the run file when the run stops (see `bench.journal`), so an
+interrupt, a crash or a full disk loses nothing already measured.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 from collections.abc import Iterable, Iterator
@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import models
-from bench import data, environment, launcher, peak, stats, storage
-from bench.config import BACKENDS, RunConfig
+from bench import data, environment, identity, journal, launcher, peak, stats, storage
+from bench.config import BACKENDS, PROCESS_SETTINGS, RunConfig
 from bench.errors import UserError
-from bench.records import SCHEMA_VERSION, Record, RunFile, load_run, settings_key
+from bench.identity import Job, WorkerRequest, dataset_digest
+from bench.records import SCHEMA_VERSION, Record, RunFile, load_run
 
 AGGREGATED = (
     "test_accuracy",
@@ -84,8 +85,13 @@ def validate_backends(requested: Iterable[str]) -> list[str]:
     return requested or environment.installed_backends()
 
 
-def expand_jobs(config: RunConfig) -> list[dict[str, Any]]:
-    """Every (backend, repeat, variant, seed) to run, in the order they run."""
+def expand_jobs(config: RunConfig, dataset: str = "mnist", digest: str = "") -> list[Job]:
+    """Every job of `config`, in the order they run: backend, repeat, variant, grid point,
+    device, seed. `dataset` and `digest` name the data they train on.
+
+    Raises:
+        UserError: an unknown variant, no backend installed, or two jobs that are one.
+    """
     names = config.variants or models.default_names()
     if "all" in names:
         names = models.names()
@@ -95,60 +101,26 @@ def expand_jobs(config: RunConfig) -> list[dict[str, Any]]:
         raise UserError(
             "no backend installed: pip install 'mnist-bench[all]' (or [tensorflow], [jax], [torch])"
         )
-    overrides = config.settings_overrides()
     repeats = (0, 1) if config.check_determinism else (0,)
-    jobs = []
+    jobs: dict[tuple, Job] = {}
     for backend in backends:
         for repeat in repeats:
             for variant in variants:
                 for point in config.grid:
-                    settings = variant.defaults.override(**point).override(**overrides)
-                    _check_settings(settings)
+                    settings = config.settings_for(variant.defaults, point)
                     for device in config.devices:
                         for seed in config.seeds:
-                            jobs.append(
-                                {
-                                    "index": len(jobs),
-                                    "backend": backend,
-                                    "repeat": repeat,
-                                    "variant": variant.name,
-                                    "device": device,
-                                    "seed": seed,
-                                    "settings": settings.to_dict(),
-                                }
-                            )
-    return jobs
-
-
-def _check_settings(settings) -> None:
-    if settings.epochs < 1:
-        raise UserError(f"--epochs must be at least 1 (got {settings.epochs})")
-    if settings.batch_size < 1:
-        raise UserError(f"--batch-size must be at least 1 (got {settings.batch_size})")
-    if settings.learning_rate is not None and settings.learning_rate <= 0:
-        raise UserError(f"--learning-rate must be positive (got {settings.learning_rate})")
-
-
-def job_key(job: dict[str, Any]) -> tuple:
-    return (
-        job["variant"],
-        job["backend"],
-        job["device"],
-        job["seed"],
-        job["repeat"],
-        settings_key(job["settings"]),
-    )
-
-
-def record_key(record: Record) -> tuple:
-    return (
-        record.variant,
-        record.backend,
-        record.requested_device or record.device,
-        record.seed,
-        record.repeat,
-        settings_key(record.settings),
-    )
+                            job = Job(
+                                variant.name, backend, device, seed, settings, dataset, digest,
+                                repeat,
+                            )  # fmt: skip
+                            if job.key in jobs:
+                                raise UserError(
+                                    f"two grid points give the same job ({job.label()}, "
+                                    f"{settings}): an option overrides what the grid varies?"
+                                )
+                            jobs[job.key] = job
+    return list(jobs.values())
 
 
 class Run:
@@ -156,15 +128,15 @@ class Run:
 
     def __init__(self, config: RunConfig, run: RunFile, path: Path, dataset: data.Dataset):
         self.config, self.file, self.path, self.dataset = config, run, path, dataset
-        done = {record_key(r) for r in run.records}
-        self.pending = [j for j in expand_jobs(config) if job_key(j) not in done]
+        done = {r.key for r in run.records}
+        jobs = expand_jobs(config, dataset.name, dataset_digest(dataset.digests))
+        self.pending = [j for j in jobs if j.key not in done]
         self.peak_gflops = peak.peak_gflops()
 
     @classmethod
     def start(cls, config: RunConfig, argv: list[str] | None = None) -> Run:
         """Validate everything a user can get wrong, then create the run file."""
         expand_jobs(config)
-        _check_limits(config)
         dataset = data.load(config.data)
         folder = storage.ensure_dir(config.results_path)
         env = environment.collect(dataset.digests, argv)
@@ -185,7 +157,8 @@ class Run:
 
     @classmethod
     def resume(cls, path: str | Path) -> Run:
-        """Reopen an interrupted run to do only what it is missing."""
+        """Reopen an interrupted (or killed) run to do only what it is missing; its file says
+        `running` again, with its journal's records folded in."""
         path = Path(path)
         run = load_run(path)
         if run.status == "complete":
@@ -193,7 +166,6 @@ class Run:
         try:
             config = RunConfig.from_dict(run.config)
             expand_jobs(config)
-            _check_limits(config)
         except UserError as exc:
             raise UserError(f"{path}: its configuration is not valid: {exc}") from None
         except (TypeError, ValueError, AttributeError, KeyError) as exc:
@@ -203,27 +175,43 @@ class Run:
         if digests and digests != dataset.digests:
             raise UserError(f"{path}: the dataset {config.data!r} is not the one this run used")
         storage.ensure_dir(path.parent)
-        return cls(config, run, path, dataset)
+        run.status, run.pending, run.stop_reason = "running", [], None
+        resumed = cls(config, run, path, dataset)
+        resumed.save()
+        return resumed
 
     def save(self) -> None:
-        storage.write_json(self.path, self.file.to_dict())
+        """Write the whole run file atomically, the journal's records folded in."""
+        journal.fold(self.path, self.file.to_dict())
 
     def execute(self, observer: launcher.Observer) -> RunFile:
-        """Run every pending job; on `Interrupted`, mark the file and re-raise."""
+        """Run every pending job, each record journaled as it lands. On `Interrupted`, or a
+        save that failed (a `UserError`: disk full), mark the file interrupted with why and
+        re-raise; the error then names the `--resume` that finishes the run."""
         self.file.status = "running"
         self.file.pending = []
+        self.file.stop_reason = None
+        self.journal = journal.Journal(self.path, self.file.environment)  # the file says running
         try:
-            for (backend, _repeat), jobs in _groups(self.pending):
-                with contextlib.closing(self._run_group(backend, jobs, observer)) as records:
+            for jobs in worker_groups(self.pending):
+                with contextlib.closing(self._run_group(jobs, observer)) as records:
                     for record in records:
                         self._add(record)
-        except Interrupted:
-            done = {record_key(r) for r in self.file.records}
+        except (Interrupted, UserError) as exc:
+            done = {r.key for r in self.file.records}
             self.file.status = "interrupted"
-            self.file.pending = [j for j in self.pending if job_key(j) not in done]
+            self.file.pending = [j for j in self.pending if j.key not in done]
             self.file.finished_utc = storage.utc_now()
-            self.save()
-            raise
+            if isinstance(exc, Interrupted):
+                self.file.stop_reason = f"interrupted by {signal.Signals(exc.signum).name}"
+                self.save()
+                raise
+            self.file.stop_reason = str(exc)
+            with contextlib.suppress(UserError):  # the disk may still be full: then the file
+                self.save()  # stays `running`, and its journal keeps the records
+            if not self.path.exists():  # the folder was removed: nothing to resume
+                raise
+            raise UserError(f"{exc}; finish with: mnist-bench run --resume {self.path}") from None
         self.file.status = "complete"
         self.file.finished_utc = storage.utc_now()
         mark_determinism(self.file.records)
@@ -231,7 +219,8 @@ class Run:
         self.save()
         return self.file
 
-    def _run_group(self, backend: str, jobs: list[dict[str, Any]], observer):
+    def _run_group(self, jobs: list[Job], observer):
+        backend = jobs[0].backend
         if backend not in environment.installed_backends():
             for job in jobs:
                 record = launcher.failed_record(
@@ -242,28 +231,29 @@ class Run:
                 observer.on_record(job, record)
                 yield record
             return
-        c = self.config
-        request = {
-            "backend": backend,
-            "data": c.data,
-            "train_limit": c.train_limit,
-            "test_limit": c.test_limit,
-            "targets": list(c.targets),
-            "infer_batch_sizes": list(c.infer_batch_sizes),
-            "threads": c.threads,
-            "op_determinism": c.check_determinism,
-            "train_samples": len(self.dataset.x_train[: c.train_limit]),
-        }
+        c, settings = self.config, jobs[0].settings
+        request = WorkerRequest(
+            mode="train",
+            backend=backend,
+            data=c.data,
+            threads=settings.threads,
+            op_determinism=settings.op_determinism,
+            targets=c.targets,
+            infer_batch_sizes=c.infer_batch_sizes,
+            jobs=tuple(jobs),
+        )
         yield from launcher.run_backend(
-            request, jobs, _GpuNoting(observer, self.file), record_timeout=c.record_timeout
+            request,
+            _GpuNoting(observer, self.file),
+            record_timeout=c.record_timeout,
+            train_samples=lambda job: len(self.dataset.x_train[: job.settings.train_limit]),
         )
 
     def _add(self, record: Record) -> None:
         if record.achieved_gflops and record.device == "cpu" and self.peak_gflops:
             record.mfu = record.achieved_gflops / self.peak_gflops
         self.file.records.append(record)
-        self.pending = [j for j in self.pending if job_key(j) != record_key(record)]
-        self.save()
+        self.journal.append(record, self.file.environment)
 
 
 class _GpuNoting(launcher.Observer):
@@ -292,32 +282,22 @@ class _GpuNoting(launcher.Observer):
         self.inner.on_record(job, record)
 
 
-def _check_limits(config: RunConfig) -> None:
-    for name in ("train_limit", "test_limit", "threads"):
-        value = getattr(config, name)
-        if value is not None and value < 1:
-            raise UserError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
-    if config.record_timeout is not None and config.record_timeout <= 0:
-        raise UserError("--record-timeout must be positive")
-    if any(b < 1 for b in config.infer_batch_sizes):
-        raise UserError("--infer-batch-sizes must all be at least 1")
-    if not config.seeds:
-        raise UserError("--seeds needs at least one seed")
-
-
-def _groups(jobs: list[dict[str, Any]]):
-    """Consecutive jobs sharing (backend, repeat): each group is one worker process."""
-    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+def worker_groups(jobs: list[Job]) -> list[list[Job]]:
+    """Jobs that can share a worker process: the same backend and repeat (a repeat runs in a
+    fresh process) and the same process-wide settings (threads, op determinism)."""
+    groups: dict[tuple, list[Job]] = {}
     for job in jobs:
-        groups.setdefault((job["backend"], job["repeat"]), []).append(job)
-    return groups.items()
+        process = tuple(getattr(job.settings, name) for name in PROCESS_SETTINGS)
+        groups.setdefault((job.backend, job.repeat, *process), []).append(job)
+    return list(groups.values())
 
 
 def mark_determinism(records: list[Record]) -> None:
-    """Where a configuration ran twice (repeat 0 and 1), compare the two bit for bit."""
-    first = {r.key[:4]: r for r in records if r.repeat == 0 and r.status == "ok"}
+    """Where a job ran twice (repeat 0 and 1, same configuration and seed), compare the two
+    bit for bit."""
+    first = {r.job.seed_key: r for r in records if r.repeat == 0 and r.status == "ok"}
     for again in (r for r in records if r.repeat == 1 and r.status == "ok"):
-        base = first.get(again.key[:4])
+        base = first.get(again.job.seed_key)
         if base is None:
             continue
         same = (
@@ -327,34 +307,15 @@ def mark_determinism(records: list[Record]) -> None:
         base.deterministic = again.deterministic = same
 
 
-def group_key(record: Record) -> tuple:
-    return (
-        record.variant,
-        record.backend,
-        record.device,
-        record.dataset,
-        settings_key(record.settings),
-    )
-
-
 def aggregate(records: list[Record]) -> list[dict[str, Any]]:
-    """Per (variant, backend, device, dataset, settings): summaries over seeds of each metric."""
-    groups: dict[tuple, list[Record]] = {}
-    for r in records:
-        if r.status == "ok" and r.repeat == 0:
-            groups.setdefault(group_key(r), []).append(r)
+    """Per configuration: summaries over seeds of each metric (the determinism repeat left
+    out: it checks the first process, it is not another sample)."""
     out = []
-    for (variant, backend, device, dataset, settings), rs in groups.items():
-        entry = {
-            "variant": variant,
-            "backend": backend,
-            "device": device,
-            "dataset": dataset,
-            "settings": json.loads(settings),
-            "seeds": [r.seed for r in rs],
-        }
+    ok = (r for r in records if r.status == "ok" and not r.repeat)
+    for rs in identity.group(ok, identity.match_key).values():
+        entry: dict[str, Any] = {**rs[0].job.fields(), "seeds": sorted({r.seed for r in rs})}
         for metric in AGGREGATED:
-            values = [getattr(r, metric) for r in rs if getattr(r, metric) is not None]
+            values = identity.seed_values(rs, lambda r, m=metric: getattr(r, m))
             entry[metric] = stats.summarize(values).to_dict() if values else None
         out.append(entry)
     return out

@@ -25,57 +25,39 @@ from pathlib import Path
 from typing import Any
 
 import models
-from bench.config import BACKENDS, DEVICES, OPTIMIZERS, SCHEDULES, RunConfig
+from bench import files
+from bench.config import (
+    GRID_FIELDS,
+    ConfigError,
+    RunConfig,
+    TrainSettings,
+    check_value,
+    checks,
+)
 from bench.errors import UserError
 
-# key -> (description of the expected type, check)
-_INT = ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool))
-_NUM = ("a number", lambda v: isinstance(v, int | float) and not isinstance(v, bool))
-_STR = ("a string", lambda v: isinstance(v, str))
-_BOOL = ("true or false", lambda v: isinstance(v, bool))
-
-
-def _list_of(kind: tuple[str, Any]) -> tuple[str, Any]:
-    name, check = kind
-    return (
-        f"a list of {name.removeprefix('an ').removeprefix('a ')}s",
-        lambda v: isinstance(v, list) and bool(v) and all(check(x) for x in v),
-    )
-
-
+# The schema is the configuration's own: top-level keys are RunConfig's fields, [settings] and
+# [grid] keys the settings a grid may vary, each checked by its field's own check.
+# (The five training settings go in [settings]; limits and threads may stand at the top too.)
 TOP_LEVEL = {
-    "description": _STR,
-    "variants": _list_of(_STR),
-    "backends": _list_of(_STR),
-    "devices": _list_of(_STR),
-    "seeds": _list_of(_INT),
-    "data": _STR,
-    "train_limit": _INT,
-    "test_limit": _INT,
-    "results_dir": _STR,
-    "targets": _list_of(_NUM),
-    "infer_batch_sizes": _list_of(_INT),
-    "check_determinism": _BOOL,
-    "record_timeout": _NUM,
-    "threads": _INT,
-    "settings": ("a table", lambda v: isinstance(v, dict)),
-    "grid": ("a table", lambda v: isinstance(v, dict)),
+    "description": {"kind": "str"},
+    **{
+        name: check
+        for name, check in checks(RunConfig).items()
+        if name != "suite"
+        and name not in ("epochs", "batch_size", "optimizer", "learning_rate", "schedule")
+    },
+    "settings": None,  # tables, checked key by key
+    "grid": None,
 }
-SETTINGS = {
-    "epochs": _INT,
-    "batch_size": _INT,
-    "optimizer": _STR,
-    "learning_rate": _NUM,
-    "schedule": _STR,
-}
-CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES}
+SETTINGS = {name: check for name, check in checks(TrainSettings).items() if name in GRID_FIELDS}
 
 
 def load(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
     """Read and validate a suite; `overrides` (from the command line) win over the file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = files.read_bytes(path, limit=files.SUITE_LIMIT, what="suite").decode("utf-8")
     except FileNotFoundError:
         raise UserError(f"{path}: no such suite file") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -103,12 +85,22 @@ class _Validator:
         raise UserError(f"{self.where(key, value)}: {message}")
 
     def check_keys(self, table: dict[str, Any], known: dict[str, Any], section: str) -> None:
-        for key, value in table.items():
+        for key in table:
             if key not in known:
                 self.fail(key, f"unknown key {key!r}{section}; valid: {', '.join(known)}")
-            kind, check = known[key]
-            if not check(value):
-                self.fail(key, f"{key!r} must be {kind} (got {value!r})")
+
+    def check_values(self, table: dict[str, Any], known: dict[str, Any], *, grid: bool = False):
+        """Each value by its field's check (in [grid], a list of such values)."""
+        for key, value in table.items():
+            check = known.get(key)
+            if check is None:
+                if not isinstance(value, dict):
+                    self.fail(key, f"{key!r} must be a table (got {value!r})")
+                continue
+            try:
+                check_value(key, value, {**check, "list": True} if grid else check)
+            except ConfigError as exc:
+                self.fail(key, str(exc), _culprit(value))
 
     def check_choice(self, key: str, values: list[str], valid: tuple[str, ...] | list[str]):
         for value in values:
@@ -119,20 +111,17 @@ class _Validator:
 
     def config(self, raw: dict[str, Any], overrides: dict[str, Any]) -> RunConfig:
         self.check_keys(raw, TOP_LEVEL, "")
+        self.check_values(raw, TOP_LEVEL)
         settings, grid = raw.get("settings", {}), raw.get("grid", {})
         self.check_keys(settings, SETTINGS, " in [settings]")
-        self.check_keys(grid, {k: _list_of(v) for k, v in SETTINGS.items()}, " in [grid]")
+        self.check_keys(grid, SETTINGS, " in [grid]")
+        self.check_values(settings, SETTINGS)
+        self.check_values(grid, SETTINGS, grid=True)
         for key in set(settings) & set(grid):
             self.fail(key, f"{key!r} is in both [settings] and [grid]")
         self.check_choice("variants", raw.get("variants", []), [*models.names(), "all"])
-        self.check_choice("backends", raw.get("backends", []), BACKENDS)
-        self.check_choice("devices", raw.get("devices", []), DEVICES)
-        for key, valid in CHOICES.items():
-            self.check_choice(key, [settings[key]] if key in settings else [], valid)
-            self.check_choice(key, grid.get(key, []), valid)
         values = {k: v for k, v in raw.items() if k not in ("description", "settings", "grid")}
         values.update(settings)
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
         keys = list(grid)
         points = [
             dict(zip(keys, combo, strict=True))
@@ -141,4 +130,13 @@ class _Validator:
         values["grid"] = tuple(points) or ({},)
         values.update(overrides)
         values["suite"] = str(self.path)
-        return RunConfig(**values)
+        try:
+            return RunConfig(**values)
+        except ConfigError as exc:  # a value the file and the command line give together
+            where = self.where(exc.name) if exc.name not in overrides else str(self.path)
+            raise UserError(f"{where}: {exc}") from None
+
+
+def _culprit(value: Any) -> Any:
+    """The value to look for on the line, when the key alone does not find it."""
+    return value if isinstance(value, str) else None

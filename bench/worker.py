@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 
 from bench import timing
+from bench.config import TrainSettings
+from bench.identity import Job, WorkerRequest
 from bench.records import Record
 from bench.storage import utc_now
 
@@ -177,10 +179,10 @@ def _flat_layers(model):
             yield layer
 
 
-def make_optimizer(settings: dict[str, Any], steps_per_epoch: int):
+def make_optimizer(settings: TrainSettings, steps_per_epoch: int):
     import keras
 
-    name, lr, schedule = settings["optimizer"], settings["learning_rate"], settings["schedule"]
+    name, lr, schedule = settings.optimizer, settings.learning_rate, settings.schedule
     classes = {
         "adam": keras.optimizers.Adam,
         "sgd": keras.optimizers.SGD,
@@ -188,7 +190,7 @@ def make_optimizer(settings: dict[str, Any], steps_per_epoch: int):
         "adamw": keras.optimizers.AdamW,
     }
     base_lr = lr if lr is not None else classes[name]().learning_rate.numpy().item()
-    total = max(1, steps_per_epoch * settings["epochs"])
+    total = max(1, steps_per_epoch * settings.epochs)
     if schedule == "cosine":
         rate = keras.optimizers.schedules.CosineDecay(base_lr, decay_steps=total)
     elif schedule == "one-cycle":  # linear warm-up over 30% of the steps, then cosine down
@@ -268,68 +270,58 @@ def _inject_fault(variant: str) -> None:
 class Trainer:
     """Runs train jobs for one backend on data loaded once."""
 
-    def __init__(self, request: dict[str, Any], proto: Protocol, info: dict[str, Any]) -> None:
+    def __init__(self, request: WorkerRequest, proto: Protocol, info: dict[str, Any]) -> None:
         from bench import data
 
         self.request = request
         self.proto = proto
         self.info = info
-        dataset = data.load(request["data"]).limit(
-            request.get("train_limit"), request.get("test_limit")
-        )
-        self.dataset = dataset
-        self._cache: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
+        self.dataset = data.load(request.data)
+        self._cache: dict[tuple, tuple[np.ndarray, ...]] = {}
 
-    def arrays(self, input_shape: tuple[int, ...]):
+    def arrays(self, input_shape: tuple[int, ...], settings):
+        """Train and test inputs (preprocessed for `input_shape`) and labels, within the job's
+        train/test limits; cached, since jobs of one worker mostly share them."""
         from bench.data import preprocess
 
-        if input_shape not in self._cache:
-            d = self.dataset
-            self._cache[input_shape] = (
+        key = (input_shape, settings.train_limit, settings.test_limit)
+        if key not in self._cache:
+            d = self.dataset.limit(settings.train_limit, settings.test_limit)
+            self._cache[key] = (
                 preprocess(d.x_train, input_shape),
                 preprocess(d.x_test, input_shape),
+                d.y_train,
+                d.y_test,
             )
-        return self._cache[input_shape]
+        return self._cache[key]
 
-    def run(self, job: dict[str, Any]) -> Record:
+    def run(self, job: Job, index: int) -> Record:
         import models
 
-        variant = models.get(job["variant"])
-        settings = job["settings"]
+        variant = models.get(job.variant)
         record = Record(
-            variant=job["variant"],
-            backend=self.request["backend"],
-            device=job["device"],
-            requested_device=job["device"],
-            seed=job["seed"],
-            repeat=job.get("repeat", 0),
-            dataset=self.dataset.name,
-            settings=settings,
-            epochs=settings["epochs"],
-            batch_size=settings["batch_size"],
+            job=job,
             started_utc=utc_now(),
             threads=self.info["threads"],
             op_determinism=self.info["op_determinism"],
         )
-        device = job["device"]
+        device = job.device
         if device == "auto":
             device = "gpu" if self.info["gpus"] else "cpu"
-        record.device = device
         if device == "gpu" and not self.info["gpus"]:
             record.status = "skipped"
-            record.error = f"no GPU visible to {self.request['backend']}"
+            record.error = f"no GPU visible to {job.backend}"
             return record
+        record.device = device
         t0 = time.perf_counter()
         with ContentionProbe() as probe:
-            self._train(record, variant, device, job["index"])
+            self._train(record, variant, device, index)
         record.wall_seconds = time.perf_counter() - t0
         record.contention = {
             "other_cpu_share": round(probe.share, 4),
             "loadavg_1m": round(probe.loadavg, 2),
         }
-        record.contended = probe.share > self.request.get(
-            "contention_threshold", CONTENTION_THRESHOLD
-        )
+        record.contended = probe.share > CONTENTION_THRESHOLD
         record.peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         return record
 
@@ -338,12 +330,11 @@ class Trainer:
 
         settings = record.settings
         keras.utils.set_random_seed(record.seed)
-        x_train, x_test = self.arrays(variant.input_shape)
-        y_train, y_test = self.dataset.y_train, self.dataset.y_test
+        x_train, x_test, y_train, y_test = self.arrays(variant.input_shape, settings)
         record.train_samples, record.test_samples = len(x_train), len(x_test)
-        batch = settings["batch_size"]
+        batch = settings.batch_size
         steps = math.ceil(len(x_train) / batch)
-        proto, targets = self.proto, tuple(self.request["targets"])
+        proto, targets = self.proto, tuple(self.request.targets)
 
         class EpochHook(keras.callbacks.Callback):
             """Epoch-level only: a batch-level hook would switch off async dispatch."""
@@ -387,7 +378,7 @@ class Trainer:
             model.fit(
                 x_train,
                 y_train,
-                epochs=settings["epochs"],
+                epochs=settings.epochs,
                 batch_size=batch,
                 shuffle=True,
                 verbose=0,
@@ -437,7 +428,7 @@ class Trainer:
         t0 = time.perf_counter()
         np.asarray(model.predict(x_test, batch_size=batch, verbose=0))
         record.infer_samples_per_second = len(x_test) / (time.perf_counter() - t0)
-        for size in self.request["infer_batch_sizes"]:
+        for size in self.request.infer_batch_sizes:
             inputs = np.resize(x_test, (size, *x_test.shape[1:]))
             seconds = timing.repeat_until(lambda b=inputs: np.asarray(model.predict_on_batch(b)))
             record.inference.append(timing.throughput_summary(size, seconds))
@@ -471,11 +462,11 @@ def exit_with_parent(interval: float = 1.0) -> None:
 def main() -> None:
     exit_with_parent()
     proto = Protocol()
-    request = json.load(sys.stdin)
-    backend = request["backend"]
-    configure_backend(backend, request.get("threads"))
+    request = WorkerRequest.from_json(sys.stdin.buffer.read())
+    backend = request.backend
+    configure_backend(backend, request.threads)
     op_det: list[str] = []
-    if request.get("op_determinism"):
+    if request.op_determinism:
         if backend == "tensorflow":
             import tensorflow as tf
 
@@ -489,16 +480,16 @@ def main() -> None:
         else:
             op_det.append("none needed: XLA on CPU is deterministic")
     info = backend_info(backend)
-    info["threads"] = apply_threads(backend, request.get("threads"))
+    info["threads"] = apply_threads(backend, request.threads)
     info["op_determinism"] = op_det
     proto.emit("ready", **info)
-    if request["mode"] == "describe":
+    if request.mode == "describe":
         proto.emit("describe", variants=describe_variants())
     else:
         trainer = Trainer(request, proto, info)
-        for job in request["jobs"]:
-            record = trainer.run(job)
-            proto.emit("record", job=job["index"], record=record.to_dict())
+        for index, job in enumerate(request.jobs):
+            record = trainer.run(job, index)
+            proto.emit("record", job=index, record=record.to_dict())
     proto.emit("done")
 
 

@@ -11,11 +11,35 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import data, environment
-from bench.records import load_run
+from bench import config, data, environment
+from bench.identity import Job
+from bench.records import Record, load_run
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTALLED = environment.installed_backends()
+# The backend for tests that need one, any one: JAX (the quickest to start) where installed.
+BACKEND = "jax" if "jax" in INSTALLED else (INSTALLED[0] if INSTALLED else "jax")
+needs_backend = pytest.mark.skipif(not INSTALLED, reason="no backend installed")
+
+
+def make_record(
+    variant: str = "two-dense",
+    backend: str = "jax",
+    device: str | None = "cpu",
+    seed: int = 0,
+    *,
+    requested: str = "auto",
+    repeat: int = 0,
+    dataset: str = "mnist",
+    digest: str = "",
+    **fields,
+) -> Record:
+    """A record built from its job, as the runner builds them; `fields` are settings (epochs,
+    learning_rate...) or record fields (test_accuracy, status...)."""
+    names = set(config.SETTINGS_FIELDS)
+    settings = config.TrainSettings(**{k: v for k, v in fields.items() if k in names})
+    job = Job(variant, backend, requested, seed, settings, dataset, digest, repeat)
+    return Record(job=job, device=device, **{k: v for k, v in fields.items() if k not in names})
 
 
 def backend_params():

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, run_cli
+from conftest import BACKEND, ROOT, run_cli
 
 FRAMEWORKS = ("keras", "tensorflow", "jax", "torch")
 
@@ -48,14 +48,18 @@ def test_run_help_teaches():
         (("run", "--variant", "nope"), "unknown variant 'nope'; valid: single-dense"),
         (("run", "--backend", "theano"), "unknown backend 'theano'; valid: tensorflow, jax, torch"),
         (("run", "--data", "/no/such.npz"), "no such file"),
-        (("run", "--epochs", "0"), "--epochs must be at least 1"),
+        (("run", "--epochs", "0"), "epochs must be an integer >= 1 and <= 10000 (got 0)"),
+        (("run", "--learning-rate", "nan"), "learning_rate must be a finite number > 0"),
+        (("run", "--seeds", "1,1"), "seeds lists 1 twice"),
+        (("run", "--seeds", "-1"), "seeds must each be an integer >= 0"),
         (("run", "--seeds", "a,b"), "invalid int_list value"),
         (("run", "--device", "tpu"), "invalid choice"),
         (("run", "--resume", "/no/such/run.json"), "no such file"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path, args, message):
-    out = run_cli(*args, "--results-dir", str(tmp_path))
+    where = () if "--resume" in args else ("--results-dir", str(tmp_path))
+    out = run_cli(*args, *where)
     assert out.returncode == 2, out.stderr
     assert message in out.stderr
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
@@ -74,7 +78,7 @@ def test_corrupt_data_file_is_one_line_exit_2(tmp_path):
 def test_results_dir_that_is_a_file(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    out = run_cli("run", "-b", "jax", "--results-dir", str(blocker / "runs"))
+    out = run_cli("run", "-b", BACKEND, "--results-dir", str(blocker / "runs"))
     assert out.returncode == 2
     assert "cannot create results folder" in out.stderr and "Traceback" not in out.stderr
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import make_record
 
 from bench.records import Record
 from bench.report.compare import BETTER, SAME, WORSE, Tolerances, compare, gate, match
@@ -19,18 +20,18 @@ def rec(
     contended=False,
     **settings,
 ) -> Record:
-    return Record(
-        variant=variant,
-        backend=backend,
-        device="cpu",
-        seed=seed,
+    return make_record(
+        variant,
+        backend,
+        "cpu" if status == "ok" else None,
+        seed,
         status=status,
         test_accuracy=acc if status == "ok" else None,
         train_seconds=seconds,
         train_samples_per_second=60000 / seconds,
         infer_samples_per_second=1e5,
         contended=contended,
-        settings={"epochs": 3, **settings},
+        **{"epochs": 3, **settings},
     )
 
 
@@ -118,19 +119,65 @@ def test_throughput_gate_is_off_by_default_and_ignores_contended_records():
     assert rows[0].change("train_seconds").skipped == "contended"
 
 
-def test_rows_on_one_side_are_listed_not_dropped():
+def test_rows_on_one_side_are_listed_and_a_missing_baseline_row_fails():
     rows = compare(seeds(0.97), seeds(0.97, backend="torch"))
     assert sorted(r.side for r in rows) == ["base", "new"]
-    assert gate(rows) == []
+    [missing] = gate(rows)
+    assert missing.row.side == "base" and missing.reason == "missing in the results"
+    assert gate(rows, allow_missing=True) == []
 
 
-def test_settings_split_rows_only_where_a_side_has_several():
-    # Same configuration with other settings on each side: still one matched row.
-    [row] = match([rec(0.97)], [rec(0.96, epochs=1)])
-    assert row.side == "both"
-    # A grid with two learning rates on both sides: two rows.
+def test_unlike_settings_never_match_and_say_what_differs():
+    rows = match([rec(0.97)], [rec(0.96, epochs=1)])
+    assert sorted(r.side for r in rows) == ["base", "new"]
+    assert all(r.near == ["epochs 3 → 1"] for r in rows)
+    [failure] = gate(judge_all(rows))
+    assert failure.reason == "missing in the results (the results have it with epochs 3 → 1)"
+    # Matched on purpose across settings: one row, the difference on it, a verdict.
+    [row] = compare([rec(0.97)], [rec(0.96, epochs=1)], on=("variant", "backend", "device"))
+    assert row.side == "both" and row.differences == ["epochs 3 → 1"]
+    assert row.change("test_accuracy").verdict == WORSE
+    # A grid with two learning rates on both sides: two rows, each matched.
     grid = [rec(0.97, learning_rate=1e-3), rec(0.96, learning_rate=3e-3)]
-    assert len(match(grid, grid)) == 2
+    assert [r.side for r in match(grid, grid)] == ["both", "both"]
+
+
+def test_every_way_for_a_new_record_to_fail_fails_the_gate():
+    base = seeds(0.97, 0.97)
+    for status, error in (
+        ("failed", "timeout: no progress for 180 s"),
+        ("diverged", "loss became nan"),
+        ("skipped", "no GPU visible to jax"),
+    ):
+        new = [rec(0.97), rec(0, 1, status=status)]
+        new[1].error = error
+        [failure] = gate(compare(base, new))
+        assert failure.reason == f"{status}: {error}"
+    # Skipped on both sides (no GPU anywhere): nothing to hold it to, no failure.
+    both = [rec(0, status="skipped")]
+    assert gate(compare(both, [rec(0, status="skipped")])) == []
+
+
+def test_repeats_of_a_seed_are_one_sample():
+    base = seeds(0.970, 0.972)
+    new = [rec(0.960, 0), rec(0.960, 0)]  # seed 0 run twice: one sample, so no Welch test
+    [row] = compare(base, new)
+    change = row.change("test_accuracy")
+    assert change.new == [0.960] and change.p_value is None
+
+
+def test_different_devices_are_unlike():
+    gpu = rec(0.97)
+    gpu.device = "gpu"
+    [row] = compare([rec(0.97)], [gpu])
+    [failure] = gate([row])
+    assert failure.reason == "unlike: ran on cpu → gpu" and row.changes == []
+
+
+def judge_all(rows):
+    from bench.report.compare import judge
+
+    return [judge(r) for r in rows]
 
 
 @pytest.mark.parametrize("tolerance,expected", [(0.001, WORSE), (0.02, SAME)])

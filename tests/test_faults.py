@@ -22,16 +22,15 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
-from conftest import ROOT, run_cli, write_idx
+from conftest import BACKEND, ROOT, run_cli, write_idx
 
 from bench import data, storage
 from bench.errors import UserError
 from bench.records import load_run
-from bench.runner import record_key
 
 TINY = (
     "-b",
-    "jax",
+    BACKEND,
     "--train-limit",
     "512",
     "--test-limit",
@@ -78,9 +77,9 @@ def run_file(folder: Path) -> Path | None:
 
 
 def saved_records(folder: Path) -> int:
-    """How many records the run file in `folder` holds (writes are atomic: always valid JSON)."""
+    """How many records the run in `folder` holds, its journal folded in (as `report` reads it)."""
     path = run_file(folder)
-    return len(json.loads(path.read_text())["records"]) if path else 0
+    return len(load_run(path).records) if path else 0
 
 
 def workers(proc: subprocess.Popen) -> list[psutil.Process]:
@@ -164,14 +163,14 @@ def test_interrupt_then_resume(tmp_path, sig):
     run = load_run(path)
     assert run.status == "interrupted" and run.finished_utc
     assert [(r.variant, r.status) for r in run.records] == [("single-dense", "ok")]
-    assert [job["variant"] for job in run.pending] == ["two-dense"]
+    assert [job.variant for job in run.pending] == ["two-dense"]
 
     out = run_cli("run", "--resume", str(path))  # no fault this time
     assert out.returncode == 0, out.stderr
     assert run_file(tmp_path) == path, "resume writes into the same run file"
     run = load_run(path)
     assert run.status == "complete" and run.pending == []
-    keys = [record_key(r) for r in run.records]
+    keys = [r.key for r in run.records]
     assert len(keys) == len(set(keys)) == 2
     assert sorted((r.variant, r.status) for r in run.records) == [
         ("single-dense", "ok"),
@@ -201,7 +200,8 @@ def test_sigterm_before_any_record_is_saved(tmp_path):
     assert_gone(hung)
     run = load_run(run_file(tmp_path))
     assert run.status == "interrupted" and run.records == []
-    assert [job["seed"] for job in run.pending] == [0, 1]
+    assert [job.seed for job in run.pending] == [0, 1]
+    assert all(job.variant == "single-dense" and job.settings.epochs == 1 for job in run.pending)
 
 
 def test_worker_exits_when_the_parent_is_killed(tmp_path):
@@ -255,12 +255,12 @@ def test_timeout_kill_and_divergence_each_cost_one_record(tmp_path):
     )
     assert single.loss_curve == [None] and "loss became nan" in single.error
     assert (two.variant, two.status) == ("two-dense", "failed")
-    assert two.error == "timeout: record exceeded 5 s"
+    assert two.error == "timeout: record exceeded --record-timeout 5 s"
     assert (flatten.variant, flatten.status) == ("flatten-dense", "failed")
     assert flatten.error.startswith("worker killed by SIGKILL")
     for text in (
         "diverged: loss became nan in epoch 1",
-        "failed: timeout: record exceeded 5 s",
+        "failed: timeout: record exceeded --record-timeout 5 s",
         "failed: worker killed by SIGKILL",
     ):
         assert text in out.stdout  # the final table
@@ -403,21 +403,25 @@ class _FailingWrites:
 
 # -------------------------------------------------------------------------------- hostile files
 def _valid_run() -> dict:
+    job = {"variant": "a", "backend": "jax", "device": "auto", "seed": 0, "settings": {}}
     return {
-        "schema_version": 1,
+        "schema_version": 2,
         "run_id": "r",
         "started_utc": "t",
         "config": {},
         "environment": {},
-        "records": [{"variant": "a", "backend": "jax", "device": "cpu", "seed": 0}],
+        "records": [{"job": job, "device": "cpu"}],
     }
 
 
 def _mutated(**changes) -> str:
+    """A valid run file with changes: `records__X` a record's field, `job__X` its job's."""
     run = _valid_run()
     for dotted, value in changes.items():
         target, *rest = dotted.split("__")
-        if rest:
+        if target == "job":
+            run["records"][0]["job"][rest[0]] = value
+        elif rest:
             run["records"][0][rest[0]] = value
         else:
             run[target] = value
@@ -437,8 +441,10 @@ def _mutated(**changes) -> str:
         (_mutated(config=[]).encode(), "config: expected object, got array"),
         (_mutated(status="exploded").encode(), "status 'exploded'"),
         (_mutated(records={}).encode(), "records: expected array, got object"),
-        (_mutated(records__seed="0").encode(), "records[0].seed: expected int, got str"),
-        (_mutated(records__seed=True).encode(), "records[0].seed: expected int, got bool"),
+        (_mutated(job__seed="0").encode(), "records[0].job.seed: expected int, got str"),
+        (_mutated(job__seed=True).encode(), "records[0].job.seed: expected int, got bool"),
+        (_mutated(job__backend="theano").encode(), "records[0].job: backend 'theano'"),
+        (_mutated(records__device="auto").encode(), "records[0]: device 'auto' is not cpu"),
         (_mutated(records__status="great").encode(), "records[0]: record status 'great'"),
         (_mutated(records__epoch_seconds=[1.0, "2"]).encode(), "epoch_seconds[1]: expected float"),
     ],
@@ -452,7 +458,7 @@ def test_hostile_run_file_is_a_user_error(tmp_path, content, reason):
 
 
 def test_a_folder_is_not_a_run_file(tmp_path):
-    with pytest.raises(UserError, match="unreadable"):
+    with pytest.raises(UserError, match="not a regular file"):
         load_run(tmp_path)
 
 

@@ -33,11 +33,11 @@ def test_check_fails_on_exactly_the_regressed_rows():
     assert len(failing) == 3
     assert all(line.split("|")[1].strip() == "two-dense" for line in failing)
     assert {line.split("|")[2].strip() for line in failing} == {"tensorflow", "jax", "torch"}
-    assert "check FAILED: 3 of 9 row(s) regressed" in result.stdout
+    assert "check FAILED: 3 of 9 row(s) failed" in result.stdout
     assert all("Welch p=" in line for line in failing)
     # The rich table (plain when piped) says the same.
     table = run_cli("check", REGRESSED, "--baseline", BASE)
-    assert table.returncode == 1 and "check FAILED: 3 of 9 row(s) regressed" in table.stdout
+    assert table.returncode == 1 and "check FAILED: 3 of 9 row(s) failed" in table.stdout
 
 
 def test_compare_shows_verdicts_and_one_sided_rows(tmp_path):

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
+from conftest import ROOT, make_record
 
 from bench import storage
 from bench.errors import UserError
-from bench.records import SCHEMA_VERSION, Record, RunFile, load_run
+from bench.records import SCHEMA_VERSION, RunFile, load_run
 
 
 def sample_run() -> RunFile:
-    record = Record(
+    record = make_record(
         "two-dense",
         "jax",
         "cpu",
@@ -47,18 +49,31 @@ def test_round_trip(tmp_path):
         ("{not json", "malformed JSON"),
         ('{"schema_version": 99, "run_id": "x"}', "newer than this mnist-bench"),
         ("[1, 2]", "expected object, got array"),
+        ('{"schema_version": 2}', "missing required field run_id"),
         ('{"schema_version": 1}', "missing required field run_id"),
         (
             '{"schema_version": 1, "run_id": "x", "started_utc": "t", "config": {}, '
             '"environment": {}, "records": [{"variant": "a"}]}',
             "not a mnist-bench run file",
         ),
+        (
+            '{"schema_version": 2, "run_id": "x", "started_utc": "t", "config": {}, '
+            '"environment": {}, "records": [{"job": {"variant": "a", "backend": "jax", '
+            '"device": "cpu", "seed": 0, "settings": {"epochs": 0}}}]}',
+            "records[0].job.settings: epochs must be an integer >= 1",
+        ),
+        (
+            '{"schema_version": 2, "run_id": "x", "started_utc": "t", "config": {}, '
+            '"environment": {}, "records": [{"job": {"variant": "a", "backend": "jax", '
+            '"device": "cpu", "seed": -1, "settings": {}}}]}',
+            "seed -1 is outside",
+        ),
     ],
 )
 def test_bad_run_files(tmp_path, text, message):
     path = tmp_path / "bad.json"
     path.write_text(text)
-    with pytest.raises(UserError, match=message):
+    with pytest.raises(UserError, match=re.escape(message)):
         load_run(path)
 
 
@@ -103,3 +118,42 @@ def test_unwritable_folder(tmp_path):
 
 def test_results_folder_is_created(tmp_path):
     assert storage.ensure_dir(tmp_path / "a" / "b").is_dir()
+
+
+def test_schema_1_baseline_is_migrated_on_read():
+    """The committed CI baseline is a real schema-1 file: each record's loose identity fields,
+    the run's limits and determinism switch, and the dataset digests become its job."""
+    run = load_run(ROOT / "results" / "baseline" / "ci.json")
+    assert run.schema_version == SCHEMA_VERSION == 2
+    assert len(run.records) == 27 and len({r.key for r in run.records}) == 27
+    first = run.records[0]
+    assert (first.variant, first.backend, first.seed, first.device) == (
+        "single-dense",
+        "tensorflow",
+        0,
+        "cpu",
+    )
+    assert first.job.device == "auto"  # requested; `device` says where it ran
+    assert first.settings.epochs == 2 and first.settings.train_limit is None
+    assert first.settings.op_determinism is False
+    assert len(first.job.dataset_digest) == 16  # from the environment's digests
+
+
+def test_schema_1_record_that_never_started_keeps_its_identity(tmp_path):
+    """v1 wrote a failed record's requested device (`auto`) where finished ones said `cpu`, so
+    nothing matched it; migrated, it has the same configuration as the finished ones."""
+    data = json.loads((ROOT / "results" / "baseline" / "ci.json").read_text())
+    data["records"][0].update(status="failed", error="timeout", device="auto", test_accuracy=None)
+    path = tmp_path / "v1.json"
+    path.write_text(json.dumps(data))
+    run = load_run(path)
+    failed, ok = run.records[0], run.records[1]
+    assert failed.status == "failed" and failed.device is None and failed.where == "auto"
+    assert failed.job.config_key == ok.job.config_key and failed.seed != ok.seed
+
+
+def test_record_round_trips_its_job(tmp_path):
+    run = sample_run()
+    again = RunFile.from_dict(json.loads(json.dumps(run.to_dict())))
+    assert again.records[0].job == run.records[0].job
+    assert again.records[0].key == run.records[0].key

@@ -69,7 +69,8 @@ def test_table_is_plain_ascii_when_piped():
     for text in (
         "single-dense",
         "torch",
-        "0.7010 ± 0.0276",
+        "0.7010 ± 0.1906",  # seeds 0 and 1, each run on both machines: 2 seeds, not 4
+        "2 (4 runs)",
         "ok (contended)",
         "failed: worker exited with signal 9",
     ):
@@ -117,15 +118,15 @@ def test_csv_means_by_hand(capsys):
     assert float(torch_single["test_accuracy_ci_low"]) == pytest.approx(0.707 - half)
     assert float(torch_single["test_accuracy_ci_high"]) == pytest.approx(0.707 + half)
 
-    jax_single = by["single-dense", "jax", "ok"]  # both machines, 2 seeds each, repeat left out
-    assert jax_single["n"] == "4"
+    jax_single = by["single-dense", "jax", "ok"]  # seeds 0, 1 on both machines, repeat left out
+    assert jax_single["n"] == "2" and jax_single["runs"] == "4"  # a seed run twice is one sample
     assert float(jax_single["test_accuracy_mean"]) == pytest.approx((0.716 + 0.686) / 2)
     amd_seconds = 1.0935702140013746 + 0.9527427920002083  # the Intel copy took half as long
     assert float(jax_single["train_seconds_mean"]) == pytest.approx(amd_seconds * 1.5 / 4)
 
-    jax_cnn = by["cnn", "jax", "ok"]  # 0.66, 0.668 (AMD) and 0.66 (Intel; seed 1 failed)
-    assert jax_cnn["n"] == "3"
-    assert float(jax_cnn["test_accuracy_mean"]) == pytest.approx((0.66 + 0.668 + 0.66) / 3)
+    jax_cnn = by["cnn", "jax", "ok"]  # seed 0: 0.66 (AMD), 0.66 (Intel); seed 1: 0.668 (AMD)
+    assert jax_cnn["n"] == "2" and jax_cnn["runs"] == "3"
+    assert float(jax_cnn["test_accuracy_mean"]) == pytest.approx((0.66 + 0.668) / 2)
     failed = by["cnn", "jax", "failed"]
     assert failed["n"] == "1" and "signal 9" in failed["error"]
     assert failed["test_accuracy_mean"] == ""

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import backend_params, only_run, run_cli
+from conftest import BACKEND, backend_params, needs_backend, only_run, run_cli
 
 
 @pytest.mark.parametrize("backend", backend_params())
@@ -30,7 +30,7 @@ def test_real_short_fit(tmp_path, backend):
     )
     assert out.returncode == 0, out.stderr
     run = only_run(tmp_path)
-    assert run.status == "complete" and run.schema_version == 1
+    assert run.status == "complete" and run.schema_version == 2
     (record,) = run.records
     assert record.status == "ok" and record.backend == backend and record.device == "cpu"
     assert record.test_accuracy > 0.8  # chance is 0.1
@@ -51,11 +51,12 @@ def test_real_short_fit(tmp_path, backend):
     assert backend in run.environment["backends"]
 
 
+@needs_backend
 def test_crash_is_isolated(tmp_path):
     out = run_cli(
         "run",
         "-b",
-        "jax",
+        BACKEND,
         "-v",
         "two-dense",
         "-v",
@@ -85,20 +86,22 @@ def test_crash_is_isolated(tmp_path):
 def test_missing_backend_is_skipped(tmp_path, monkeypatch):
     from bench import environment
 
-    monkeypatch.setattr(environment, "installed_backends", lambda: ["jax"])
+    monkeypatch.setattr(environment, "installed_backends", lambda: [BACKEND])
     from bench.cli import main
 
-    code = main(["run", "-b", "torch", "-v", "two-dense", "--results-dir", str(tmp_path)])
+    missing = next(b for b in ("torch", "tensorflow", "jax") if b != BACKEND)
+    code = main(["run", "-b", missing, "-v", "two-dense", "--results-dir", str(tmp_path)])
     assert code == 1
     (record,) = only_run(tmp_path).records
     assert record.status == "skipped" and "not installed" in record.error
 
 
+@needs_backend
 def test_gpu_requested_without_gpu(tmp_path):
     out = run_cli(
         "run",
         "-b",
-        "jax",
+        BACKEND,
         "-v",
         "single-dense",
         "--device",
@@ -111,12 +114,15 @@ def test_gpu_requested_without_gpu(tmp_path):
         str(tmp_path),
     )
     assert out.returncode == 1
-    assert out.stderr.strip().splitlines()[-1] == "error: no record ran: no GPU visible to jax"
+    assert (
+        out.stderr.strip().splitlines()[-1] == f"error: no record ran: no GPU visible to {BACKEND}"
+    )
     (record,) = only_run(tmp_path).records
     assert record.status == "skipped"
-    assert json.loads(json.dumps(record.to_dict()))["error"] == "no GPU visible to jax"
+    assert json.loads(json.dumps(record.to_dict()))["error"] == f"no GPU visible to {BACKEND}"
 
 
+@needs_backend
 def test_fashion_mnist_run_carries_class_names(tmp_path):
     from bench import data
 
@@ -125,7 +131,7 @@ def test_fashion_mnist_run_carries_class_names(tmp_path):
     out = run_cli(
         "run",
         "-b",
-        "jax",
+        BACKEND,
         "-v",
         "two-dense",
         "--data",
@@ -146,4 +152,5 @@ def test_fashion_mnist_run_carries_class_names(tmp_path):
     assert run.records[0].dataset == "fashion-mnist" and run.records[0].test_accuracy > 0.6
     assert run.environment["dataset"]["class_names"][0] == "T-shirt/top"
     assert len(run.environment["dataset_digests"]["x_train"]) == 64
-    assert (tmp_path / run.run_id / "two-dense-jax-cpu-seed0-confusion.png").stat().st_size > 0
+    figure = tmp_path / run.run_id / f"two-dense-{BACKEND}-cpu-seed0-confusion.png"
+    assert figure.stat().st_size > 0

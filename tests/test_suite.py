@@ -6,6 +6,7 @@ import pytest
 from conftest import ROOT, run_cli
 
 from bench import runner, suite
+from bench.config import TrainSettings
 from bench.errors import UserError
 
 
@@ -19,18 +20,8 @@ def test_seed_suite_is_the_notebook():
     config = suite.load(ROOT / "suites" / "seed.toml")
     jobs = runner.expand_jobs(config)
     assert len(jobs) == 9
-    assert {j["variant"] for j in jobs} == {"single-dense", "two-dense", "flatten-dense"}
-    assert all(
-        j["settings"]
-        == {
-            "epochs": 5,
-            "batch_size": 32,
-            "optimizer": "adam",
-            "learning_rate": None,
-            "schedule": "constant",
-        }
-        for j in jobs
-    )
+    assert {j.variant for j in jobs} == {"single-dense", "two-dense", "flatten-dense"}
+    assert all(j.settings == TrainSettings(epochs=5, batch_size=32, optimizer="adam") for j in jobs)
 
 
 @pytest.mark.parametrize("name", ["seed", "ci", "full", "optimizers"])
@@ -47,15 +38,16 @@ def test_grid_expands_to_every_combination(tmp_path):
     )
     jobs = runner.expand_jobs(suite.load(path))
     assert len(jobs) == 8
-    combos = {(j["settings"]["optimizer"], j["settings"]["learning_rate"]) for j in jobs}
+    combos = {(j.settings.optimizer, j.settings.learning_rate) for j in jobs}
     assert combos == {("adam", 1e-3), ("adam", 3e-3), ("sgd", 1e-3), ("sgd", 3e-3)}
-    assert all(j["settings"]["epochs"] == 2 for j in jobs)
+    assert all(j.settings.epochs == 2 for j in jobs)
+    assert len({j.config_key for j in jobs}) == 4  # each grid point is its own configuration
 
 
 def test_command_line_overrides_suite(tmp_path):
     path = write(tmp_path, 'variants = ["two-dense"]\nbackends = ["jax"]\n[settings]\nepochs = 4\n')
     config = suite.load(path, overrides={"epochs": 1})
-    assert runner.expand_jobs(config)[0]["settings"]["epochs"] == 1
+    assert runner.expand_jobs(config)[0].settings.epochs == 1
 
 
 @pytest.mark.parametrize(
@@ -63,8 +55,16 @@ def test_command_line_overrides_suite(tmp_path):
     [
         ('variants = ["two-dense", "three-dense"]\n', ":1: unknown variant 'three-dense'; valid:"),
         ("seeds = [0]\nepochz = 3\n", ":2: unknown key 'epochz'; valid: description"),
-        ('seeds = "0,1"\n', ":1: 'seeds' must be a list of integers"),
-        ('[settings]\nepochs = "five"\n', ":2: 'epochs' must be an integer"),
+        ('seeds = "0,1"\n', ":1: seeds must be a non-empty list, each an integer >= 0"),
+        ("seeds = [1, 1]\n", ":1: seeds lists 1 twice"),
+        ("seeds = [-1]\n", ":1: seeds must each be an integer >= 0 and <= 4294967295 (got -1)"),
+        ('[settings]\nepochs = "five"\n', ":2: epochs must be an integer >= 1"),
+        ("[settings]\nlearning_rate = nan\n", ":2: learning_rate must be a finite number > 0"),
+        ("[grid]\nlearning_rate = [1e-3, inf]\n", ":2: learning_rate must each be a finite"),
+        ("[grid]\nepochs = [1, 1]\n", ":2: epochs lists 1 twice"),
+        ("targets = [1.5]\n", ":1: targets must each be a finite number > 0 and <= 1"),
+        ("record_timeout = nan\n", ":1: record_timeout must be a finite number > 0"),
+        ("[settings]\nop_determinism = true\n", ":2: unknown key 'op_determinism' in [settings]"),
         (
             '[grid]\noptimizer = ["adam", "adagrad"]\n',
             ":2: unknown optimizer 'adagrad'; valid: adam",
@@ -93,3 +93,29 @@ def test_list_suite_shows_grid_and_estimate():
     out = run_cli("list", "--suite", str(ROOT / "suites" / "optimizers.toml"), "--no-probe")
     assert out.returncode == 0, out.stderr
     assert "72 records" in out.stdout and "estimated" in out.stdout and "sgd" in out.stdout
+
+
+@pytest.mark.parametrize(
+    "flag, toml, message",
+    [
+        (("--learning-rate", "nan"), "[settings]\nlearning_rate = nan\n", "learning_rate must be"),
+        (("--epochs", "0"), "[settings]\nepochs = 0\n", "epochs must be an integer >= 1"),
+        (("--seeds", "1,1"), "seeds = [1, 1]\n", "seeds lists 1 twice"),
+        (("--targets", "inf"), "targets = [inf]\n", "targets must each be a finite number"),
+        (("--record-timeout", "nan"), "record_timeout = nan\n", "record_timeout must be"),
+        (("--threads", "0"), "threads = 0\n", "threads must be an integer >= 1"),
+    ],
+)
+def test_flag_and_suite_give_the_same_message(tmp_path, flag, toml, message):
+    """One set of checks: the flag and the suite key fail with the same words (the suite adds
+    its file and line), exit 2, before any worker starts."""
+    path = write(tmp_path, 'variants = ["two-dense"]\n' + toml)
+    by_flag = run_cli("run", *flag, "--results-dir", str(tmp_path / "runs"))
+    by_suite = run_cli("run", "--suite", str(path), "--results-dir", str(tmp_path / "runs"))
+    for out in (by_flag, by_suite):
+        assert out.returncode == 2 and "Traceback" not in out.stderr
+        assert out.stderr.count("\n") == 1 and message in out.stderr
+    flag_text = by_flag.stderr.split("error: ", 1)[1]
+    suite_text = by_suite.stderr.split("error: ", 1)[1]
+    assert suite_text.startswith(f"{path}:") and suite_text.endswith(flag_text)
+    assert not (tmp_path / "runs").exists()  # refused before anything was written

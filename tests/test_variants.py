@@ -45,11 +45,11 @@ def test_every_variant_trains(tmp_path):
     for name, record in records.items():
         assert record.status == "ok", (name, record.error)
         assert record.params > 0 and record.flops_per_train_sample > 0
-        assert record.settings["epochs"] == 1
+        assert record.settings.epochs == 1
     # Analytical FLOPs by hand: the Keras example convnet, forward multiply-adds x 2.
     cnn_macs = 26 * 26 * 9 * 32 + 11 * 11 * 9 * 32 * 64 + 1600 * 10
     assert records["cnn"].flops_per_infer_sample == 2 * cnn_macs
-    assert records["cnn-fast"].settings["schedule"] == "one-cycle"
+    assert records["cnn-fast"].settings.schedule == "one-cycle"
     # cnn-fast: 24x24 -> 5x5 stride 2 -> 10x10x16 -> 3x3 -> 8x8x32 -> pool 4x4x32 -> 128 -> 10.
     fast_macs = 10 * 10 * 25 * 16 + 8 * 8 * 9 * 16 * 32 + 512 * 128 + 128 * 10
     assert records["cnn-fast"].flops_per_infer_sample == 2 * fast_macs

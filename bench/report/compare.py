@@ -1,20 +1,24 @@
 """Match configurations across two sets of records and judge each change. Pure functions.
 
-A row is one configuration: (dataset, variant, backend, device), plus the training settings when
-one side holds the same configuration with several settings (a suite grid). Verdicts per metric:
+A row is one configuration (`bench.identity`: dataset, variant, backend, requested device and
+every training setting), so no verdict is ever given between unlike configurations: a row on
+one side only says how the other side's nearest configuration differs (`epochs 2 → 5`).
+`on=("variant", "backend", "device")` matches on those fields alone, on purpose, and every row
+then shows the settings that differ. Verdicts per metric, on one value per seed (repeats of a
+seed averaged):
 
-- both sides have at least two seeds: Welch's two-sample t-test at 95% on the per-seed values;
+- both sides have at least two seeds: Welch's two-sample t-test at 95%;
 - otherwise: thresholds, `accuracy_tolerance` (absolute) and `time_tolerance` (relative).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from bench import stats
-from bench.records import Record, settings_key
+from bench import identity, stats
+from bench.identity import Job
+from bench.records import Record
 
 BETTER, WORSE, SAME = "better", "worse", "no significant change"
 
@@ -77,15 +81,27 @@ class Change:
 
 @dataclass
 class Row:
-    key: tuple[str, ...]  # dataset, variant, backend, device[, settings]
+    key: tuple  # the match key: the configuration, or the fields matched on
     base: list[Record] = field(default_factory=list)
     new: list[Record] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
+    differences: list[str] = field(default_factory=list)  # fields differing across the sides
+    near: list[str] = field(default_factory=list)  # one side only: how the other side differs
+
+    @property
+    def job(self) -> Job:
+        return (self.base or self.new)[0].job
 
     @property
     def label(self) -> dict[str, str]:
-        names = ("dataset", "variant", "backend", "device", "settings")
-        return dict(zip(names, self.key, strict=False))
+        job, records = self.job, self.base + self.new
+        where = ",".join(dict.fromkeys(r.where for r in records if r.device)) or job.device
+        return {
+            "dataset": job.dataset,
+            "variant": job.variant,
+            "backend": job.backend,
+            "device": where,
+        }
 
     @property
     def side(self) -> str:
@@ -94,7 +110,10 @@ class Row:
 
     @property
     def failed_new(self) -> list[Record]:
-        return [r for r in self.new if r.status in ("failed", "diverged")]
+        """New records that did not finish where the baseline has a result."""
+        if not any(r.status == "ok" for r in self.base):
+            return []
+        return [r for r in self.new if r.status != "ok"]
 
     @property
     def verdict(self) -> str:
@@ -111,41 +130,62 @@ class Row:
         return next((c for c in self.changes if c.metric.name == name), None)
 
 
-def match(base: Iterable[Record], new: Iterable[Record]) -> list[Row]:
-    """Pair the configurations of `base` and `new`; rows on one side only are kept."""
-    base = [r for r in base if not r.repeat and r.status != "skipped"]
-    new = [r for r in new if not r.repeat and r.status != "skipped"]
-    settings: dict[tuple, set[str]] = defaultdict(set)
-    for side in (base, new):
-        per_side: dict[tuple, set[str]] = defaultdict(set)
-        for r in side:
-            per_side[(r.dataset, r.variant, r.backend, r.device)].add(settings_key(r.settings))
-        for k, texts in per_side.items():
-            if len(texts) > 1:
-                settings[k] |= texts
+def match(
+    base: Iterable[Record], new: Iterable[Record], on: Sequence[str] | None = None
+) -> list[Row]:
+    """Pair the configurations of `base` and `new` (or, with `on`, the records that agree on
+    those fields); rows on one side only are kept, with how the nearest configuration on the
+    other side differs."""
     rows: dict[tuple, Row] = {}
+    for side, records in (("base", base), ("new", new)):
+        for r in records:
+            if r.repeat:  # the second process of --check-determinism: a check, not a sample
+                continue
+            key = identity.match_key(r.job, on)
+            getattr(rows.setdefault(key, Row(key)), side).append(r)
+    out = list(rows.values())
+    for row in out:
+        if row.side == "both":
+            where = {r.where for r in row.base if r.device} ^ {r.where for r in row.new if r.device}
+            row.differences = identity.differences(
+                [r.job for r in row.base], [r.job for r in row.new], skip=on or ()
+            )
+            if where:  # auto resolved to cpu on one side, gpu on the other
+                row.differences.append(f"ran on {_ran_on(row.base)} → {_ran_on(row.new)}")
+            continue
+        mine = row.base or row.new
+        others = [o for o in out if o.side == ("new" if row.base else "base")]
+        near = [o for o in others if _nearest(o.job) == _nearest(row.job)]
+        if near:
+            theirs = [r.job for o in near for r in (o.base or o.new)]
+            pair = ([r.job for r in mine], theirs) if row.base else (theirs, [r.job for r in mine])
+            row.near = identity.differences(*pair)
+    return out
 
-    def key(r: Record) -> tuple:
-        k = (r.dataset, r.variant, r.backend, r.device)
-        return (*k, settings_key(r.settings)) if k in settings else k
 
-    for r in base:
-        rows.setdefault(key(r), Row(key(r))).base.append(r)
-    for r in new:
-        rows.setdefault(key(r), Row(key(r))).new.append(r)
-    return list(rows.values())
+def _nearest(job: Job) -> tuple:
+    return (job.dataset, job.variant, job.backend, job.device)
+
+
+def _ran_on(records: list[Record]) -> str:
+    return ",".join(sorted({r.where for r in records if r.device}))
+
+
+def unlike(row: Row) -> bool:
+    """Matched on the full configuration and still not alike: it ran on different devices."""
+    return row.side == "both" and bool(row.differences) and row.key == row.job.config_key
 
 
 def judge(row: Row, tol: Tolerances = Tolerances()) -> Row:
     """Fill `row.changes` with a verdict per metric (rows on both sides only)."""
     row.changes = []
-    if row.side != "both":
+    if row.side != "both" or unlike(row):
         return row
     base_ok = [r for r in row.base if r.status == "ok"]
     new_ok = [r for r in row.new if r.status == "ok"]
     contended = any(r.contended for r in base_ok + new_ok)
     for metric in METRICS:
-        change = Change(metric, _values(base_ok, metric), _values(new_ok, metric))
+        change = Change(metric, _per_seed(base_ok, metric), _per_seed(new_ok, metric))
         if not change.base or not change.new:
             change.skipped = "no values"
         elif metric.is_timing and contended:
@@ -156,8 +196,8 @@ def judge(row: Row, tol: Tolerances = Tolerances()) -> Row:
     return row
 
 
-def _values(records: list[Record], metric: Metric) -> list[float]:
-    return [float(v) for r in records if (v := getattr(r, metric.name)) is not None]
+def _per_seed(records: list[Record], metric: Metric) -> list[float]:
+    return identity.seed_values(records, lambda r: getattr(r, metric.name))
 
 
 def _verdict(change: Change, tol: Tolerances) -> tuple[str, float | None]:
@@ -176,9 +216,12 @@ def _verdict(change: Change, tol: Tolerances) -> tuple[str, float | None]:
 
 
 def compare(
-    base: Iterable[Record], new: Iterable[Record], tol: Tolerances = Tolerances()
+    base: Iterable[Record],
+    new: Iterable[Record],
+    tol: Tolerances = Tolerances(),
+    on: Sequence[str] | None = None,
 ) -> list[Row]:
-    return [judge(row, tol) for row in match(base, new)]
+    return [judge(row, tol) for row in match(base, new, on)]
 
 
 @dataclass(frozen=True)
@@ -188,24 +231,40 @@ class Failure:
 
 
 def gate(
-    rows: list[Row], tol: Tolerances = Tolerances(), max_slowdown: float | None = None
+    rows: list[Row],
+    tol: Tolerances = Tolerances(),
+    max_slowdown: float | None = None,
+    allow_missing: bool = False,
 ) -> list[Failure]:
     """The CI gate's failing rows.
 
-    A matched row fails when its run failed or diverged, or when its mean test accuracy fell by
-    more than `tol.accuracy` and, where both sides have two or more seeds, Welch's test also
-    calls the drop significant: a drop must matter in size and be more than noise. With
-    `max_slowdown` (e.g. 0.25), a row also fails when its training or inference throughput fell
-    by more than that fraction; contended records never fail on timing.
+    A baseline row fails when the new results have no counterpart for it (unless
+    `allow_missing`; the reason says how the nearest new configuration differs), when a new
+    record failed, diverged, timed out or was skipped where the baseline has a result, when the
+    two sides ran on different devices, or when its mean test accuracy fell by more than
+    `tol.accuracy` and, where both sides have two or more seeds, Welch's test also calls the
+    drop significant: a drop must matter in size and be more than noise. With `max_slowdown`
+    (e.g. 0.25), a row also fails when its training or inference throughput fell by more than
+    that fraction; contended records never fail on timing. Rows only in the new results pass.
     """
     failures: list[Failure] = []
     for row in rows:
+        if row.side == "base":
+            if not allow_missing and any(r.status == "ok" for r in row.base):
+                near = f" (the results have it with {', '.join(row.near)})" if row.near else ""
+                failures.append(Failure(row, f"missing in the results{near}"))
+            continue
         if row.side != "both":
+            continue
+        if unlike(row):
+            failures.append(Failure(row, "unlike: " + ", ".join(row.differences)))
             continue
         if row.failed_new:
             r = row.failed_new[0]
             failures.append(Failure(row, f"{r.status}: {r.error or 'no result'}"))
             continue
+        if not any(r.status == "ok" for r in row.base):
+            continue  # nothing to hold the new results to (e.g. no GPU on either side)
         acc = row.change(ACCURACY)
         if acc is None or acc.skipped:
             failures.append(Failure(row, "no accuracy in the new results"))

@@ -6,6 +6,7 @@ import csv
 import io
 from collections.abc import Callable, Iterable, Sequence
 
+from bench.config import SETTINGS_FIELDS
 from bench.records import Record
 from bench.report.table import DEFAULT_BY, Row
 
@@ -31,23 +32,20 @@ def _text(rows: Iterable[list]) -> str:
     return buffer.getvalue()
 
 
-def _setting_names(settings: Iterable[dict]) -> list[str]:
-    return list(dict.fromkeys(k for s in settings for k in s))
-
-
 def render(rows: list[Row], by: Sequence[str] = DEFAULT_BY) -> str:
     """One line per row; with `variant` in `by`, its dataset and settings too."""
-    settings = _setting_names(r.settings for r in rows) if "variant" in by else []
+    settings = list(SETTINGS_FIELDS) if "variant" in by else []
     extra = ["dataset", *settings] if "variant" in by else []
-    header = [*by, *extra, "n", "status", "error", "contended"]
+    header = [*by, *extra, "n", "runs", "status", "error", "contended"]
     header += [f"{m}_{s}" for m in METRICS for s in STATS]
     lines: list[list] = [header]
     for row in rows:
         first = row.records[0]
         line = [getattr(row, k) for k in by]
         if "variant" in by:
-            line += [first.dataset, *(row.settings.get(k) for k in settings)]
-        line += [len(row.records), row.status, first.error if row.status != "ok" else None]
+            line += [first.dataset, *(getattr(row.settings, k) for k in settings)]
+        line += [row.seeds, len(row.records), row.status]
+        line.append(first.error if row.status != "ok" else None)
         line.append(row.contended)
         for metric in METRICS:
             summary = row.summary(metric)
@@ -63,13 +61,14 @@ def render_raw(
 ) -> str:
     """One line per record, determinism repeats included (column `repeat`)."""
     records = list(records)
-    settings = _setting_names(r.settings for r in records)
-    keys = ("variant", "backend", "device", "dataset", "seed", "repeat", "status", "error")
+    settings = list(SETTINGS_FIELDS)
+    keys = ("variant", "backend", "requested_device", "device", "dataset", "seed", "repeat")
+    keys += ("status", "error")
     header = ["run_id", "machine", *keys, *settings, "contended", *METRICS]
     lines: list[list] = [header]
     for r in records:
         line = [run_id_of(r), machine_of(r), *(getattr(r, k) for k in keys)]
-        line += [r.settings.get(k) for k in settings]
+        line += [getattr(r.settings, k) for k in settings]
         line += [r.contended, *(getattr(r, m) for m in METRICS)]
         lines.append(line)
     return _text(lines)

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from bench.errors import UserError
+from bench.records import Record
 from bench.report import collect
 from bench.report.compare import (
     BETTER,
@@ -58,6 +59,24 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         default="table",
         help="table (rich, plain when piped) or markdown (for CI job summaries)",
     )
+    p.add_argument(
+        "--match-on",
+        type=_fields,
+        default=None,
+        metavar="FIELDS",
+        help="compare across configurations on purpose: match rows on these fields only, e.g. "
+        "variant,backend,device (default: the whole configuration: dataset, variant, backend, "
+        "device and every training setting); the settings that differ show on every row",
+    )
+
+
+def _fields(text: str) -> tuple[str, ...]:
+    from bench import identity
+
+    try:
+        return identity.check_match_fields(p.strip() for p in text.split(",") if p.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_compare(p: argparse.ArgumentParser) -> None:
@@ -65,8 +84,11 @@ def add_compare(p: argparse.ArgumentParser) -> None:
     p.add_argument("new", metavar="NEW", help="run file or folder of run files")
     _add_common(p)
     p.epilog = (
-        "verdicts: with two or more seeds on both sides, Welch's t-test at 95%% on the "
-        "per-seed values; with one seed, the tolerances"
+        "rows are configurations: records match only when dataset, variant, backend, device "
+        "and every training setting agree (see --match-on); a row on one side only says how "
+        "the other side's nearest configuration differs. verdicts: with two or more seeds on "
+        "both sides, Welch's t-test at 95% on the per-seed values (repeats of a seed "
+        "averaged); with one seed, the tolerances"
     )
 
 
@@ -87,20 +109,31 @@ def add_check(p: argparse.ArgumentParser) -> None:
         "this fraction (e.g. 0.25); off by default, CI machines are noisy; "
         "contended records are never judged on timing",
     )
+    p.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="pass when a baseline row has no counterpart in the results (default: it fails)",
+    )
     _add_common(p)
     p.epilog = (
-        "exit codes: 0 no regression; 1 a matched row regressed (table of the failing "
-        "rows); 2 unusable input (missing or malformed file, newer schema, nothing to "
-        "match). A row fails when its accuracy falls by more than the tolerance and, "
-        "with two or more seeds on both sides, Welch's test calls the drop significant"
+        "exit codes: 0 no regression; 1 a row failed (table of the failing rows); 2 unusable "
+        "input (missing or malformed file, newer schema, results and baseline the same, "
+        "nothing to match). A baseline row fails when the results lack it (see "
+        "--allow-missing), when a new record failed, diverged, timed out or was skipped where "
+        "the baseline has a result, or when its accuracy falls by more than the tolerance "
+        "and, with two or more seeds on both sides, Welch's test calls the drop significant"
     )
 
 
-def _load(paths: list[str], skip_bad: bool):
+def _load_runs(paths: list[str], skip_bad: bool):
     def warn(message: str) -> None:
         print(f"warning: {message}", file=sys.stderr)
 
-    return collect.records(collect.load_runs(paths, skip_bad=skip_bad, warn=warn))
+    return collect.load_runs(paths, skip_bad=skip_bad, warn=warn)
+
+
+def _load(paths: list[str], skip_bad: bool):
+    return collect.records(_load_runs(paths, skip_bad))
 
 
 def _tolerances(args: argparse.Namespace) -> Tolerances:
@@ -109,7 +142,10 @@ def _tolerances(args: argparse.Namespace) -> Tolerances:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     rows = compare(
-        _load([args.base], args.skip_bad), _load([args.new], args.skip_bad), _tolerances(args)
+        _load([args.base], args.skip_bad),
+        _load([args.new], args.skip_bad),
+        _tolerances(args),
+        on=args.match_on,
     )
     _render(rows, args.format, title=f"{args.base} -> {args.new}")
     return 0
@@ -117,22 +153,38 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     tol = _tolerances(args)
-    rows = compare(_load([args.baseline], args.skip_bad), _load([args.results], args.skip_bad), tol)
+    baseline = _load_runs([args.baseline], args.skip_bad)
+    results = _load_runs([args.results], args.skip_bad)
+    shared = {b.run.run_id for b in baseline} & {r.run.run_id for r in results}
+    if shared:
+        raise UserError(
+            f"{args.results} and {args.baseline} hold the same run ({sorted(shared)[0]}): "
+            "check new results against an older baseline"
+        )
+    rows = compare(collect.records(baseline), collect.records(results), tol, on=args.match_on)
     matched = [r for r in rows if r.side == "both"]
     if not matched:
+        near = sorted({d for r in rows for d in r.near})
+        why = f" (the configurations differ: {', '.join(near)})" if near else ""
         raise UserError(
-            f"nothing to match: no configuration of {args.results} is in {args.baseline}"
+            f"nothing to match: no configuration of {args.results} is in {args.baseline}{why}"
         )
-    failures = gate(rows, tol, args.max_slowdown)
-    unmatched = [r for r in rows if r.side != "both"]
-    for row in unmatched:
-        where = args.baseline if row.side == "base" else args.results
-        print(f"note: {_name(row)} only in {where}", file=sys.stderr)
+    failures = gate(rows, tol, args.max_slowdown, allow_missing=args.allow_missing)
+    failing = {id(f.row) for f in failures}
+    missing = [r for r in rows if r.side == "base" and id(r) not in failing]
+    if missing:
+        print(
+            f"note: {len(missing)} baseline row(s) have no counterpart in {args.results} "
+            "(--allow-missing)",
+            file=sys.stderr,
+        )
+    for row in (r for r in rows if r.side == "new"):
+        print(f"note: {_name(row)} is not in {args.baseline}", file=sys.stderr)
     if failures:
         _render(
             [f.row for f in failures],
             args.format,
-            title=f"check FAILED: {len(failures)} of {len(matched)} row(s) regressed",
+            title=f"check FAILED: {len(failures)} of {len(rows) - len(missing)} row(s) failed",
             reasons={id(f.row): f.reason for f in failures},
         )
         return 1
@@ -147,7 +199,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def _name(row: Row) -> str:
     label = row.label
-    return " · ".join(v for k, v in label.items() if k != "dataset" or v != "mnist")
+    name = " · ".join(v for k, v in label.items() if k != "dataset" or v != "mnist")
+    return f"{name} [{', '.join(row.near)}]" if row.near else name
 
 
 # ------------------------------------------------------------------------------- rendering
@@ -174,9 +227,12 @@ def _verdict_text(row: Row, reasons: dict[int, str] | None) -> str:
     if reasons and id(row) in reasons:
         return reasons[id(row)]
     if row.side != "both":
-        return f"only in {'BASE' if row.side == 'base' else 'NEW'}"
+        text = f"only in {'BASE' if row.side == 'base' else 'NEW'}"
+        return text + (f" ({', '.join(row.near)})" if row.near else "")
     if row.failed_new:
         return f"{row.failed_new[0].status} in NEW"
+    if row.differences:
+        return f"{row.verdict} ({', '.join(row.differences)})"
     return row.verdict
 
 
@@ -189,9 +245,7 @@ def _table_data(rows: list[Row], reasons) -> tuple[list[str], list[list[str]], l
         variant = label["variant"] + (
             "" if label["dataset"] == "mnist" else f" ({label['dataset']})"
         )
-        if "settings" in label:
-            variant += f" {label['settings']}"
-        seeds = f"{len(row.base)}/{len(row.new)}"
+        seeds = f"{_seeds(row.base)}/{_seeds(row.new)}"
         cells = [_cell(row, m, digits.get(m.name, 0)) for m in METRICS]
         verdict = _verdict_text(row, reasons)
         body.append([variant, label["backend"], label["device"], seeds, *cells, verdict])
@@ -203,6 +257,10 @@ def _table_data(rows: list[Row], reasons) -> tuple[list[str], list[list[str]], l
             else "yellow"
         )
     return header, body, styles
+
+
+def _seeds(records: list[Record]) -> int:
+    return len({r.seed for r in records})
 
 
 def _render(rows: list[Row], fmt: str, *, title: str, reasons=None) -> None:

@@ -9,8 +9,9 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from bench import stats
-from bench.records import Record, settings_key
+from bench import identity, stats
+from bench.config import TrainSettings
+from bench.records import Record
 
 STATUS_STYLE = {"ok": "green", "skipped": "yellow", "failed": "bold red", "diverged": "bold red"}
 GROUP_KEYS = ("variant", "backend", "device", "machine")  # what rows can be grouped by
@@ -26,22 +27,28 @@ METRIC_COLUMNS = (
 
 @dataclass
 class Row:
-    """Records of one configuration (all seeds), or one record that did not finish ok."""
+    """Records of one configuration (every seed and repeat), or one record that did not finish
+    ok. Statistics count seeds: the repeats of a seed are averaged first (`bench.identity`)."""
 
     variant: str
     backend: str
     device: str
-    settings: dict
+    settings: TrainSettings
     records: list[Record]
     status: str
     machine: str = ""  # set when rows are grouped by machine
 
     def values(self, metric: str) -> list[float]:
-        return [v for r in self.records if (v := getattr(r, metric)) is not None]
+        """One value per seed."""
+        return identity.seed_values(self.records, lambda r: getattr(r, metric))
 
     def summary(self, metric: str) -> stats.Summary | None:
         values = self.values(metric)
         return stats.summarize(values) if values else None
+
+    @property
+    def seeds(self) -> int:
+        return len({r.seed for r in self.records})
 
     @property
     def contended(self) -> bool:
@@ -57,10 +64,12 @@ def rows(
     """Group ok records by configuration; every other record is a row of its own.
 
     Args:
-        records: the records; second determinism processes (`repeat > 0`) are left out.
-        by: the keys that make a configuration, from `GROUP_KEYS`; with `variant`, the dataset
-            and training settings count too. A key left out is merged over: its row field
-            lists the values it holds, comma-separated.
+        records: the records; runs of a seed repeated in several run files join their seed's
+            row and are averaged per seed. The second process of `--check-determinism`
+            (`repeat > 0`) is a check of the first, not a measurement: it is left out.
+        by: the keys that make a row, from `GROUP_KEYS`; with `variant`, the whole configuration
+            counts (dataset, training settings: `bench.identity`). A key left out is merged
+            over: its row field lists the values it holds, comma-separated.
         machine_of: each record's machine label; needed when `by` holds `machine`.
     """
     unknown = [k for k in by if k not in GROUP_KEYS]
@@ -70,7 +79,12 @@ def rows(
         )
 
     def value(r: Record, name: str) -> str:
-        return (machine_of(r) if machine_of else "") if name == "machine" else getattr(r, name)
+        if name == "machine":
+            return machine_of(r) if machine_of else ""
+        return r.where if name == "device" else getattr(r, name)
+
+    def new_row(r: Record, status: str) -> Row:
+        return Row(r.variant, r.backend, r.where, r.settings, [], status, value(r, "machine"))
 
     out: list[Row] = []
     groups: dict[tuple, Row] = {}
@@ -78,17 +92,14 @@ def rows(
         if r.repeat:
             continue
         if r.status != "ok":
-            out.append(
-                Row(r.variant, r.backend, r.device, r.settings, [r], r.status, value(r, "machine"))
-            )
+            out.append(new_row(r, r.status))
+            out[-1].records.append(r)
             continue
         key = tuple(value(r, k) for k in by)
         if "variant" in by:
-            key += (r.dataset, settings_key(r.settings))
+            key += (r.job.config_key,)
         if key not in groups:
-            groups[key] = Row(
-                r.variant, r.backend, r.device, r.settings, [], "ok", value(r, "machine")
-            )
+            groups[key] = new_row(r, "ok")
             out.append(groups[key])
         groups[key].records.append(r)
     for row in out:
@@ -108,18 +119,26 @@ def fmt(summary: stats.Summary | None, digits: int, scale: float = 1.0) -> str:
     return text
 
 
+# Shown in their own columns, or not at all (the job's device is the requested one).
+_NOT_IN_LABEL = ("variant", "backend", "device", "dataset")
+
+
 def variant_label(row: Row, all_rows: list[Row]) -> str:
-    """The variant name, plus its settings (or dataset) where one variant appears with several."""
-    mine = [r.records[0] for r in all_rows if r.variant == row.variant]
+    """The variant name, plus the configuration fields (dataset, settings) that tell its rows
+    apart where one variant appears in several configurations: `two-dense [epochs=5]`."""
+    job = row.records[0].job
     label = row.variant
-    if len({r.dataset for r in mine}) > 1:
-        label += f" ({row.records[0].dataset})"
-    if len({settings_key(r.settings) for r in mine}) <= 1:
-        return label
-    s = row.settings
-    lr = f" lr={s['learning_rate']:g}" if s.get("learning_rate") else ""
-    sched = f" {s['schedule']}" if s.get("schedule", "constant") != "constant" else ""
-    return f"{label} [{s.get('optimizer')}{lr}{sched} e{s.get('epochs')}]"
+    mine = [r.records[0].job for r in all_rows if r.variant == row.variant]
+    varying = identity.varying_fields(mine)
+    if "dataset" in varying:
+        label += f" ({job.dataset})"
+    fields = job.fields()
+    shown = [
+        f"{name}={identity.format_value(fields[name])}"
+        for name in varying
+        if name not in _NOT_IN_LABEL
+    ]
+    return f"{label} [{' '.join(shown)}]" if shown else label
 
 
 def status_text(row: Row) -> str:
@@ -137,7 +156,10 @@ def cells(row: Row, all_rows: list[Row], by: Sequence[str] = DEFAULT_BY) -> list
     """One row as plain text, in the order of `headers(by)`."""
     keys = [variant_label(row, all_rows) if k == "variant" else getattr(row, k) for k in by]
     metrics = [fmt(row.summary(attr), digits) for _, attr, digits in METRIC_COLUMNS]
-    return [*keys, str(len(row.records)), *metrics, status_text(row)]
+    seeds = str(row.seeds)
+    if len(row.records) > row.seeds:
+        seeds += f" ({len(row.records)} runs)"
+    return [*keys, seeds, *metrics, status_text(row)]
 
 
 def records_table(
