@@ -13,10 +13,11 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from bench.console import make_console
 from bench.errors import UserError
 
 EPILOG = """examples:
-  mnist-bench run                                   the seed notebook's three networks, every backend
+  mnist-bench run                                   the seed notebook's three nets, every backend
   mnist-bench run -b jax -v two-dense --epochs 1 --train-limit 6000
   mnist-bench run --seeds 0,1,2                     three seeds: mean ± 95% CI in the table
   mnist-bench list                                  variants, backends and devices
@@ -55,14 +56,6 @@ def build_parser() -> Parser:
 
 
 # ---------------------------------------------------------------------------------------- run
-def make_console():
-    """A rich console; piped output gets a wide fixed width instead of rich's 80 columns."""
-    from rich.console import Console
-
-    console = Console()
-    return console if console.is_terminal else Console(width=240, no_color=True)
-
-
 def _add_run(p: argparse.ArgumentParser) -> None:
     from bench.config import RunConfig
 
@@ -142,7 +135,7 @@ def execute(run, *, figures: bool = True) -> int:
 
     with interruptible():
         from bench import progress
-        from bench.report import plots
+        from bench.report import run_figures
         from bench.report.table import records_table
 
         console = make_console()
@@ -160,7 +153,9 @@ def execute(run, *, figures: bool = True) -> int:
         records = run.file.records
         folder = run.path.with_suffix("")
         drawn = (
-            plots.draw_run_figures(records, run.dataset.x_test, run.dataset.class_names, folder)
+            run_figures.draw_run_figures(
+                records, run.dataset.x_test, run.dataset.class_names, folder
+            )
             if figures
             else []
         )

@@ -19,24 +19,18 @@ version and devices), so a crash loses no provenance either.
 from __future__ import annotations
 
 import copy
-import functools
 import json
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import files, storage
-from bench.errors import UserError
-from bench.records import Record, RunFile, _explain
+from bench import storage
+from bench.records import JOURNAL_SUFFIX, Record, journal_path, replay_journal
 
-SUFFIX = ".journal"
+path_for = journal_path  # RUN.json -> RUN.json.journal
+replay = replay_journal  # reading lives with the other readers, in bench.records
 
-
-def path_for(run_path: Path) -> Path:
-    """The journal of the run file at `run_path`: `RUN.json.journal`."""
-    return run_path.with_name(run_path.name + SUFFIX)
+SUFFIX = JOURNAL_SUFFIX
 
 
 class Journal:
@@ -86,52 +80,3 @@ def fold(run_path: Path, data: dict[str, Any]) -> None:
 
 def _warn(message: str) -> None:
     print(f"mnist-bench: warning: {message}", file=sys.stderr)
-
-
-@dataclass
-class _Entry:
-    record: Record
-    environment: dict[str, Any] | None = None
-
-
-@functools.cache
-def _decoder() -> Any:
-    import msgspec
-
-    return msgspec.json.Decoder(_Entry)
-
-
-def replay(run: RunFile, run_path: Path, warn: Callable[[str], None] = _warn) -> RunFile:
-    """Fold the journal beside `run_path`, if any, into `run` in memory: its records that `run`
-    lacks (by key), and the last environment block it saved. Returns `run`.
-
-    Raises:
-        UserError: the journal is unreadable, or a line other than the last is not an entry.
-    """
-    path = path_for(run_path)
-    try:
-        raw = files.read_bytes(path, limit=files.RUN_FILE_LIMIT, what="run journal")
-    except FileNotFoundError:
-        return run
-    except OSError as exc:
-        raise UserError(f"{path}: unreadable ({exc.__class__.__name__})") from None
-    lines = raw.split(b"\n")
-    while lines and not lines[-1].strip():
-        lines.pop()
-    seen = {r.key for r in run.records}
-    decoder = _decoder()
-    for number, line in enumerate(lines, 1):
-        try:
-            entry = decoder.decode(line)
-        except (ValueError, RecursionError) as exc:  # msgspec's errors are ValueErrors
-            if number == len(lines):  # the write a crash cut short
-                warn(f"{path}: last line is incomplete (a crash mid-write?); ignored")
-                break
-            reason = _explain(exc) if isinstance(exc, ValueError) else "nested too deeply"
-            raise UserError(f"{path}: line {number} is not a journal entry ({reason})") from None
-        if entry.environment is not None:
-            run.environment = entry.environment
-        if entry.record.key not in seen:
-            seen.add(entry.record.key)
-            run.records.append(entry.record)
-    return run

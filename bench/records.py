@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -255,14 +257,12 @@ def load_run(path: str | Path) -> RunFile:
     three times as fast as parsing to dicts and checking them in Python (`report` reads 1,000
     files in about a second). It is strict: NaN, infinities (e.g. 1e999), a bool for a number,
     and invalid UTF-8 are refused. Fields this version does not know are ignored. A `running`
-    run's journal (its records since it last started) is folded in (`bench.journal.replay`).
+    run's journal (its records since it last started) is folded in (`replay_journal`).
 
     Raises:
         UserError: missing, unreadable, not JSON, or not a run file this version understands.
     """
     import msgspec
-
-    from bench import journal  # it imports this module
 
     path = Path(path)
     try:
@@ -279,7 +279,7 @@ def load_run(path: str | Path) -> RunFile:
             raise ValueError(
                 f"schema_version {run.schema_version} with schema {SCHEMA_VERSION} records"
             )
-        return journal.replay(run, path) if run.status == "running" else run  # UserError only
+        return replay_journal(run, path) if run.status == "running" else run  # UserError only
     except msgspec.ValidationError as exc:
         reason = _explain(exc)
         try:  # a newer version explains a mismatch best; an older one is migrated
@@ -312,3 +312,66 @@ def settings_key(settings: Any) -> str:
     import msgspec
 
     return msgspec.json.encode(settings, order="sorted").decode()
+
+
+# ------------------------------------------------------------------------------ the journal
+# Written by `bench.journal` while a run is in progress; read here with the run file it belongs to.
+JOURNAL_SUFFIX = ".journal"
+
+
+def journal_path(run_path: Path) -> Path:
+    """The journal of the run file at `run_path`: `RUN.json.journal`."""
+    return run_path.with_name(run_path.name + JOURNAL_SUFFIX)
+
+
+def _warn(message: str) -> None:
+    print(f"mnist-bench: warning: {message}", file=sys.stderr)
+
+
+@dataclass
+class _Entry:
+    record: Record
+    environment: dict[str, Any] | None = None
+
+
+@functools.cache
+def _decoder() -> Any:
+    import msgspec
+
+    return msgspec.json.Decoder(_Entry)
+
+
+def replay_journal(run: RunFile, run_path: Path, warn: Callable[[str], None] = _warn) -> RunFile:
+    """Fold the journal beside `run_path`, if any, into `run` in memory: its records that `run`
+    lacks (by key), and the last environment block it saved. Returns `run`.
+
+    Raises:
+        UserError: the journal is unreadable, or a line other than the last is not an entry.
+    """
+    path = journal_path(run_path)
+    try:
+        raw = files.read_bytes(path, limit=files.RUN_FILE_LIMIT, what="run journal")
+    except FileNotFoundError:
+        return run
+    except OSError as exc:
+        raise UserError(f"{path}: unreadable ({exc.__class__.__name__})") from None
+    lines = raw.split(b"\n")
+    while lines and not lines[-1].strip():
+        lines.pop()
+    seen = {r.key for r in run.records}
+    decoder = _decoder()
+    for number, line in enumerate(lines, 1):
+        try:
+            entry = decoder.decode(line)
+        except (ValueError, RecursionError) as exc:  # msgspec's errors are ValueErrors
+            if number == len(lines):  # the write a crash cut short
+                warn(f"{path}: last line is incomplete (a crash mid-write?); ignored")
+                break
+            reason = _explain(exc) if isinstance(exc, ValueError) else "nested too deeply"
+            raise UserError(f"{path}: line {number} is not a journal entry ({reason})") from None
+        if entry.environment is not None:
+            run.environment = entry.environment
+        if entry.record.key not in seen:
+            seen.add(entry.record.key)
+            run.records.append(entry.record)
+    return run

@@ -20,14 +20,7 @@ from bench.config import BACKENDS, PROCESS_SETTINGS, RunConfig
 from bench.errors import UserError
 from bench.identity import Job, WorkerRequest, dataset_digest
 from bench.records import SCHEMA_VERSION, Record, RunFile, load_run
-
-AGGREGATED = (
-    "test_accuracy",
-    "train_seconds",
-    "train_samples_per_second",
-    "infer_samples_per_second",
-)
-
+from bench.report.rows import HEADLINE
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -314,8 +307,8 @@ def aggregate(records: list[Record]) -> list[dict[str, Any]]:
     ok = (r for r in records if r.status == "ok" and not r.repeat)
     for rs in identity.group(ok, identity.match_key).values():
         entry: dict[str, Any] = {**rs[0].job.fields(), "seeds": sorted({r.seed for r in rs})}
-        for metric in AGGREGATED:
-            values = identity.seed_values(rs, lambda r, m=metric: getattr(r, m))
-            entry[metric] = stats.summarize(values).to_dict() if values else None
+        for metric in HEADLINE:
+            values = identity.seed_values(rs, lambda r, m=metric.name: getattr(r, m))
+            entry[metric.name] = stats.summarize(values).to_dict() if values else None
         out.append(entry)
     return out

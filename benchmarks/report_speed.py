@@ -56,7 +56,7 @@ def runs(tmp_path_factory) -> Path:
 
 
 def load_and_render(folder: Path) -> str:
-    from bench.report import publish
+    from bench.report import report_cmd as publish
 
     report = publish.build([str(folder)], by=("variant", "backend", "device"))
     return publish.render(report, "markdown")

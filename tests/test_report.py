@@ -20,7 +20,8 @@ import pytest
 from conftest import ROOT, run_cli
 
 from bench import cli
-from bench.report import publish, table
+from bench.report import report_cmd as publish
+from bench.report import table
 
 FIXTURES = ROOT / "tests" / "fixtures" / "report"
 AMD, INTEL = FIXTURES / "amd-jax-torch.json", FIXTURES / "intel-jax.json"

@@ -19,25 +19,13 @@ from dataclasses import dataclass, field
 from bench import identity, stats
 from bench.identity import Job
 from bench.records import Record
+from bench.report.rows import ACCURACY, HEADLINE, Metric
 
 BETTER, WORSE, SAME = "better", "worse", "no significant change"
 
 
-@dataclass(frozen=True)
-class Metric:
-    name: str  # Record attribute
-    label: str
-    higher_is_better: bool
-    is_timing: bool  # judged with the time tolerance; meaningless for contended records
-
-
-METRICS = (
-    Metric("test_accuracy", "accuracy", True, False),
-    Metric("train_seconds", "train s", False, True),
-    Metric("train_samples_per_second", "train samples/s", True, True),
-    Metric("infer_samples_per_second", "infer samples/s", True, True),
-)
-ACCURACY = METRICS[0]
+METRICS = HEADLINE  # what compare judges: the metrics every table shows
+THROUGHPUT = tuple(m for m in METRICS if m.name.endswith("_samples_per_second"))
 
 
 @dataclass(frozen=True)
@@ -278,7 +266,7 @@ def gate(
             continue
         if max_slowdown is None:
             continue
-        for metric in (METRICS[2], METRICS[3]):
+        for metric in THROUGHPUT:
             c = row.change(metric)
             if c and not c.skipped and c.relative is not None and c.relative < -max_slowdown:
                 failures.append(

@@ -8,20 +8,10 @@ from collections.abc import Callable, Iterable, Sequence
 
 from bench.config import SETTINGS_FIELDS
 from bench.records import Record
-from bench.report.table import DEFAULT_BY, Row
+from bench.report.rows import DEFAULT_BY, Row
+from bench.report.rows import METRICS as ALL_METRICS
 
-METRICS = (
-    "test_accuracy",
-    "test_loss",
-    "train_seconds",
-    "first_epoch_seconds",
-    "steady_epoch_seconds",
-    "train_samples_per_second",
-    "infer_samples_per_second",
-    "achieved_gflops",
-    "mfu",
-    "peak_rss_mib",
-)
+METRICS = tuple(m.name for m in ALL_METRICS)  # every metric, headline ones first
 STATS = ("mean", "std", "ci_low", "ci_high")
 
 

@@ -10,7 +10,7 @@ import io
 from collections.abc import Callable, Sequence
 
 from bench.records import Record
-from bench.report.table import Row, variant_label
+from bench.report.rows import Row, variant_label
 
 MAX_HEATMAPS = 48  # one per row; past this the page says how many were left out
 DPI = 80

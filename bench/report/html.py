@@ -9,10 +9,10 @@ from html import escape
 from typing import TYPE_CHECKING
 
 from bench.report import figures
-from bench.report.table import cells, headers
+from bench.report.rows import cells, headers
 
 if TYPE_CHECKING:
-    from bench.report.publish import Report
+    from bench.report.report_cmd import Report
 
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1300px; color: #222;

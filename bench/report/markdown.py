@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bench.report.table import DEFAULT_BY, Row, cells, headers
+from bench.report.rows import DEFAULT_BY, Row, cells, headers
 
 
 def escape(cell: str) -> str:

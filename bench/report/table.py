@@ -1,165 +1,20 @@
-"""The terminal table: one row per configuration, `mean ± half-width` over seeds."""
+"""The terminal table: one row per configuration (`bench.report.rows`), `mean ± half-width` over
+seeds."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 
 from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from bench import identity, stats
-from bench.config import TrainSettings
 from bench.records import Record
+from bench.report.rows import DEFAULT_BY, GROUP_KEYS, Row, cells, headers, rows
+
+__all__ = ["DEFAULT_BY", "GROUP_KEYS", "STATUS_STYLE", "records_table", "rows", "rows_table"]
 
 STATUS_STYLE = {"ok": "green", "skipped": "yellow", "failed": "bold red", "diverged": "bold red"}
-GROUP_KEYS = ("variant", "backend", "device", "machine")  # what rows can be grouped by
-DEFAULT_BY = ("variant", "backend", "device")
-# (column, Record attribute, digits): the metrics every table shows, as `mean ± half-width`
-METRIC_COLUMNS = (
-    ("test accuracy", "test_accuracy", 4),
-    ("train s", "train_seconds", 1),
-    ("train samples/s", "train_samples_per_second", 0),
-    ("infer samples/s", "infer_samples_per_second", 0),
-)
-
-
-@dataclass
-class Row:
-    """Records of one configuration (every seed and repeat), or one record that did not finish
-    ok. Statistics count seeds: the repeats of a seed are averaged first (`bench.identity`)."""
-
-    variant: str
-    backend: str
-    device: str
-    settings: TrainSettings
-    records: list[Record]
-    status: str
-    machine: str = ""  # set when rows are grouped by machine
-
-    def values(self, metric: str) -> list[float]:
-        """One value per seed."""
-        return identity.seed_values(self.records, lambda r: getattr(r, metric))
-
-    def summary(self, metric: str) -> stats.Summary | None:
-        values = self.values(metric)
-        return stats.summarize(values) if values else None
-
-    @property
-    def seeds(self) -> int:
-        return len({r.seed for r in self.records})
-
-    @property
-    def contended(self) -> bool:
-        return any(r.contended for r in self.records)
-
-
-def rows(
-    records: Iterable[Record],
-    *,
-    by: Sequence[str] = DEFAULT_BY,
-    machine_of: Callable[[Record], str] | None = None,
-) -> list[Row]:
-    """Group ok records by configuration; every other record is a row of its own.
-
-    Args:
-        records: the records; runs of a seed repeated in several run files join their seed's
-            row and are averaged per seed. The second process of `--check-determinism`
-            (`repeat > 0`) is a check of the first, not a measurement: it is left out.
-        by: the keys that make a row, from `GROUP_KEYS`; with `variant`, the whole configuration
-            counts (dataset, training settings: `bench.identity`). A key left out is merged
-            over: its row field lists the values it holds, comma-separated.
-        machine_of: each record's machine label; needed when `by` holds `machine`.
-    """
-    unknown = [k for k in by if k not in GROUP_KEYS]
-    if unknown or ("machine" in by and machine_of is None):
-        raise ValueError(
-            f"bad group keys {list(by)}; valid: {', '.join(GROUP_KEYS)} (machine needs machine_of)"
-        )
-
-    def value(r: Record, name: str) -> str:
-        if name == "machine":
-            return machine_of(r) if machine_of else ""
-        return r.where if name == "device" else getattr(r, name)
-
-    def new_row(r: Record, status: str) -> Row:
-        return Row(r.variant, r.backend, r.where, r.settings, [], status, value(r, "machine"))
-
-    out: list[Row] = []
-    groups: dict[tuple, Row] = {}
-    for r in records:
-        if r.repeat:
-            continue
-        if r.status != "ok":
-            out.append(new_row(r, r.status))
-            out[-1].records.append(r)
-            continue
-        key = tuple(value(r, k) for k in by)
-        if "variant" in by:
-            key += (r.job.config_key,)
-        if key not in groups:
-            groups[key] = new_row(r, "ok")
-            out.append(groups[key])
-        groups[key].records.append(r)
-    for row in out:
-        for name in GROUP_KEYS:
-            if name not in by and len(row.records) > 1:
-                values = dict.fromkeys(value(r, name) for r in row.records)
-                setattr(row, name, ", ".join(values))
-    return out
-
-
-def fmt(summary: stats.Summary | None, digits: int, scale: float = 1.0) -> str:
-    if summary is None:
-        return "-"
-    text = f"{summary.mean * scale:,.{digits}f}"
-    if summary.half_width is not None:
-        text += f" ± {summary.half_width * scale:,.{digits}f}"
-    return text
-
-
-# Shown in their own columns, or not at all (the job's device is the requested one).
-_NOT_IN_LABEL = ("variant", "backend", "device", "dataset")
-
-
-def variant_label(row: Row, all_rows: list[Row]) -> str:
-    """The variant name, plus the configuration fields (dataset, settings) that tell its rows
-    apart where one variant appears in several configurations: `two-dense [epochs=5]`."""
-    job = row.records[0].job
-    label = row.variant
-    mine = [r.records[0].job for r in all_rows if r.variant == row.variant]
-    varying = identity.varying_fields(mine)
-    if "dataset" in varying:
-        label += f" ({job.dataset})"
-    fields = job.fields()
-    shown = [
-        f"{name}={identity.format_value(fields[name])}"
-        for name in varying
-        if name not in _NOT_IN_LABEL
-    ]
-    return f"{label} [{' '.join(shown)}]" if shown else label
-
-
-def status_text(row: Row) -> str:
-    """`ok`, or the status and its error; `(contended)` where a record was."""
-    text = row.status if row.status == "ok" else f"{row.status}: {row.records[0].error}"
-    return text + " (contended)" if row.contended else text
-
-
-def headers(by: Sequence[str] = DEFAULT_BY) -> list[str]:
-    """Column names of `cells`: the group keys, seeds, the metrics, status."""
-    return [*by, "seeds", *(name for name, _, _ in METRIC_COLUMNS), "status"]
-
-
-def cells(row: Row, all_rows: list[Row], by: Sequence[str] = DEFAULT_BY) -> list[str]:
-    """One row as plain text, in the order of `headers(by)`."""
-    keys = [variant_label(row, all_rows) if k == "variant" else getattr(row, k) for k in by]
-    metrics = [fmt(row.summary(attr), digits) for _, attr, digits in METRIC_COLUMNS]
-    seeds = str(row.seeds)
-    if len(row.records) > row.seeds:
-        seeds += f" ({len(row.records)} runs)"
-    return [*keys, seeds, *metrics, status_text(row)]
 
 
 def records_table(

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 from bench.errors import UserError
 from bench.records import Record
 from bench.report import collect
+from bench.report.rows import GROUP_KEYS
 
 if TYPE_CHECKING:
-    from bench.report.table import Row
+    from bench.report.rows import Row
 
 FORMATS = ("table", "markdown", "csv", "html")
-GROUP_KEYS = ("variant", "backend", "device", "machine")  # bench.report.table.GROUP_KEYS
 EPILOG = """examples:
   mnist-bench report results/runs                              every run, one row per configuration
   mnist-bench report a.json b.json --group-by variant,backend,machine     machines side by side
@@ -112,7 +112,7 @@ def build(
     Raises:
         UserError: a bad file (unless `skip_bad`), or no record to report.
     """
-    from bench.report.table import rows
+    from bench.report.rows import rows
 
     runs = _unique(collect.load_runs(paths, skip_bad=skip_bad, warn=warn), warn)
     run_of = {id(r): loaded for loaded in runs for r in loaded.run.records}
@@ -203,7 +203,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         )
         return 0
     if args.format == "table":
-        from bench.cli import make_console
+        from bench.console import make_console
         from bench.report.table import rows_table
 
         console = make_console()

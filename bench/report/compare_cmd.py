@@ -237,7 +237,6 @@ def _verdict_text(row: Row, reasons: dict[int, str] | None) -> str:
 
 
 def _table_data(rows: list[Row], reasons) -> tuple[list[str], list[list[str]], list[str]]:
-    digits = {"test_accuracy": 4, "train_seconds": 1}
     header = ["variant", "backend", "device", "seeds", *(m.label for m in METRICS), "verdict"]
     body, styles = [], []
     for row in rows:
@@ -246,7 +245,7 @@ def _table_data(rows: list[Row], reasons) -> tuple[list[str], list[list[str]], l
             "" if label["dataset"] == "mnist" else f" ({label['dataset']})"
         )
         seeds = f"{_seeds(row.base)}/{_seeds(row.new)}"
-        cells = [_cell(row, m, digits.get(m.name, 0)) for m in METRICS]
+        cells = [_cell(row, m, m.digits) for m in METRICS]
         verdict = _verdict_text(row, reasons)
         body.append([variant, label["backend"], label["device"], seeds, *cells, verdict])
         styles.append(
@@ -281,7 +280,7 @@ def _render(rows: list[Row], fmt: str, *, title: str, reasons=None) -> None:
     from rich import box
     from rich.table import Table
 
-    from bench.cli import make_console
+    from bench.console import make_console
 
     console = make_console()
     color = console.is_terminal

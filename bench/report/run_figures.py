@@ -14,7 +14,7 @@ def stem(record: Record) -> str:
     return f"{record.variant}-{record.backend}-{record.device}-seed{record.seed}{repeat}"
 
 
-def confusion_heatmap(record: Record, class_names: tuple[str, ...], path: Path) -> Path:
+def save_confusion_heatmap(record: Record, class_names: tuple[str, ...], path: Path) -> Path:
     """Seaborn heatmap of the confusion matrix with annotated counts (drawn by the report's)."""
     from bench.report import figures
 
@@ -28,7 +28,7 @@ def confusion_heatmap(record: Record, class_names: tuple[str, ...], path: Path) 
     return path
 
 
-def misclassified_grid(
+def save_misclassified_grid(
     record: Record, images: np.ndarray, class_names: tuple[str, ...], path: Path
 ) -> Path:
     """Up to 25 misclassified test images with their true and predicted labels.
@@ -73,9 +73,11 @@ def draw_run_figures(
     paths = []
     for record in done:
         paths.append(
-            confusion_heatmap(record, class_names, folder / f"{stem(record)}-confusion.png")
+            save_confusion_heatmap(record, class_names, folder / f"{stem(record)}-confusion.png")
         )
         paths.append(
-            misclassified_grid(record, x_test, class_names, folder / f"{stem(record)}-errors.png")
+            save_misclassified_grid(
+                record, x_test, class_names, folder / f"{stem(record)}-errors.png"
+            )
         )
     return paths
