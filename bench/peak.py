@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import environment, files
+from bench import environment, files, storage
 from bench.errors import UserError
 
 
@@ -42,13 +42,11 @@ def peak_gflops(refresh: bool = False) -> float:
         except (OSError, ValueError, KeyError, TypeError, UserError):
             pass
     gflops = measure()
+    payload = {"gflops": gflops, "machine_id": environment.machine_id(), "numpy": np.__version__}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(
-            json.dumps(
-                {"gflops": gflops, "machine_id": environment.machine_id(), "numpy": np.__version__}
-            )
-        )
-    except OSError:
+        if path.is_file() or not path.exists():  # a FIFO or a folder there is not ours to replace
+            storage.write_atomic(path, json.dumps(payload).encode(), what="cache")
+    except (OSError, UserError):
         pass  # an unwritable cache costs a re-measurement next time, nothing more
     return gflops

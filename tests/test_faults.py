@@ -267,7 +267,7 @@ def test_timeout_kill_and_divergence_each_cost_one_record(tmp_path):
 
 
 def test_contention_probe_sees_a_busy_neighbour():
-    from bench.worker import CONTENTION_THRESHOLD, ContentionProbe
+    from bench.training import CONTENTION_THRESHOLD, ContentionProbe
 
     cores = psutil.cpu_count() or 1
     spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import os
 import resource
+import stat
 import subprocess
 import sys
 import tracemalloc
@@ -20,7 +21,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, write_idx
 
-from bench import data, files
+from bench import data, files, peak
 from bench.errors import UserError
 
 MEMORY_CAP = 4 * 2**30  # bytes of address space for a CLI under test
@@ -227,3 +228,42 @@ def test_npz_that_is_not_a_zip_is_still_one_line(tmp_path):
         pass
     with pytest.raises(UserError, match="junk.npz: missing key"):
         data.load(path)
+
+
+# ------------------------------------------------------------------------- the peak's cache
+def _peak(cache_home: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", "from bench import peak; print(peak.peak_gflops())"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env={**os.environ, "XDG_CACHE_HOME": str(cache_home)},
+        preexec_fn=cap_memory,
+    )
+
+
+def test_peak_reads_its_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    path = peak.cache_path()
+    path.parent.mkdir(parents=True)
+    path.write_text('{"gflops": 123.5}')
+    out = _peak(tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "123.5"
+
+
+@pytest.mark.parametrize("what", ["fifo", "device"])
+def test_peak_measures_anew_past_a_fifo_or_device_and_leaves_it_be(tmp_path, monkeypatch, what):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    path = peak.cache_path()
+    path.parent.mkdir(parents=True)
+    if what == "fifo":
+        fifo(path)
+    else:
+        path.symlink_to("/dev/zero")
+    out = _peak(tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert float(out.stdout) > 0
+    assert stat.S_ISFIFO(path.stat().st_mode) if what == "fifo" else path.is_symlink()
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temporary left

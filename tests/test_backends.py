@@ -1,0 +1,59 @@
+"""Backends as modules: importing them starts no framework; each configures its own worker."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT, backend_params
+
+from bench import backends
+
+
+def test_importing_the_backends_starts_no_framework():
+    code = (
+        "import sys, bench.backends as b\n"
+        "mods = [b.get(n) for n in b.NAMES]\n"
+        "loaded = [m for m in ('tensorflow', 'jax', 'torch', 'keras') if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+
+
+def test_unknown_backend_is_named():
+    with pytest.raises(ValueError, match="unknown backend 'theano'; valid: tensorflow, jax, torch"):
+        backends.get("theano")
+
+
+@pytest.mark.parametrize("backend", backend_params())
+def test_each_backend_configures_and_describes_its_own_worker(backend):
+    """In a fresh process, as a worker: KERAS_BACKEND set before Keras, TensorFlow kept out of
+    the JAX and PyTorch workers, threads and determinism reported."""
+    code = (
+        "import os, sys, bench.backends as b\n"
+        f"m = b.get({backend!r}); m.configure(1)\n"
+        f"assert os.environ['KERAS_BACKEND'] == {backend!r}\n"
+        "switched = m.enable_determinism(); threads = m.apply_threads(1); info = m.info()\n"
+        "assert switched and threads['requested'] == 1 and info['version'], (switched, info)\n"
+        f"if {backend!r} != 'tensorflow':\n"
+        "    try:\n"
+        "        import tensorflow\n"
+        "    except ModuleNotFoundError as exc:\n"
+        "        assert 'kept out' in str(exc)\n"
+        "    else:\n"
+        "        raise AssertionError('tensorflow was not kept out')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+
+
+def test_peak_memory_without_the_resource_module(monkeypatch):
+    """Windows has no `resource`: the fallback (psutil) still gives a positive figure."""
+    from bench import training
+
+    with_resource = training.peak_rss_mib()
+    monkeypatch.setitem(sys.modules, "resource", None)  # `import resource` now fails
+    without = training.peak_rss_mib()
+    assert with_resource > 0 and without > 0
