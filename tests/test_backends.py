@@ -51,8 +51,11 @@ def test_each_backend_configures_and_describes_its_own_worker(backend):
 
 def test_peak_memory_without_the_resource_module(monkeypatch):
     """Windows has no `resource`: the fallback (psutil) still gives a positive figure."""
+    import psutil  # imports `resource` itself on Linux: load it before hiding it
+
     from bench import training
 
+    psutil.Process().memory_info()
     with_resource = training.peak_rss_mib()
     monkeypatch.setitem(sys.modules, "resource", None)  # `import resource` now fails
     without = training.peak_rss_mib()
