@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 
 import pytest
+import unwritable
 from conftest import ROOT, make_record
 
 from bench import storage
@@ -104,16 +107,25 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
 
 
 def test_unwritable_folder(tmp_path):
+    """In a child process held to the folder's mode, also when the tests run as root."""
     folder = tmp_path / "ro"
     folder.mkdir()
-    folder.chmod(0o500)
-    try:
-        if os.access(folder, os.W_OK):
-            pytest.skip("running as a user who can write anywhere")
-        with pytest.raises(UserError, match="not writable"):
-            storage.ensure_dir(folder)
-    finally:
-        folder.chmod(0o700)
+    code = (
+        "import sys; from pathlib import Path; from bench import storage, errors\n"
+        "try:\n    storage.ensure_dir(Path(sys.argv[1]))\n"
+        "except errors.UserError as exc:\n    sys.exit(str(exc))\n"
+    )
+    with unwritable.read_only(folder) as preexec:
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(folder)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+            preexec_fn=preexec,
+        )
+    assert out.returncode == 1, out.stderr
+    assert out.stderr.strip() == f"{folder}: results folder is not writable"
 
 
 def test_results_folder_is_created(tmp_path):
