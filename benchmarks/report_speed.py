@@ -56,10 +56,10 @@ def runs(tmp_path_factory) -> Path:
 
 
 def load_and_render(folder: Path) -> str:
-    from bench.report import report_cmd as publish
+    from bench.report import formats, report_cmd
 
-    report = publish.build([str(folder)], by=("variant", "backend", "device"))
-    return publish.render(report, "markdown")
+    report = report_cmd.build([str(folder)], by=("variant", "backend", "device"))
+    return formats.render(report, "markdown")
 
 
 def test_report_markdown_1000_files(benchmark, runs):

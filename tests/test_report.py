@@ -8,6 +8,7 @@ failed, and a determinism repeat of single-dense seed 0 (accuracy 0.5) that must
 
 from __future__ import annotations
 
+import argparse
 import base64
 import csv
 import io
@@ -20,8 +21,8 @@ import pytest
 from conftest import ROOT, run_cli
 
 from bench import cli
-from bench.report import report_cmd as publish
-from bench.report import table
+from bench.report import formats, report_cmd, table
+from bench.report.rows import DEFAULT_BY
 
 FIXTURES = ROOT / "tests" / "fixtures" / "report"
 AMD, INTEL = FIXTURES / "amd-jax-torch.json", FIXTURES / "intel-jax.json"
@@ -216,21 +217,21 @@ def test_same_run_twice_counts_once(tmp_path):
     copy = tmp_path / "copy.json"
     copy.write_text(AMD.read_text())
     warnings: list[str] = []
-    built = publish.build([str(AMD), str(copy)], by=table.DEFAULT_BY, warn=warnings.append)
+    built = report_cmd.build([str(AMD), str(copy)], by=DEFAULT_BY, warn=warnings.append)
     assert len(built.runs) == 1 and len(built.rows) == 6
     assert all(len(row.records) == 2 for row in built.rows)
     assert warnings == [f"skipped {copy}: same run id as {AMD}"]
 
 
 def test_group_by_backend_merges_variants():
-    built = publish.build([str(AMD), str(INTEL)], by=("backend",))
+    built = report_cmd.build([str(AMD), str(INTEL)], by=("backend",))
     ok = [r for r in built.rows if r.status == "ok"]
     assert [(r.backend, len(r.records)) for r in ok] == [("jax", 11), ("torch", 6)]
     assert ok[0].variant == "single-dense, two-dense, cnn" and ok[0].contended
 
 
 def test_group_by_machine_rows_carry_labels():
-    built = publish.build([str(AMD), str(INTEL)], by=("machine",))
+    built = report_cmd.build([str(AMD), str(INTEL)], by=("machine",))
     assert [(r.machine, len(r.records), r.status) for r in built.rows] == [
         (AMD_LABEL, 12, "ok"),
         (INTEL_LABEL, 5, "ok"),
@@ -249,7 +250,7 @@ def test_raw_csv_has_every_record(capsys):
 
 def test_run_table_is_unchanged_by_default():
     """`records_table(records, title=..., color=...)`, as `run` calls it, keeps its columns."""
-    records = publish.build([str(AMD)], by=table.DEFAULT_BY).runs[0].run.records
+    records = report_cmd.build([str(AMD)], by=DEFAULT_BY).runs[0].run.records
     t = table.records_table(records, title="run", color=False)
     assert [c.header for c in t.columns] == [
         "variant",
@@ -265,5 +266,12 @@ def test_run_table_is_unchanged_by_default():
     assert t.row_count == 6
 
 
-def test_group_keys_agree():
-    assert publish.GROUP_KEYS == table.GROUP_KEYS
+def test_format_choices_are_the_registry():
+    """`--format` offers exactly the registered formats, and each one's renderer imports."""
+    parser = argparse.ArgumentParser()
+    report_cmd.add_report(parser)
+    (option,) = [a for a in parser._actions if "--format" in a.option_strings]
+    assert list(option.choices) == list(formats.FORMATS) == ["table", "markdown", "csv", "html"]
+    for fmt in formats.FORMATS.values():
+        assert callable(fmt.renderer())
+        assert not fmt.raw or callable(fmt.renderer(raw=True))

@@ -5,11 +5,16 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from bench.config import SETTINGS_FIELDS
 from bench.records import Record
+from bench.report import collect
 from bench.report.rows import DEFAULT_BY, Row
 from bench.report.rows import METRICS as ALL_METRICS
+
+if TYPE_CHECKING:
+    from bench.report.report_cmd import Report
 
 METRICS = tuple(m.name for m in ALL_METRICS)  # every metric, headline ones first
 STATS = ("mean", "std", "ci_low", "ci_high")
@@ -62,3 +67,11 @@ def render_raw(
         line += [r.contended, *(getattr(r, m) for m in METRICS)]
         lines.append(line)
     return _text(lines)
+
+
+def render_report(report: Report) -> str:
+    return render(report.rows, report.by)
+
+
+def render_report_raw(report: Report) -> str:
+    return render_raw(collect.records(report.runs), report.machine_of, report.run_id)

@@ -149,13 +149,14 @@ def summed_confusion(row: Row) -> list[list[int]] | None:
     ]
 
 
-def confusion_heatmap(
+def confusion_heatmap_png(
     matrix: list[list[int]],
     class_names: Sequence[str] | None,
     title: str,
     size: tuple[float, float] = (5.2, 4.6),
 ) -> bytes:
-    """Seaborn heatmap of one confusion matrix, counts annotated (the report's and the run's)."""
+    """Seaborn heatmap of one confusion matrix, counts annotated, as PNG bytes (drawn for the
+    report's rows and for each record of a run, `run_figures.save_confusion_heatmap`)."""
     import seaborn as sns
 
     if class_names is None or len(class_names) != len(matrix):
@@ -180,12 +181,13 @@ def confusion_heatmap(
     return _png(fig)
 
 
-def confusion_heatmaps(
+def row_confusion_heatmaps(
     rows: list[Row],
     by: Sequence[str],
     class_names: Callable[[Record], Sequence[str] | None],
 ) -> list[tuple[str, bytes]]:
-    """(caption, PNG) per ok row with confusion matrices, at most `MAX_HEATMAPS`."""
+    """(caption, PNG) per ok row with confusion matrices (summed over its seeds), at most
+    `MAX_HEATMAPS`."""
     out = []
     for row in _ok(rows):
         matrix = summed_confusion(row)
@@ -200,5 +202,5 @@ def confusion_heatmaps(
         accuracy = sum(matrix[i][i] for i in range(len(matrix))) / total if total else 0.0
         seeds = len(row.records)
         title = f"{name}\naccuracy {accuracy:.4f} · {seeds} seed{'s' * (seeds > 1)} summed"
-        out.append((title, confusion_heatmap(matrix, class_names(row.records[0]), title)))
+        out.append((title, confusion_heatmap_png(matrix, class_names(row.records[0]), title)))
     return out

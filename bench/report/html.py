@@ -93,7 +93,7 @@ def runs_table(report: Report) -> str:
     return table(header, body, numeric={"records"})
 
 
-def render(report: Report) -> str:
+def render_report(report: Report) -> str:
     """The page, as text; every image is inline, so the file stands alone."""
     rows, by = report.rows, report.by
     ok = [r for r in rows if r.status == "ok"]
@@ -116,7 +116,7 @@ def render(report: Report) -> str:
             "<h2>Throughput</h2>",
             image(figures.throughput_bars(rows, by), "training and inference throughput"),
         ]
-    heatmaps = figures.confusion_heatmaps(rows, by, report.class_names)
+    heatmaps = figures.row_confusion_heatmaps(rows, by, report.class_names)
     if heatmaps:
         eligible = sum(1 for r in ok if figures.summed_confusion(r) is not None)
         left_out = eligible - len(heatmaps)

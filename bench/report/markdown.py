@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from bench.report.rows import DEFAULT_BY, Row, cells, headers
+
+if TYPE_CHECKING:
+    from bench.report.report_cmd import Report
 
 
 def escape(cell: str) -> str:
@@ -19,3 +23,7 @@ def render(rows: list[Row], by: Sequence[str] = DEFAULT_BY) -> str:
     lines = ["| " + " | ".join(names) + " |", "| " + " | ".join(align) + " |"]
     lines += ["| " + " | ".join(escape(c) for c in cells(row, rows, by)) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def render_report(report: Report) -> str:
+    return render(report.rows, report.by)

@@ -14,13 +14,12 @@ from typing import TYPE_CHECKING
 
 from bench.errors import UserError
 from bench.records import Record
-from bench.report import collect
+from bench.report import collect, formats
 from bench.report.rows import GROUP_KEYS
 
 if TYPE_CHECKING:
     from bench.report.rows import Row
 
-FORMATS = ("table", "markdown", "csv", "html")
 EPILOG = """examples:
   mnist-bench report results/runs                              every run, one row per configuration
   mnist-bench report a.json b.json --group-by variant,backend,machine     machines side by side
@@ -36,10 +35,9 @@ def add_report(p: argparse.ArgumentParser) -> None:
     p.add_argument("runs", nargs="+", metavar="RUN", help="run files or folders of them")
     p.add_argument(
         "--format",
-        choices=FORMATS,
+        choices=list(formats.FORMATS),
         default="table",
-        help="table (rich; plain ASCII when piped), markdown (GitHub table), csv (one row per "
-        "group: n, mean, std, 95%% CI per metric) or html (one self-contained page with plots)",
+        help=formats.help_text(),
     )
     p.add_argument(
         "--output",
@@ -63,7 +61,8 @@ def add_report(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--raw",
         action="store_true",
-        help="with --format csv: one line per record instead of one per group",
+        help=f"with --format {' or '.join(formats.RAW)}: one line per record instead of one per "
+        "group",
     )
 
 
@@ -149,43 +148,10 @@ def _ordered(all_rows: list[Row], by: tuple[str, ...]) -> list[Row]:
     return sorted(all_rows, key=lambda row: [first[k][getattr(row, k)] for k in by])
 
 
-def render(report: Report, fmt: str, *, raw: bool = False) -> str:
-    """The report as text in `fmt` (table: plain ASCII)."""
-    if fmt == "markdown":
-        from bench.report import markdown
-
-        return markdown.render(report.rows, report.by)
-    if fmt == "csv":
-        from bench.report import csvout
-
-        if raw:
-            return csvout.render_raw(collect.records(report.runs), report.machine_of, report.run_id)
-        return csvout.render(report.rows, report.by)
-    if fmt == "html":
-        from bench.report import html
-
-        return html.render(report)
-    return _plain_table(report)
-
-
-def _plain_table(report: Report) -> str:
-    import io
-
-    from rich.console import Console
-
-    from bench.report.table import rows_table
-
-    buffer = io.StringIO()
-    Console(file=buffer, width=200, no_color=True).print(
-        rows_table(report.rows, color=False, by=report.by)
-    )
-    return buffer.getvalue()
-
-
 def cmd_report(args: argparse.Namespace) -> int:
     by = parse_group_by(args.group_by)
-    if args.raw and args.format != "csv":
-        raise UserError("--raw goes with --format csv")
+    if args.raw and not formats.FORMATS[args.format].raw:
+        raise UserError(f"--raw goes with --format {' or '.join(formats.RAW)}")
     if args.format == "html" and not args.output and sys.stdout.isatty():
         raise UserError("--format html writes a whole page: give --output FILE (or pipe it)")
 
@@ -196,7 +162,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.output:
         from bench.storage import write_atomic
 
-        write_atomic(Path(args.output), render(report, args.format, raw=args.raw).encode())
+        write_atomic(Path(args.output), formats.render(report, args.format, raw=args.raw).encode())
         print(
             f"report: {args.output} ({len(report.rows)} rows from {len(report.runs)} run file(s))",
             file=sys.stderr,
@@ -209,5 +175,5 @@ def cmd_report(args: argparse.Namespace) -> int:
         console = make_console()
         console.print(rows_table(report.rows, color=console.is_terminal, by=by))
         return 0
-    sys.stdout.write(render(report, args.format, raw=args.raw))
+    sys.stdout.write(formats.render(report, args.format, raw=args.raw))
     return 0

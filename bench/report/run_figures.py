@@ -15,7 +15,7 @@ def stem(record: Record) -> str:
 
 
 def save_confusion_heatmap(record: Record, class_names: tuple[str, ...], path: Path) -> Path:
-    """Seaborn heatmap of the confusion matrix with annotated counts (drawn by the report's)."""
+    """The record's confusion matrix as a PNG heatmap with annotated counts, written to `path`."""
     from bench.report import figures
 
     title = (
@@ -23,7 +23,7 @@ def save_confusion_heatmap(record: Record, class_names: tuple[str, ...], path: P
         f" — accuracy {record.test_accuracy:.4f}"
     )
     path.write_bytes(
-        figures.confusion_heatmap(record.confusion_matrix, class_names, title, size=(8, 6.5))
+        figures.confusion_heatmap_png(record.confusion_matrix, class_names, title, size=(8, 6.5))
     )
     return path
 

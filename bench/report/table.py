@@ -1,18 +1,22 @@
 """The terminal table: one row per configuration (`bench.report.rows`), `mean ± half-width` over
-seeds."""
+seeds. `render_report` is `report --format table` for a file or a pipe: plain ASCII text."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from rich import box
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from bench.records import Record
-from bench.report.rows import DEFAULT_BY, GROUP_KEYS, Row, cells, headers, rows
+from bench.report.rows import DEFAULT_BY, Row, cells, headers, rows
 
-__all__ = ["DEFAULT_BY", "GROUP_KEYS", "STATUS_STYLE", "records_table", "rows", "rows_table"]
+if TYPE_CHECKING:
+    from bench.report.report_cmd import Report
 
 STATUS_STYLE = {"ok": "green", "skipped": "yellow", "failed": "bold red", "diverged": "bold red"}
 
@@ -49,3 +53,12 @@ def rows_table(
             line[-1].stylize(STATUS_STYLE.get(row.status, ""))
         table.add_row(*line)
     return table
+
+
+def render_report(report: Report) -> str:
+    """The report's table as plain ASCII text, 200 columns wide (for files and pipes)."""
+    buffer = io.StringIO()
+    Console(file=buffer, width=200, no_color=True).print(
+        rows_table(report.rows, color=False, by=report.by)
+    )
+    return buffer.getvalue()
