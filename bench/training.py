@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -42,8 +43,6 @@ def peak_rss_mib() -> float:
         import psutil
 
         return psutil.Process().memory_info().rss / 2**20
-    import sys
-
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes there, KiB here
 

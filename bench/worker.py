@@ -1,5 +1,6 @@
-"""The worker: one process, one Keras backend; with `bench/backends/`, the only code that imports a
-framework.
+"""The worker: one process, one Keras backend. This message loop, `bench/training.py` (the
+training loop) and `bench/backends/` (one module per framework) run only in the worker, the only
+process that imports a framework.
 
 The parent starts `python -m bench.worker` with KERAS_BACKEND unset; the request (JSON on
 stdin) names the backend, which is set before Keras is imported. Results go back as JSON lines

@@ -19,7 +19,7 @@ import os
 import sys
 from types import ModuleType
 
-NAMES = ("tensorflow", "jax", "torch")
+from bench.config import BACKENDS as NAMES  # one list of backends, kept with the settings
 
 
 def get(name: str) -> ModuleType:
