@@ -13,8 +13,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from bench.console import make_console
-from bench.errors import UserError
+from mnist_bench.console import make_console
+from mnist_bench.errors import UserError
 
 EPILOG = """examples:
   mnist-bench run                                   the seed notebook's three nets, every backend
@@ -44,7 +44,7 @@ def build_parser() -> Parser:
         description="Benchmark Keras 3 model variants on MNIST across TensorFlow, "
         "JAX and PyTorch: accuracy, training time, throughput.",
     )
-    from bench import __version__
+    from mnist_bench import __version__
 
     parser.add_argument("--version", action="version", version=f"mnist-bench {__version__}")
     sub = parser.add_subparsers(
@@ -57,7 +57,7 @@ def build_parser() -> Parser:
 
 # ---------------------------------------------------------------------------------------- run
 def _add_run(p: argparse.ArgumentParser) -> None:
-    from bench.config import RunConfig
+    from mnist_bench.config import RunConfig
 
     for f in dataclasses.fields(RunConfig):
         meta = f.metadata
@@ -75,7 +75,7 @@ def _add_run(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace):
-    from bench.config import RunConfig
+    from mnist_bench.config import RunConfig
 
     values: dict[str, Any] = {}
     for f in dataclasses.fields(RunConfig):
@@ -90,15 +90,15 @@ def config_from_args(args: argparse.Namespace):
             raise UserError("--repeats must be at least 1")
         values["seeds"] = tuple(range(args.repeats))
     if args.suite:
-        from bench import suite
+        from mnist_bench import suite
 
         return suite.load(args.suite, overrides=values)
     return RunConfig(**values)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from bench.config import RunConfig
-    from bench.runner import Interrupted, Run, interruptible
+    from mnist_bench.config import RunConfig
+    from mnist_bench.runner import Interrupted, Run, interruptible
 
     if args.resume:  # the run's own configuration is the one it finishes with
         given = [
@@ -131,12 +131,12 @@ def execute(run, *, figures: bool = True) -> int:
     and the run file marked `interrupted` with what is left. A second one, or any once the run
     file is final, kills the workers and exits at once.
     """
-    from bench.runner import Interrupted, exit_at_once_on_signal, interruptible
+    from mnist_bench.runner import Interrupted, exit_at_once_on_signal, interruptible
 
     with interruptible():
-        from bench import progress
-        from bench.report import run_figures
-        from bench.report.table import records_table
+        from mnist_bench import progress
+        from mnist_bench.report import run_figures
+        from mnist_bench.report.table import records_table
 
         console = make_console()
         console.print(
@@ -211,8 +211,8 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
     import tempfile
     from pathlib import Path
 
-    from bench import storage, suite
-    from bench.runner import Run
+    from mnist_bench import storage, suite
+    from mnist_bench.runner import Run
 
     target = storage.ensure_dir(Path(args.baseline_dir))
     final = target / f"{Path(args.suite).stem}.json"  # the one file this command replaces
@@ -248,11 +248,11 @@ def _add_list(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from bench import inventory
+    from mnist_bench import inventory
 
     console = make_console()
     if args.suite:
-        from bench import suite
+        from mnist_bench import suite
 
         console.print(
             inventory.suite_table(
@@ -278,7 +278,7 @@ def _add_env(p: argparse.ArgumentParser) -> None:
 def _cmd_env(args: argparse.Namespace) -> int:
     import json
 
-    from bench import environment, inventory, peak
+    from mnist_bench import environment, inventory, peak
 
     env = environment.collect()
     env["peak_gflops"] = peak.peak_gflops(refresh=args.peak)
@@ -292,37 +292,37 @@ def _cmd_env(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------- report / compare / check
 def _add_report(p: argparse.ArgumentParser) -> None:
-    from bench.report import cli as report_cli
+    from mnist_bench.report import cli as report_cli
 
     report_cli.add_report(p)
 
 
 def _add_compare(p: argparse.ArgumentParser) -> None:
-    from bench.report import cli as report_cli
+    from mnist_bench.report import cli as report_cli
 
     report_cli.add_compare(p)
 
 
 def _add_check(p: argparse.ArgumentParser) -> None:
-    from bench.report import cli as report_cli
+    from mnist_bench.report import cli as report_cli
 
     report_cli.add_check(p)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from bench.report import cli as report_cli
+    from mnist_bench.report import cli as report_cli
 
     return report_cli.cmd_report(args)
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from bench.report import cli as report_cli
+    from mnist_bench.report import cli as report_cli
 
     return report_cli.cmd_compare(args)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from bench.report import cli as report_cli
+    from mnist_bench.report import cli as report_cli
 
     return report_cli.cmd_check(args)
 

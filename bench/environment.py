@@ -14,7 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import bench
+import mnist_bench
 
 PACKAGES = (
     "keras",
@@ -155,7 +155,7 @@ def collect(
 ) -> dict[str, Any]:
     """The environment block stored in every run file."""
     return {
-        "mnist_bench": bench.__version__,
+        "mnist_bench": mnist_bench.__version__,
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "os": f"{platform.system()} {platform.release()}",

@@ -7,11 +7,11 @@ import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench import files
-from bench.errors import UserError
+from mnist_bench import files
+from mnist_bench.errors import UserError
 
 if TYPE_CHECKING:
-    from bench.identity import Job
+    from mnist_bench.identity import Job
 
 HISTORY_DIRS = (Path("results/runs"), Path("results/baseline"))
 FALLBACK_GFLOPS = 15.0  # a middling backend on a 2-core CPU

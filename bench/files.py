@@ -13,7 +13,7 @@ import stat
 from pathlib import Path
 from typing import BinaryIO
 
-from bench.errors import UserError
+from mnist_bench.errors import UserError
 
 MiB = 2**20
 RUN_FILE_LIMIT = 256 * MiB  # the CI baseline (27 records) is 0.12 MiB

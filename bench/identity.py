@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bench.config import BACKENDS, DEVICES, MAX_SEED, SETTINGS_FIELDS, TrainSettings
+from mnist_bench.config import BACKENDS, DEVICES, MAX_SEED, SETTINGS_FIELDS, TrainSettings
 
 # The fields of a configuration, flattened, in the order they are shown.
 CONFIG_FIELDS = ("variant", "backend", "device", "dataset", *SETTINGS_FIELDS, "dataset_digest")

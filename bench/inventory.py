@@ -5,12 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from mnist_bench import environment, launcher, models
+from mnist_bench.identity import WorkerRequest
 from rich import box
 from rich.table import Table
-
-import models
-from bench import environment, launcher
-from bench.identity import WorkerRequest
 
 PROBE_TIMEOUT = 120.0
 
@@ -101,7 +99,7 @@ def tables(*, probe: bool = True, color: bool = True) -> list[Table]:
 
 def suite_table(config, *, probe: bool = True, color: bool = True) -> Table:
     """The expanded grid of a suite, one row per (backend, variant, settings), with estimates."""
-    from bench import data, estimate, runner
+    from mnist_bench import data, estimate, runner
 
     jobs = runner.expand_jobs(config)
     full = len(data.load(config.data).x_train)

@@ -24,11 +24,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import storage
-from bench.records import JOURNAL_SUFFIX, Record, journal_path, replay_journal
+from mnist_bench import storage
+from mnist_bench.records import JOURNAL_SUFFIX, Record, journal_path, replay_journal
 
 path_for = journal_path  # RUN.json -> RUN.json.journal
-replay = replay_journal  # reading lives with the other readers, in bench.records
+replay = replay_journal  # reading lives with the other readers, in mnist_bench.records
 
 SUFFIX = JOURNAL_SUFFIX
 

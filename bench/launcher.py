@@ -20,8 +20,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from bench.identity import Job, WorkerRequest
-from bench.records import Record
+from mnist_bench.identity import Job, WorkerRequest
+from mnist_bench.records import Record
 
 STARTUP_TIMEOUT = 300.0  # importing a framework on a busy 2-core machine
 MIN_STALL = 180.0  # never call a record stuck sooner than this after its last sign of progress
@@ -74,13 +74,13 @@ class Watchdog:
 
 
 class WorkerProcess:
-    """One `python -m bench.worker` in its own process group, read by two threads."""
+    """One `python -m mnist_bench.worker` in its own process group, read by two threads."""
 
     def __init__(self, request: WorkerRequest) -> None:
         env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
         env["MNIST_BENCH_PARENT_PID"] = str(os.getpid())  # the worker exits when it is gone
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.worker"],
+            [sys.executable, "-m", "mnist_bench.worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -8,9 +8,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from bench import environment, files, storage
-from bench.errors import UserError
+from mnist_bench import environment, files, storage
+from mnist_bench.errors import UserError
 
 
 def cache_path() -> Path:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from mnist_bench.identity import Job
+from mnist_bench.launcher import Observer
+from mnist_bench.records import Record
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-from bench.identity import Job
-from bench.launcher import Observer
-from bench.records import Record
 
 
 def label(job: Job) -> str:

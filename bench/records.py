@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import files
-from bench.errors import UserError
-from bench.identity import Job, dataset_digest
+from mnist_bench import files
+from mnist_bench.errors import UserError
+from mnist_bench.identity import Job, dataset_digest
 
 SCHEMA_VERSION = 2  # 2: a record holds its typed job (schema 1 is migrated on read)
 STATUSES = ("ok", "skipped", "failed", "diverged")
@@ -28,7 +28,7 @@ RUN_STATUSES = ("running", "complete", "interrupted")
 class Record:
     """The result of one job: training and measuring one variant on one backend, device and seed.
 
-    `job` is the record's identity (see `bench.jobs`); a record that never started still has it.
+    `job` is the record's identity (`mnist_bench.identity`); one that never started still has it.
     `device` is where it ran (cpu or gpu), beside the requested `job.device`; None if it never
     started.
     """
@@ -307,15 +307,8 @@ def load_run(path: str | Path) -> RunFile:
         raise UserError(f"{path}: malformed JSON (nested too deeply)") from None
 
 
-def settings_key(settings: Any) -> str:
-    """Training settings as one canonical text (transitional: `bench.identity` keys replace it)."""
-    import msgspec
-
-    return msgspec.json.encode(settings, order="sorted").decode()
-
-
 # ------------------------------------------------------------------------------ the journal
-# Written by `bench.journal` while a run is in progress; read here with the run file it belongs to.
+# Written by `mnist_bench.journal` while a run is in progress; read here with its run file.
 JOURNAL_SUFFIX = ".journal"
 
 

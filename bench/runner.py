@@ -1,7 +1,7 @@
 """Runs a configuration: jobs -> one worker per backend -> records, saved as each one lands.
 
 The parent never imports a framework. Each record is appended to the run file's journal as it
-lands, and the journal folded into the run file when the run stops (see `bench.journal`), so an
+lands, and the journal folded into the run file when the run stops (`journal`), so an
 interrupt, a crash or a full disk loses nothing already measured.
 """
 
@@ -14,13 +14,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import models
-from bench import data, environment, identity, journal, launcher, peak, stats, storage
-from bench.config import BACKENDS, PROCESS_SETTINGS, RunConfig
-from bench.errors import UserError
-from bench.identity import Job, WorkerRequest, dataset_digest
-from bench.records import SCHEMA_VERSION, Record, RunFile, load_run
-from bench.report.rows import HEADLINE
+from mnist_bench import data, environment, identity, journal, launcher, models, peak, stats, storage
+from mnist_bench.config import BACKENDS, PROCESS_SETTINGS, RunConfig
+from mnist_bench.errors import UserError
+from mnist_bench.identity import Job, WorkerRequest, dataset_digest
+from mnist_bench.records import SCHEMA_VERSION, Record, RunFile, load_run
+from mnist_bench.report.rows import HEADLINE
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

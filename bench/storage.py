@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.errors import UserError
+from mnist_bench.errors import UserError
 
 
 def utc_now() -> str:

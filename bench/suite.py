@@ -24,9 +24,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-import models
-from bench import files
-from bench.config import (
+from mnist_bench import files, models
+from mnist_bench.config import (
     GRID_FIELDS,
     ConfigError,
     RunConfig,
@@ -34,7 +33,7 @@ from bench.config import (
     check_value,
     checks,
 )
-from bench.errors import UserError
+from mnist_bench.errors import UserError
 
 # The schema is the configuration's own: top-level keys are RunConfig's fields, [settings] and
 # [grid] keys the settings a grid may vary, each checked by its field's own check.

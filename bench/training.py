@@ -16,15 +16,14 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-from bench import timing
-from bench.config import TrainSettings
-from bench.identity import Job, WorkerRequest
-from bench.records import Record
-from bench.storage import utc_now
+from mnist_bench import timing
+from mnist_bench.config import TrainSettings
+from mnist_bench.identity import Job, WorkerRequest
+from mnist_bench.records import Record
+from mnist_bench.storage import utc_now
 
 if TYPE_CHECKING:
-    from bench.worker import Protocol
+    from mnist_bench.worker import Protocol
 
 # Test hook: "KIND@VARIANT" makes the worker misbehave once that variant's record has started
 # (its `start` event sent); comma-separate several. KIND is crash (SIGSEGV), kill (SIGKILL, as
@@ -161,7 +160,7 @@ class Trainer:
     """Runs train jobs for one backend on data loaded once."""
 
     def __init__(self, request: WorkerRequest, proto: Protocol, info: dict[str, Any]) -> None:
-        from bench import data
+        from mnist_bench import data
 
         self.request = request
         self.proto = proto
@@ -172,7 +171,7 @@ class Trainer:
     def arrays(self, input_shape: tuple[int, ...], settings):
         """Train and test inputs (preprocessed for `input_shape`) and labels, within the job's
         train/test limits; cached, since jobs of one worker mostly share them."""
-        from bench.data import preprocess
+        from mnist_bench.data import preprocess
 
         key = (input_shape, settings.train_limit, settings.test_limit)
         if key not in self._cache:
@@ -186,7 +185,7 @@ class Trainer:
         return self._cache[key]
 
     def run(self, job: Job, index: int) -> Record:
-        import models
+        from mnist_bench import models
 
         variant = models.get(job.variant)
         record = Record(

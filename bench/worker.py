@@ -2,7 +2,7 @@
 training loop) and `bench/backends/` (one module per framework) run only in the worker, the only
 process that imports a framework.
 
-The parent starts `python -m bench.worker` with KERAS_BACKEND unset; the request (JSON on
+The parent starts `python -m mnist_bench.worker` with KERAS_BACKEND unset; the request (JSON on
 stdin) names the backend, which is set before Keras is imported. Results go back as JSON lines
 on the original stdout; file descriptor 1 is pointed at stderr first, so nothing a library
 prints can corrupt the protocol.
@@ -19,9 +19,9 @@ import sys
 import time
 from typing import Any
 
-from bench import backends
-from bench.identity import WorkerRequest
-from bench.training import Trainer, count_flops
+from mnist_bench import backends
+from mnist_bench.identity import WorkerRequest
+from mnist_bench.training import Trainer, count_flops
 
 # The parent's pid, set by the launcher: the worker exits when its parent is gone.
 PARENT_ENV = "MNIST_BENCH_PARENT_PID"
@@ -101,8 +101,7 @@ def main() -> None:
 
 def describe_variants() -> list[dict[str, Any]]:
     import keras
-
-    import models
+    from mnist_bench import models
 
     out = []
     for name in models.names():

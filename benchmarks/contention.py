@@ -116,7 +116,7 @@ def main() -> int:
     if args.quick:
         args.train_limit, args.test_limit = 2000, 500
     sys.path.insert(0, str(ROOT))
-    from bench.environment import installed_backends
+    from mnist_bench.environment import installed_backends
 
     backends = args.backend or [b for b in BACKENDS if b in installed_backends()]
     print(

@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("--backend", action="append")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from bench.environment import installed_backends
+    from mnist_bench.environment import installed_backends
 
     print(f"{'backend':<11} {'bare s/epoch':>12} {'harness s/epoch':>15} {'ratio':>6}  pairs")
     for backend in args.backend or installed_backends():

@@ -56,7 +56,7 @@ def runs(tmp_path_factory) -> Path:
 
 
 def load_and_render(folder: Path) -> str:
-    from bench.report import formats, report_cmd
+    from mnist_bench.report import formats, report_cmd
 
     report = report_cmd.build([str(folder)], by=("variant", "backend", "device"))
     return formats.render(report, "markdown")
@@ -78,8 +78,8 @@ def test_cli_markdown_1000_files_imports_no_framework(runs):
     code = (
         "import sys, time\n"
         "t = time.perf_counter()\n"
-        "import bench.cli\n"
-        f"code = bench.cli.main(['report', {str(runs)!r}, '--format', 'markdown'])\n"
+        "import mnist_bench.cli\n"
+        f"code = mnist_bench.cli.main(['report', {str(runs)!r}, '--format', 'markdown'])\n"
         "seconds = time.perf_counter() - t\n"
         f"loaded = [m for m in {FRAMEWORKS + ('matplotlib', 'seaborn')!r} if m in sys.modules]\n"
         "print(f'SECONDS {seconds:.3f} LOADED {loaded}', file=sys.stderr)\n"

@@ -2,10 +2,10 @@
 
 import importlib
 
-from models.registry import Variant, default_names, get, names, register
+from mnist_bench.models.registry import Variant, default_names, get, names, register
 
 # Registration order is listing order: the seed notebook's variants first.
 for _module in ("dense", "cnn"):
-    importlib.import_module(f"models.{_module}")
+    importlib.import_module(f"mnist_bench.models.{_module}")
 
 __all__ = ["Variant", "default_names", "get", "names", "register"]

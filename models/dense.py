@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from models.registry import register
+from mnist_bench.models.registry import register
 
 
 def mlp(hidden: tuple[int, ...], *, image_input: bool = False):

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from bench import config, data, environment
-from bench.identity import Job
-from bench.records import Record, load_run
+from mnist_bench import config, data, environment
+from mnist_bench.identity import Job
+from mnist_bench.records import Record, load_run
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTALLED = environment.installed_backends()
@@ -84,7 +83,7 @@ def run_cli(
     """`mnist-bench ARGS` in a fresh process, as a user runs it."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "bench", *args],
+        [sys.executable, "-m", "mnist_bench", *args],
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -13,8 +13,8 @@ FRAMEWORKS = ("keras", "tensorflow", "jax", "torch")
 
 def test_help_imports_no_framework():
     code = (
-        "import sys, bench.cli\n"
-        "try:\n    bench.cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "import sys, mnist_bench.cli\n"
+        "try:\n    mnist_bench.cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
         f"loaded = [m for m in {FRAMEWORKS!r} if m in sys.modules]\n"
         "assert not loaded, loaded\n"
     )

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 from conftest import make_record
-
-from bench.records import Record
-from bench.report.compare import BETTER, SAME, WORSE, Tolerances, compare, gate, match
+from mnist_bench.records import Record
+from mnist_bench.report.compare import BETTER, SAME, WORSE, Tolerances, compare, gate, match
 
 
 def rec(
@@ -175,7 +174,7 @@ def test_different_devices_are_unlike():
 
 
 def judge_all(rows):
-    from bench.report.compare import judge
+    from mnist_bench.report.compare import judge
 
     return [judge(r) for r in rows]
 

@@ -8,9 +8,8 @@ import zipfile
 import numpy as np
 import pytest
 from conftest import write_idx
-
-from bench import data
-from bench.errors import UserError
+from mnist_bench import data
+from mnist_bench.errors import UserError
 
 
 def test_bundled_mnist_matches_readme_facts(mnist):

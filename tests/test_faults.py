@@ -24,10 +24,9 @@ import psutil
 import pytest
 import unwritable
 from conftest import BACKEND, ROOT, run_cli, write_idx
-
-from bench import data, storage
-from bench.errors import UserError
-from bench.records import load_run
+from mnist_bench import data, storage
+from mnist_bench.errors import UserError
+from mnist_bench.records import load_run
 
 TINY = (
     "-b",
@@ -48,7 +47,7 @@ FAULT = "MNIST_BENCH_INJECT_FAULT"
 def start_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     """`mnist-bench ARGS` started in the background, as a user starts it."""
     return subprocess.Popen(
-        [sys.executable, "-m", "bench", *args],
+        [sys.executable, "-m", "mnist_bench", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -268,7 +267,7 @@ def test_timeout_kill_and_divergence_each_cost_one_record(tmp_path):
 
 
 def test_contention_probe_sees_a_busy_neighbour():
-    from bench.training import CONTENTION_THRESHOLD, ContentionProbe
+    from mnist_bench.training import CONTENTION_THRESHOLD, ContentionProbe
 
     cores = psutil.cpu_count() or 1
     spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)]
@@ -324,7 +323,7 @@ def test_unwritable_results_folder_is_one_line(tmp_path, make):
         folder.mkdir()
         with unwritable.read_only(folder) as preexec:  # as root too: no skip
             out = subprocess.run(
-                [sys.executable, "-m", "bench", *args, str(folder)],
+                [sys.executable, "-m", "mnist_bench", *args, str(folder)],
                 capture_output=True,
                 text=True,
                 timeout=600,

@@ -1,4 +1,4 @@
-"""Bounded reads (`bench.files`) and the datasets read through them: a device, a FIFO or an
+"""Bounded reads (`mnist_bench.files`) and the datasets read through them: a device, a FIFO or an
 oversize file is one line on stderr and exit 2, never a hang or a read until memory runs out.
 
 Every command that might read a device or a FIFO runs in a subprocess with a timeout and an
@@ -20,9 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import ROOT, write_idx
-
-from bench import data, files, peak
-from bench.errors import UserError
+from mnist_bench import data, files, peak
+from mnist_bench.errors import UserError
 
 MEMORY_CAP = 4 * 2**30  # bytes of address space for a CLI under test
 
@@ -34,7 +33,7 @@ def cap_memory() -> None:
 def cli(*args: str, timeout: float = 60, env: dict[str, str] | None = None):
     """`mnist-bench ARGS` in a fresh process that can neither hang the test nor eat the host."""
     return subprocess.run(
-        [sys.executable, "-m", "bench", *args],
+        [sys.executable, "-m", "mnist_bench", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -233,7 +232,7 @@ def test_npz_that_is_not_a_zip_is_still_one_line(tmp_path):
 # ------------------------------------------------------------------------- the peak's cache
 def _peak(cache_home: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-c", "from bench import peak; print(peak.peak_gflops())"],
+        [sys.executable, "-c", "from mnist_bench import peak; print(peak.peak_gflops())"],
         capture_output=True,
         text=True,
         timeout=120,

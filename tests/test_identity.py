@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 from conftest import BACKEND, ROOT, make_record, needs_backend, only_run, run_cli
-
-from bench import identity
-from bench.config import TrainSettings
-from bench.identity import Job
+from mnist_bench import identity
+from mnist_bench.config import TrainSettings
+from mnist_bench.identity import Job
 
 BASELINE = ROOT / "results" / "baseline" / "ci.json"  # schema 1: 2 epochs, seeds 0-2
 DEFAULT_RUN = ROOT / "results" / "published" / "2026-11-24-epyc-2core" / "default.json"  # 5 epochs

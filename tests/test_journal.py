@@ -17,13 +17,12 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, make_record
-
-from bench import environment, journal, launcher, storage
-from bench.cli import main
-from bench.config import RunConfig
-from bench.errors import UserError
-from bench.records import SCHEMA_VERSION, RunFile, load_run
-from bench.runner import Interrupted, Run
+from mnist_bench import environment, journal, launcher, storage
+from mnist_bench.cli import main
+from mnist_bench.config import RunConfig
+from mnist_bench.errors import UserError
+from mnist_bench.records import SCHEMA_VERSION, RunFile, load_run
+from mnist_bench.runner import Interrupted, Run
 
 
 @pytest.fixture
@@ -97,7 +96,7 @@ def test_a_changed_environment_is_journaled_with_the_record(tmp_path, no_backend
 
 
 def test_the_folder_scan_skips_the_journal(tmp_path, no_backend):
-    from bench.report import collect
+    from mnist_bench.report import collect
 
     run = start(tmp_path)
     scans = []
@@ -109,10 +108,10 @@ def test_the_folder_scan_skips_the_journal(tmp_path, no_backend):
 def test_kill_9_mid_run_loses_no_journaled_record_and_resume_folds_it(tmp_path, no_backend):
     code = (
         "import os, signal, sys\n"
-        "from bench import environment, launcher\n"
+        "from mnist_bench import environment, launcher\n"
         "environment.installed_backends = lambda: []\n"
-        "from bench.config import RunConfig\n"
-        "from bench.runner import Run\n"
+        "from mnist_bench.config import RunConfig\n"
+        "from mnist_bench.runner import Run\n"
         "run = Run.start(RunConfig(backends=('torch',), variants=('two-dense',),\n"
         "                          seeds=(0, 1, 2, 3), results_dir=sys.argv[1]))\n"
         "class KillAtThird(launcher.Observer):\n"

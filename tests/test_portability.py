@@ -12,8 +12,7 @@ import sys
 
 import pytest
 from conftest import ROOT
-
-from bench import environment
+from mnist_bench import environment
 
 INSTALLED = environment.installed_backends()
 BACKEND = "jax" if "jax" in INSTALLED else (INSTALLED[0] if INSTALLED else None)
@@ -23,9 +22,9 @@ AS_ON_MACOS = """
 import os, sys
 from pathlib import Path
 del os.sched_getaffinity
-from bench import environment
+from mnist_bench import environment
 environment.CPUINFO = Path(sys.argv[1])
-from bench.cli import main
+from mnist_bench.cli import main
 sys.exit(main(sys.argv[2:]))
 """
 

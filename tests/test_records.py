@@ -11,10 +11,9 @@ import sys
 import pytest
 import unwritable
 from conftest import ROOT, make_record
-
-from bench import storage
-from bench.errors import UserError
-from bench.records import SCHEMA_VERSION, RunFile, load_run
+from mnist_bench import storage
+from mnist_bench.errors import UserError
+from mnist_bench.records import SCHEMA_VERSION, RunFile, load_run
 
 
 def sample_run() -> RunFile:
@@ -111,7 +110,7 @@ def test_unwritable_folder(tmp_path):
     folder = tmp_path / "ro"
     folder.mkdir()
     code = (
-        "import sys; from pathlib import Path; from bench import storage, errors\n"
+        "import sys; from pathlib import Path; from mnist_bench import storage, errors\n"
         "try:\n    storage.ensure_dir(Path(sys.argv[1]))\n"
         "except errors.UserError as exc:\n    sys.exit(str(exc))\n"
     )

@@ -19,10 +19,9 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, run_cli
-
-from bench import cli
-from bench.report import formats, report_cmd, table
-from bench.report.rows import DEFAULT_BY
+from mnist_bench import cli
+from mnist_bench.report import formats, report_cmd, table
+from mnist_bench.report.rows import DEFAULT_BY
 
 FIXTURES = ROOT / "tests" / "fixtures" / "report"
 AMD, INTEL = FIXTURES / "amd-jax-torch.json", FIXTURES / "intel-jax.json"
@@ -86,8 +85,8 @@ def test_markdown_group_by_machine_imports_no_framework():
     by = "variant,backend,machine"
     args = ["report", str(FIXTURES), "--format", "markdown", "--group-by", by]
     code = (
-        "import sys, bench.cli\n"
-        f"code = bench.cli.main({args!r})\n"
+        "import sys, mnist_bench.cli\n"
+        f"code = mnist_bench.cli.main({args!r})\n"
         f"loaded = [m for m in {(*FRAMEWORKS, 'matplotlib', 'seaborn')!r} if m in sys.modules]\n"
         "assert code == 0 and not loaded, (code, loaded)\n"
     )

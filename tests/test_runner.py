@@ -84,10 +84,10 @@ def test_crash_is_isolated(tmp_path):
 
 
 def test_missing_backend_is_skipped(tmp_path, monkeypatch):
-    from bench import environment
+    from mnist_bench import environment
 
     monkeypatch.setattr(environment, "installed_backends", lambda: [BACKEND])
-    from bench.cli import main
+    from mnist_bench.cli import main
 
     missing = next(b for b in ("torch", "tensorflow", "jax") if b != BACKEND)
     code = main(["run", "-b", missing, "-v", "two-dense", "--results-dir", str(tmp_path)])
@@ -124,7 +124,7 @@ def test_gpu_requested_without_gpu(tmp_path):
 
 @needs_backend
 def test_fashion_mnist_run_carries_class_names(tmp_path):
-    from bench import data
+    from mnist_bench import data
 
     if not data.FASHION_DIR.is_dir():
         pytest.skip("dataset-fashion-mnist not installed")

@@ -5,8 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-
-from bench import stats
+from mnist_bench import stats
 
 
 def test_single_value_has_no_interval():

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 from conftest import ROOT, run_cli
-
-from bench import runner, suite
-from bench.config import TrainSettings
-from bench.errors import UserError
+from mnist_bench import runner, suite
+from mnist_bench.config import TrainSettings
+from mnist_bench.errors import UserError
 
 
 def write(tmp_path, text):

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import INSTALLED, only_run, run_cli
-
-import models
+from mnist_bench import models
 
 
 def test_registry_names_defaults_and_errors():

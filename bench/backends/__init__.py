@@ -19,14 +19,14 @@ import os
 import sys
 from types import ModuleType
 
-from bench.config import BACKENDS as NAMES  # one list of backends, kept with the settings
+from mnist_bench.config import BACKENDS as NAMES  # one list of backends, kept with the settings
 
 
 def get(name: str) -> ModuleType:
     """The module of backend `name`; ValueError for an unknown one."""
     if name not in NAMES:
         raise ValueError(f"unknown backend {name!r}; valid: {', '.join(NAMES)}")
-    return importlib.import_module(f"bench.backends.{name}")
+    return importlib.import_module(f"mnist_bench.backends.{name}")
 
 
 def set_keras_backend(name: str) -> None:

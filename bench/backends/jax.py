@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from bench.backends import keep_out_tensorflow, set_keras_backend
+from mnist_bench.backends import keep_out_tensorflow, set_keras_backend
 
 
 def configure(threads: int | None) -> None:

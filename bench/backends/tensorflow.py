@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.backends import set_keras_backend
+from mnist_bench.backends import set_keras_backend
 
 
 def configure(threads: int | None) -> None:

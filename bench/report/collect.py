@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.errors import UserError
-from bench.records import Record, RunFile, load_run
+from mnist_bench.errors import UserError
+from mnist_bench.records import Record, RunFile, load_run
 
 
 @dataclass(frozen=True)

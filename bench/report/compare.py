@@ -1,6 +1,6 @@
 """Match configurations across two sets of records and judge each change. Pure functions.
 
-A row is one configuration (`bench.identity`: dataset, variant, backend, requested device and
+A row is one configuration (`mnist_bench.identity`: dataset, variant, backend, requested device and
 every training setting), so no verdict is ever given between unlike configurations: a row on
 one side only says how the other side's nearest configuration differs (`epochs 2 → 5`).
 `on=("variant", "backend", "device")` matches on those fields alone, on purpose, and every row
@@ -16,10 +16,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from bench import identity, stats
-from bench.identity import Job
-from bench.records import Record
-from bench.report.rows import ACCURACY, HEADLINE, Metric
+from mnist_bench import identity, stats
+from mnist_bench.identity import Job
+from mnist_bench.records import Record
+from mnist_bench.report.rows import ACCURACY, HEADLINE, Metric
 
 BETTER, WORSE, SAME = "better", "worse", "no significant change"
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench.errors import UserError
-from bench.records import Record
-from bench.report import collect
-from bench.report.compare import (
+from mnist_bench.errors import UserError
+from mnist_bench.records import Record
+from mnist_bench.report import collect
+from mnist_bench.report.compare import (
     BETTER,
     METRICS,
     WORSE,
@@ -71,7 +71,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def _fields(text: str) -> tuple[str, ...]:
-    from bench import identity
+    from mnist_bench import identity
 
     try:
         return identity.check_match_fields(p.strip() for p in text.split(",") if p.strip())
@@ -265,7 +265,7 @@ def _seeds(records: list[Record]) -> int:
 def _render(rows: list[Row], fmt: str, *, title: str, reasons=None) -> None:
     header, body, styles = _table_data(rows, reasons)
     if fmt == "markdown":
-        from bench.report.markdown import escape
+        from mnist_bench.report.markdown import escape
 
         print(f"**{escape(title)}**\n")
         print("| " + " | ".join(header) + " |")
@@ -277,10 +277,9 @@ def _render(rows: list[Row], fmt: str, *, title: str, reasons=None) -> None:
         for line in body:
             print("| " + " | ".join(escape(c) for c in line) + " |")
         return
+    from mnist_bench.console import make_console
     from rich import box
     from rich.table import Table
-
-    from bench.console import make_console
 
     console = make_console()
     color = console.is_terminal

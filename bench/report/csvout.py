@@ -7,14 +7,14 @@ import io
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from bench.config import SETTINGS_FIELDS
-from bench.records import Record
-from bench.report import collect
-from bench.report.rows import DEFAULT_BY, Row
-from bench.report.rows import METRICS as ALL_METRICS
+from mnist_bench.config import SETTINGS_FIELDS
+from mnist_bench.records import Record
+from mnist_bench.report import collect
+from mnist_bench.report.rows import DEFAULT_BY, Row
+from mnist_bench.report.rows import METRICS as ALL_METRICS
 
 if TYPE_CHECKING:
-    from bench.report.report_cmd import Report
+    from mnist_bench.report.report_cmd import Report
 
 METRICS = tuple(m.name for m in ALL_METRICS)  # every metric, headline ones first
 STATS = ("mean", "std", "ci_low", "ci_high")

@@ -9,8 +9,8 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Sequence
 
-from bench.records import Record
-from bench.report.rows import Row, variant_label
+from mnist_bench.records import Record
+from mnist_bench.report.rows import Row, variant_label
 
 MAX_HEATMAPS = 48  # one per row; past this the page says how many were left out
 DPI = 80

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bench.report.report_cmd import Report
+    from mnist_bench.report.report_cmd import Report
 
 
 @dataclass(frozen=True)
@@ -36,12 +36,12 @@ class Format:
 
 
 FORMATS: dict[str, Format] = {
-    "table": Format("bench.report.table", "rich; plain ASCII when piped"),
-    "markdown": Format("bench.report.markdown", "GitHub table"),
+    "table": Format("mnist_bench.report.table", "rich; plain ASCII when piped"),
+    "markdown": Format("mnist_bench.report.markdown", "GitHub table"),
     "csv": Format(
-        "bench.report.csvout", "one row per group: n, mean, std, 95% CI per metric", raw=True
+        "mnist_bench.report.csvout", "one row per group: n, mean, std, 95% CI per metric", raw=True
     ),
-    "html": Format("bench.report.html", "one self-contained page with plots"),
+    "html": Format("mnist_bench.report.html", "one self-contained page with plots"),
 }
 RAW = tuple(name for name, f in FORMATS.items() if f.raw)  # the formats `--raw` goes with
 

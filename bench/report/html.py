@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 from html import escape
 from typing import TYPE_CHECKING
 
-from bench.report import figures
-from bench.report.rows import cells, headers
+from mnist_bench.report import figures
+from mnist_bench.report.rows import cells, headers
 
 if TYPE_CHECKING:
-    from bench.report.report_cmd import Report
+    from mnist_bench.report.report_cmd import Report
 
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1300px; color: #222;

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from bench.report.rows import DEFAULT_BY, Row, cells, headers
+from mnist_bench.report.rows import DEFAULT_BY, Row, cells, headers
 
 if TYPE_CHECKING:
-    from bench.report.report_cmd import Report
+    from mnist_bench.report.report_cmd import Report
 
 
 def escape(cell: str) -> str:

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.errors import UserError
-from bench.records import Record
-from bench.report import collect, formats
-from bench.report.rows import GROUP_KEYS
+from mnist_bench.errors import UserError
+from mnist_bench.records import Record
+from mnist_bench.report import collect, formats
+from mnist_bench.report.rows import GROUP_KEYS
 
 if TYPE_CHECKING:
-    from bench.report.rows import Row
+    from mnist_bench.report.rows import Row
 
 EPILOG = """examples:
   mnist-bench report results/runs                              every run, one row per configuration
@@ -111,7 +111,7 @@ def build(
     Raises:
         UserError: a bad file (unless `skip_bad`), or no record to report.
     """
-    from bench.report.rows import rows
+    from mnist_bench.report.rows import rows
 
     runs = _unique(collect.load_runs(paths, skip_bad=skip_bad, warn=warn), warn)
     run_of = {id(r): loaded for loaded in runs for r in loaded.run.records}
@@ -160,7 +160,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     report = build(args.runs, by=by, skip_bad=args.skip_bad, warn=warn)
     if args.output:
-        from bench.storage import write_atomic
+        from mnist_bench.storage import write_atomic
 
         write_atomic(Path(args.output), formats.render(report, args.format, raw=args.raw).encode())
         print(
@@ -169,8 +169,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         )
         return 0
     if args.format == "table":
-        from bench.console import make_console
-        from bench.report.table import rows_table
+        from mnist_bench.console import make_console
+        from mnist_bench.report.table import rows_table
 
         console = make_console()
         console.print(rows_table(report.rows, color=console.is_terminal, by=by))

@@ -1,4 +1,4 @@
-"""Report rows: what makes a row (grouping records by configuration, `bench.identity`), the one
+"""Report rows: what makes a row (records grouped by configuration, `identity`), the one
 list of metrics every format, compare and check summarize, and a row's cells as plain text.
 Framework-free and rich-free: every format and the runner's aggregates import it."""
 
@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from bench import identity, stats
-from bench.config import TrainSettings
-from bench.records import Record
+from mnist_bench import identity, stats
+from mnist_bench.config import TrainSettings
+from mnist_bench.records import Record
 
 GROUP_KEYS = ("variant", "backend", "device", "machine")  # what rows can be grouped by
 DEFAULT_BY = ("variant", "backend", "device")
@@ -58,7 +58,7 @@ ACCURACY = next(m for m in METRICS if m.name == "test_accuracy")  # what `check`
 @dataclass
 class Row:
     """Records of one configuration (every seed and repeat), or one record that did not finish
-    ok. Statistics count seeds: the repeats of a seed are averaged first (`bench.identity`)."""
+    ok. Statistics count seeds: the repeats of a seed are averaged first."""
 
     variant: str
     backend: str
@@ -98,7 +98,7 @@ def rows(
             row and are averaged per seed. The second process of `--check-determinism`
             (`repeat > 0`) is a check of the first, not a measurement: it is left out.
         by: the keys that make a row, from `GROUP_KEYS`; with `variant`, the whole configuration
-            counts (dataset, training settings: `bench.identity`). A key left out is merged
+            counts (dataset, training settings: `mnist_bench.identity`). A key left out is merged
             over: its row field lists the values it holds, comma-separated.
         machine_of: each record's machine label; needed when `by` holds `machine`.
     """

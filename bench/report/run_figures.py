@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
-from bench.records import Record
+from mnist_bench.records import Record
 
 
 def stem(record: Record) -> str:
@@ -16,7 +15,7 @@ def stem(record: Record) -> str:
 
 def save_confusion_heatmap(record: Record, class_names: tuple[str, ...], path: Path) -> Path:
     """The record's confusion matrix as a PNG heatmap with annotated counts, written to `path`."""
-    from bench.report import figures
+    from mnist_bench.report import figures
 
     title = (
         f"{record.variant} · {record.backend} · {record.device} · seed {record.seed}"

@@ -1,4 +1,4 @@
-"""The terminal table: one row per configuration (`bench.report.rows`), `mean ± half-width` over
+"""The terminal table: one row per configuration (`report.rows`), `mean ± half-width` over
 seeds. `render_report` is `report --format table` for a file or a pipe: plain ASCII text."""
 
 from __future__ import annotations
@@ -7,16 +7,15 @@ import io
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from mnist_bench.records import Record
+from mnist_bench.report.rows import DEFAULT_BY, Row, cells, headers, rows
 from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from bench.records import Record
-from bench.report.rows import DEFAULT_BY, Row, cells, headers, rows
-
 if TYPE_CHECKING:
-    from bench.report.report_cmd import Report
+    from mnist_bench.report.report_cmd import Report
 
 STATUS_STYLE = {"ok": "green", "skipped": "yellow", "failed": "bold red", "diverged": "bold red"}
 

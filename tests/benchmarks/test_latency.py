@@ -18,8 +18,7 @@ BACKEND = os.environ.setdefault("KERAS_BACKEND", "jax")
 pytest.importorskip(BACKEND, reason=f"{BACKEND} not installed")
 keras = pytest.importorskip("keras")
 
-import models  # noqa: E402
-from bench import data  # noqa: E402
+from mnist_bench import data, models  # noqa: E402
 
 
 @pytest.fixture(scope="module")
