@@ -1,0 +1,66 @@
+"""The run file's JSON Schema (`mnist-bench schema`), generated from the typed records.
+
+msgspec derives the shape (fields, types, required, defaults, docstrings) from `RunFile`,
+`Record`, `Job` and `TrainSettings`; what their `__post_init__` checks, and the limits that
+`TrainSettings` fields carry in their metadata, are added as `enum`, `const`, `minimum` and
+`maximum`, so the schema refuses what `load_run` refuses. Unknown fields are allowed, as the
+reader ignores them. Files of schema version 1 are still read (migrated on read) but are not
+described here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mnist_bench import config, records
+
+SCHEMA_ID = f"urn:mnist-bench:run-file:{records.SCHEMA_VERSION}"
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def _nullable(prop: dict[str, Any], **checks: Any) -> None:
+    """Add `checks` to a property, or to its non-null branch when it is `X | None`."""
+    for branch in prop.get("anyOf", [prop]):
+        if branch.get("type") != "null":
+            branch.update(checks)
+
+
+def _settings_checks(props: dict[str, Any]) -> None:
+    """The limits each `TrainSettings` field carries in its metadata (`config.check_value`)."""
+    for name, check in config.checks(config.TrainSettings).items():
+        checks = {
+            key: check[word]
+            for word, key in (("min", "minimum"), ("max", "maximum"), ("above", "exclusiveMinimum"))
+            if word in check
+        }
+        if "choices" in check:
+            checks["enum"] = list(check["choices"])
+        if checks:
+            _nullable(props[name], **checks)
+
+
+def run_file_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a run file of this version, as a dict."""
+    import msgspec
+
+    generated = msgspec.json.schema(records.RunFile)
+    defs = generated["$defs"]
+    run, record, job = (defs[n]["properties"] for n in ("RunFile", "Record", "Job"))
+    run["schema_version"]["const"] = records.SCHEMA_VERSION
+    run["status"]["enum"] = list(records.RUN_STATUSES)
+    record["status"]["enum"] = list(records.STATUSES)
+    _nullable(record["device"], enum=["cpu", "gpu"])
+    job["backend"]["enum"] = list(config.BACKENDS)
+    job["device"]["enum"] = list(config.DEVICES)
+    job["seed"].update(minimum=0, maximum=config.MAX_SEED)
+    job["repeat"]["minimum"] = 0
+    _settings_checks(defs["TrainSettings"]["properties"])
+    return {
+        "$schema": DRAFT,
+        "$id": SCHEMA_ID,
+        "title": f"mnist-bench run file, schema version {records.SCHEMA_VERSION}",
+        "description": "One `mnist-bench run`: its configuration, environment and records. "
+        "Generated from mnist_bench.records; unknown fields are ignored by the reader. "
+        "Files of schema version 1 are read too (migrated on read) but not described here.",
+        **generated,
+    }
