@@ -290,6 +290,24 @@ def _cmd_env(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------- schema
+def _add_schema(p: argparse.ArgumentParser) -> None:
+    p.epilog = (
+        "validate a run file with any JSON Schema validator, e.g. "
+        "`mnist-bench schema > run.schema.json; check-jsonschema --schemafile run.schema.json "
+        "results/runs/RUN.json`"
+    )
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    import json
+
+    from mnist_bench import schema
+
+    print(json.dumps(schema.run_file_schema(), indent=2))
+    return 0
+
+
 # ------------------------------------------------------------------- report / compare / check
 def _add_report(p: argparse.ArgumentParser) -> None:
     from mnist_bench.report import cli as report_cli
@@ -362,6 +380,12 @@ COMMANDS: list[Command] = [
         "refresh the committed CI baseline on purpose (runs suites/ci.toml)",
         _add_baseline,
         _cmd_baseline,
+    ),
+    (
+        "schema",
+        "print the run file's JSON Schema (draft 2020-12), generated from the typed records",
+        _add_schema,
+        _cmd_schema,
     ),
 ]
 
