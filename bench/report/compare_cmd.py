@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import sys
+from typing import Any
 
+from mnist_bench import identity
 from mnist_bench.errors import UserError
 from mnist_bench.records import Record
 from mnist_bench.report import collect
@@ -12,13 +16,40 @@ from mnist_bench.report.compare import (
     BETTER,
     METRICS,
     WORSE,
+    Change,
     Row,
     Tolerances,
     compare,
     gate,
+    unlike,
 )
 
 VERDICT_STYLE = {BETTER: "green", WORSE: "bold red"}
+
+# --format json: the keys, stable (a key is only ever added), as `--help` documents them.
+JSON_ROW_KEYS = (
+    "each row: variant, backend, device (where it ran), dataset, configuration (every field "
+    "of the job but the seed), side (both, base or new: on one side only), seeds {base, "
+    "new}, verdict (better, worse, no significant change; null on one side only or when "
+    "the sides ran on different devices), "
+    "differences and near (lists of how the sides' configurations differ), failed_new "
+    "([{seed, status, error}]: new records that did not finish where the baseline has a "
+    "result), metrics {NAME: {base, new (per-seed means or null), delta, relative, verdict, "
+    "p_value (Welch; null with fewer than two seeds a side), skipped (why no verdict, or "
+    "null), base_values, new_values (one value per seed)}} with NAME each of "
+    + ", ".join(m.name for m in METRICS)
+)
+JSON_KEYS_COMPARE = (
+    "--format json prints {command: compare, base, new, match_on, tolerances {accuracy, time, "
+    "confidence}, warnings, rows}; " + JSON_ROW_KEYS
+)
+JSON_KEYS_CHECK = (
+    "--format json prints {command: check, results, baseline, passed, failed (number of "
+    "failing rows), matched (rows on both sides), match_on, allow_missing, tolerances "
+    "{accuracy, time, confidence, max_slowdown}, warnings, rows} with every row, failing or "
+    "not, and the exit code as above; each row also has failed (true or false) and reason "
+    "(why it failed, or null); " + JSON_ROW_KEYS
+)
 
 
 def _fraction(text: str) -> float:
@@ -55,9 +86,10 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--format",
-        choices=("table", "markdown"),
+        choices=("table", "markdown", "json"),
         default="table",
-        help="table (rich, plain when piped) or markdown (for CI job summaries)",
+        help="table (rich, plain when piped), markdown (for CI job summaries) or json (one "
+        "object on stdout, keys below)",
     )
     p.add_argument(
         "--match-on",
@@ -71,8 +103,6 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def _fields(text: str) -> tuple[str, ...]:
-    from mnist_bench import identity
-
     try:
         return identity.check_match_fields(p.strip() for p in text.split(",") if p.strip())
     except ValueError as exc:
@@ -88,7 +118,7 @@ def add_compare(p: argparse.ArgumentParser) -> None:
         "and every training setting agree (see --match-on); a row on one side only says how "
         "the other side's nearest configuration differs. verdicts: with two or more seeds on "
         "both sides, Welch's t-test at 95% on the per-seed values (repeats of a seed "
-        "averaged); with one seed, the tolerances"
+        "averaged); with one seed, the tolerances. " + JSON_KEYS_COMPARE
     )
 
 
@@ -121,19 +151,22 @@ def add_check(p: argparse.ArgumentParser) -> None:
         "nothing to match). A baseline row fails when the results lack it (see "
         "--allow-missing), when a new record failed, diverged, timed out or was skipped where "
         "the baseline has a result, or when its accuracy falls by more than the tolerance "
-        "and, with two or more seeds on both sides, Welch's test calls the drop significant"
+        "and, with two or more seeds on both sides, Welch's test calls the drop significant. "
+        + JSON_KEYS_CHECK
     )
 
 
-def _load_runs(paths: list[str], skip_bad: bool):
+def _load_runs(paths: list[str], skip_bad: bool, warnings: list[str] | None = None):
     def warn(message: str) -> None:
         print(f"warning: {message}", file=sys.stderr)
+        if warnings is not None:
+            warnings.append(message)
 
     return collect.load_runs(paths, skip_bad=skip_bad, warn=warn)
 
 
-def _load(paths: list[str], skip_bad: bool):
-    return collect.records(_load_runs(paths, skip_bad))
+def _load(paths: list[str], skip_bad: bool, warnings: list[str] | None = None):
+    return collect.records(_load_runs(paths, skip_bad, warnings))
 
 
 def _tolerances(args: argparse.Namespace) -> Tolerances:
@@ -141,20 +174,36 @@ def _tolerances(args: argparse.Namespace) -> Tolerances:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    warnings: list[str] = []
+    tol = _tolerances(args)
     rows = compare(
-        _load([args.base], args.skip_bad),
-        _load([args.new], args.skip_bad),
-        _tolerances(args),
+        _load([args.base], args.skip_bad, warnings),
+        _load([args.new], args.skip_bad, warnings),
+        tol,
         on=args.match_on,
     )
+    if args.format == "json":
+        _print_json(
+            {
+                "command": "compare",
+                "base": args.base,
+                "new": args.new,
+                "match_on": list(args.match_on) if args.match_on else None,
+                "tolerances": _tolerance_dict(tol),
+                "warnings": warnings,
+                "rows": [row_dict(r) for r in rows],
+            }
+        )
+        return 0
     _render(rows, args.format, title=f"{args.base} -> {args.new}")
     return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     tol = _tolerances(args)
-    baseline = _load_runs([args.baseline], args.skip_bad)
-    results = _load_runs([args.results], args.skip_bad)
+    warnings: list[str] = []
+    baseline = _load_runs([args.baseline], args.skip_bad, warnings)
+    results = _load_runs([args.results], args.skip_bad, warnings)
     shared = {b.run.run_id for b in baseline} & {r.run.run_id for r in results}
     if shared:
         raise UserError(
@@ -180,6 +229,27 @@ def cmd_check(args: argparse.Namespace) -> int:
         )
     for row in (r for r in rows if r.side == "new"):
         print(f"note: {_name(row)} is not in {args.baseline}", file=sys.stderr)
+    if args.format == "json":
+        reasons = {id(f.row): f.reason for f in failures}
+        _print_json(
+            {
+                "command": "check",
+                "results": args.results,
+                "baseline": args.baseline,
+                "passed": not failures,
+                "failed": len(failures),
+                "matched": len(matched),
+                "match_on": list(args.match_on) if args.match_on else None,
+                "allow_missing": args.allow_missing,
+                "tolerances": {**_tolerance_dict(tol), "max_slowdown": args.max_slowdown},
+                "warnings": warnings,
+                "rows": [
+                    {**row_dict(r), "failed": id(r) in reasons, "reason": reasons.get(id(r))}
+                    for r in rows
+                ],
+            }
+        )
+        return 1 if failures else 0
     if failures:
         _render(
             [f.row for f in failures],
@@ -201,6 +271,64 @@ def _name(row: Row) -> str:
     label = row.label
     name = " · ".join(v for k, v in label.items() if k != "dataset" or v != "mnist")
     return f"{name} [{', '.join(row.near)}]" if row.near else name
+
+
+# ------------------------------------------------------------------------------------ json
+def _tolerance_dict(tol: Tolerances) -> dict[str, float]:
+    return {"accuracy": tol.accuracy, "time": tol.time, "confidence": tol.confidence}
+
+
+def _number(value: float | None) -> float | None:
+    return value if value is None or math.isfinite(value) else None
+
+
+def row_dict(row: Row) -> dict[str, Any]:
+    """A compared row as plain JSON data (the keys `--help` documents, `JSON_ROW_KEYS`)."""
+    label = row.label
+    metrics = {}
+    for metric in METRICS:
+        change = row.change(metric)
+        if change is None:  # one side only, or unlike configurations: values, no verdict
+            sides = {
+                side: identity.seed_values(
+                    [r for r in records if r.status == "ok"],
+                    lambda r, m=metric.name: getattr(r, m),
+                )
+                for side, records in (("base", row.base), ("new", row.new))
+            }
+            why = "unlike" if row.side == "both" else "one side only"
+            change = Change(metric, sides["base"], sides["new"], skipped=why)
+        metrics[metric.name] = {
+            "base": _number(change.base_mean),
+            "new": _number(change.new_mean),
+            "delta": _number(change.delta),
+            "relative": _number(change.relative),
+            "verdict": change.verdict if change.skipped is None else None,
+            "p_value": _number(change.p_value),
+            "skipped": change.skipped,
+            "base_values": change.base,
+            "new_values": change.new,
+        }
+    return {
+        "variant": label["variant"],
+        "backend": label["backend"],
+        "device": label["device"],
+        "dataset": label["dataset"],
+        "configuration": row.job.fields(),
+        "side": row.side,
+        "seeds": {"base": _seeds(row.base), "new": _seeds(row.new)},
+        "verdict": row.verdict if row.side == "both" and not unlike(row) else None,
+        "differences": list(row.differences),
+        "near": list(row.near),
+        "failed_new": [
+            {"seed": r.seed, "status": r.status, "error": r.error} for r in row.failed_new
+        ],
+        "metrics": metrics,
+    }
+
+
+def _print_json(data: dict[str, Any]) -> None:
+    print(json.dumps(data, indent=2, allow_nan=False))
 
 
 # ------------------------------------------------------------------------------- rendering
