@@ -29,8 +29,16 @@ if TYPE_CHECKING:
 # (its `start` event sent); comma-separate several. KIND is crash (SIGSEGV), kill (SIGKILL, as
 # the OOM killer does), hang, or exit.
 FAULT_ENV = "MNIST_BENCH_INJECT_FAULT"
-# Share of all cores that other processes may use before a record is marked contended.
+# Share of all cores that other processes and the hypervisor (steal) may take before a record
+# is marked contended.
 CONTENTION_THRESHOLD = 0.25
+# A record is unstable when its steady epochs (those after the first) disagree too much to be
+# summed up by one number: their sample standard deviation is 10% of their mean or more, the
+# point at which pyperf warns "the benchmark result may be unstable". Steady epochs of a quiet
+# record agree within a few per cent; the bimodal TensorFlow epochs of issue 12 ([2.68, 5.02,
+# 5.00, 2.62] s, a neighbour's doing) have a CV of 0.35. pyperf's other check, an extreme 50%
+# away from the mean, adds nothing at our few epochs: a CV under 0.10 cannot reach it.
+UNSTABLE_CV = 0.10
 
 
 def peak_rss_mib() -> float:
@@ -96,8 +104,21 @@ def make_optimizer(settings: TrainSettings, steps_per_epoch: int):
     return classes[name](learning_rate=rate, **kwargs)
 
 
+def steady_dispersion(epoch_seconds: list[float]) -> tuple[float, float] | None:
+    """Coefficient of variation (sample std / mean) and slowest / fastest of the steady epochs
+    (all but the first); None with fewer than two of them."""
+    steady = epoch_seconds[1:]
+    if len(steady) < 2 or min(steady) <= 0:
+        return None
+    mean = math.fsum(steady) / len(steady)
+    std = math.sqrt(math.fsum((s - mean) ** 2 for s in steady) / (len(steady) - 1))
+    return std / mean, max(steady) / min(steady)
+
+
 class ContentionProbe:
-    """CPU time used by processes other than this one while a record runs (psutil)."""
+    """CPU time taken from a record while it runs (psutil), as shares of all cores: `share`,
+    used by processes other than this one; `steal`, taken by the hypervisor for other guests
+    (None where the OS does not count it, e.g. macOS)."""
 
     def __init__(self) -> None:
         import psutil
@@ -110,13 +131,23 @@ class ContentionProbe:
         self._t0 = time.perf_counter()
         self._busy0 = self._busy()
         self._mine0 = self._mine()
+        self._steal0 = self._steal()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        wall = max(time.perf_counter() - self._t0, 1e-9)
+        scale = max(time.perf_counter() - self._t0, 1e-9) * self._cores
         others = (self._busy() - self._busy0) - (self._mine() - self._mine0)
-        self.share = max(0.0, others / (wall * self._cores))
+        self.share = max(0.0, others / scale)
+        steal = self._steal()
+        self.steal = None if steal is None else max(0.0, (steal - self._steal0) / scale)
         self.loadavg = os.getloadavg()[0]
+
+    @property
+    def contended(self) -> bool:
+        return self.share + (self.steal or 0.0) > CONTENTION_THRESHOLD
+
+    def _steal(self) -> float | None:
+        return getattr(self._psutil.cpu_times(), "steal", None)
 
     def _busy(self) -> float:
         t = self._psutil.cpu_times()
@@ -206,11 +237,11 @@ class Trainer:
         with ContentionProbe() as probe:
             self._train(record, variant, device, index)
         record.wall_seconds = time.perf_counter() - t0
-        record.contention = {
-            "other_cpu_share": round(probe.share, 4),
-            "loadavg_1m": round(probe.loadavg, 2),
-        }
-        record.contended = probe.share > CONTENTION_THRESHOLD
+        record.contention = {"other_cpu_share": round(probe.share, 4)}
+        if probe.steal is not None:
+            record.contention["steal_share"] = round(probe.steal, 4)
+        record.contention["loadavg_1m"] = round(probe.loadavg, 2)
+        record.contended = probe.contended
         record.peak_rss_mib = peak_rss_mib()
         return record
 
@@ -311,6 +342,10 @@ class Trainer:
                 record.flops_per_train_sample * record.train_samples_per_second / 1e9
             )
         record.time_to_accuracy = timing.time_to_accuracy(record.accuracy_curve, secs, targets)
+        dispersion = steady_dispersion(secs)
+        if dispersion is not None:
+            record.steady_epoch_cv, record.steady_epoch_max_min = dispersion
+            record.unstable = record.steady_epoch_cv >= UNSTABLE_CV
 
     def _measure_inference(self, record: Record, model, x_test: np.ndarray, batch: int) -> None:
         model.predict(x_test, batch_size=batch, verbose=0)  # warm-up

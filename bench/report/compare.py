@@ -44,7 +44,7 @@ class Change:
     new: list[float]
     verdict: str = SAME
     p_value: float | None = None  # Welch; None when a side has fewer than two seeds
-    skipped: str | None = None  # why no verdict (e.g. contended timing)
+    skipped: str | None = None  # why no verdict (e.g. contended or unstable timing)
 
     @property
     def base_mean(self) -> float | None:
@@ -172,12 +172,15 @@ def judge(row: Row, tol: Tolerances = Tolerances()) -> Row:
     base_ok = [r for r in row.base if r.status == "ok"]
     new_ok = [r for r in row.new if r.status == "ok"]
     contended = any(r.contended for r in base_ok + new_ok)
+    unstable = any(r.unstable for r in base_ok + new_ok)
     for metric in METRICS:
         change = Change(metric, _per_seed(base_ok, metric), _per_seed(new_ok, metric))
         if not change.base or not change.new:
             change.skipped = "no values"
         elif metric.is_timing and contended:
             change.skipped = "contended"
+        elif metric.is_timing and unstable:
+            change.skipped = "unstable"
         else:
             change.verdict, change.p_value = _verdict(change, tol)
         row.changes.append(change)
@@ -233,7 +236,8 @@ def gate(
     `tol.accuracy` and, where both sides have two or more seeds, Welch's test also calls the
     drop significant: a drop must matter in size and be more than noise. With `max_slowdown`
     (e.g. 0.25), a row also fails when its training or inference throughput fell by more than
-    that fraction; contended records never fail on timing. Rows only in the new results pass.
+    that fraction; contended and unstable records never fail on timing. Rows only in the new
+    results pass.
     """
     failures: list[Failure] = []
     for row in rows:

@@ -137,7 +137,7 @@ def add_check(p: argparse.ArgumentParser) -> None:
         metavar="X",
         help="also fail when training or inference throughput falls by more than "
         "this fraction (e.g. 0.25); off by default, CI machines are noisy; "
-        "contended records are never judged on timing",
+        "contended and unstable records are never judged on timing",
     )
     p.add_argument(
         "--allow-missing",
@@ -346,6 +346,8 @@ def _cell(row: Row, metric, digits: int) -> str:
         text += f" {change.relative:+.1%}" if change.relative is not None else ""
     if change.skipped == "contended":
         text += " ‡"
+    elif change.skipped == "unstable":
+        text += " †"
     elif change.verdict != "no significant change":
         text += " ▲" if change.verdict == BETTER else " ▼"
     return text
@@ -414,7 +416,8 @@ def _render(rows: list[Row], fmt: str, *, title: str, reasons=None) -> None:
     table = Table(
         title=title,
         box=box.SIMPLE_HEAVY if color else box.ASCII,
-        caption="cells: BASE→NEW delta relative; ▲ better, ▼ worse; ‡ contended: timing not judged",
+        caption="cells: BASE→NEW delta relative; ▲ better, ▼ worse; timing not judged: "
+        "‡ contended, † unstable",
     )
     for i, name in enumerate(header):
         table.add_column(name, justify="right" if 3 <= i < len(header) - 1 else "left")

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 
 METRICS = tuple(m.name for m in ALL_METRICS)  # every metric, headline ones first
 STATS = ("mean", "std", "ci_low", "ci_high")
+# Per record (--raw): whether its timings can be trusted, and why not.
+TRUST = ("contended", "unstable", "steady_epoch_cv", "steady_epoch_max_min")
+CONTENTION = ("other_cpu_share", "steal_share", "loadavg_1m")
 
 
 def _text(rows: Iterable[list]) -> str:
@@ -31,7 +34,7 @@ def render(rows: list[Row], by: Sequence[str] = DEFAULT_BY) -> str:
     """One line per row; with `variant` in `by`, its dataset and settings too."""
     settings = list(SETTINGS_FIELDS) if "variant" in by else []
     extra = ["dataset", *settings] if "variant" in by else []
-    header = [*by, *extra, "n", "runs", "status", "error", "contended"]
+    header = [*by, *extra, "n", "runs", "status", "error", "contended", "unstable"]
     header += [f"{m}_{s}" for m in METRICS for s in STATS]
     lines: list[list] = [header]
     for row in rows:
@@ -41,7 +44,7 @@ def render(rows: list[Row], by: Sequence[str] = DEFAULT_BY) -> str:
             line += [first.dataset, *(getattr(row.settings, k) for k in settings)]
         line += [row.seeds, len(row.records), row.status]
         line.append(first.error if row.status != "ok" else None)
-        line.append(row.contended)
+        line += [row.contended, row.unstable]
         for metric in METRICS:
             summary = row.summary(metric)
             line += [getattr(summary, s) if summary else None for s in STATS]
@@ -59,12 +62,14 @@ def render_raw(
     settings = list(SETTINGS_FIELDS)
     keys = ("variant", "backend", "requested_device", "device", "dataset", "seed", "repeat")
     keys += ("status", "error")
-    header = ["run_id", "machine", *keys, *settings, "contended", *METRICS]
+    header = ["run_id", "machine", *keys, *settings, *TRUST, *CONTENTION, *METRICS]
     lines: list[list] = [header]
     for r in records:
         line = [run_id_of(r), machine_of(r), *(getattr(r, k) for k in keys)]
         line += [getattr(r.settings, k) for k in settings]
-        line += [r.contended, *(getattr(r, m) for m in METRICS)]
+        line += [getattr(r, k) for k in TRUST]
+        line += [(r.contention or {}).get(k) for k in CONTENTION]
+        line += [getattr(r, m) for m in METRICS]
         lines.append(line)
     return _text(lines)
 

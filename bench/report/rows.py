@@ -24,7 +24,8 @@ class Metric:
         label: its column heading.
         digits: decimals shown.
         higher_is_better: the direction of an improvement (compare's verdicts).
-        is_timing: judged with the time tolerance; meaningless for contended records.
+        is_timing: judged with the time tolerance; meaningless for contended or unstable
+            records.
         headline: shown in tables, judged by compare and check, summarized in the run's
             aggregates (`HEADLINE`); every metric is in CSV.
     """
@@ -83,6 +84,10 @@ class Row:
     @property
     def contended(self) -> bool:
         return any(r.contended for r in self.records)
+
+    @property
+    def unstable(self) -> bool:
+        return any(r.unstable for r in self.records)
 
 
 def rows(
@@ -172,9 +177,10 @@ def variant_label(row: Row, all_rows: list[Row]) -> str:
 
 
 def status_text(row: Row) -> str:
-    """`ok`, or the status and its error; `(contended)` where a record was."""
+    """`ok`, or the status and its error; `(contended)`, `(unstable)` where a record was."""
     text = row.status if row.status == "ok" else f"{row.status}: {row.records[0].error}"
-    return text + " (contended)" if row.contended else text
+    flags = [name for name in ("contended", "unstable") if getattr(row, name)]
+    return " ".join([text, *(f"({name})" for name in flags)])
 
 
 def headers(by: Sequence[str] = DEFAULT_BY) -> list[str]:

@@ -1,0 +1,181 @@
+"""Timings that say when they cannot be trusted: each record's steady-epoch dispersion and CPU
+steal share, the `unstable` flag in tables and CSV, and flagged timings kept out of
+`check --max-slowdown` (issue 12, point 10)."""
+
+from __future__ import annotations
+
+import collections
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+import psutil
+import pytest
+from conftest import BACKEND, make_record, needs_backend, only_run, run_cli
+from mnist_bench import cli, storage
+from mnist_bench.records import SCHEMA_VERSION, Record, RunFile, load_run
+from mnist_bench.report import rows
+from mnist_bench.training import UNSTABLE_CV, ContentionProbe, steady_dispersion
+
+
+# ------------------------------------------------------------------------ the dispersion
+def test_dispersion_of_steady_epochs_by_hand():
+    # The first epoch (tracing, compilation) is left out: 9 s does not count.
+    assert steady_dispersion([9.0, 2.0, 2.0, 2.0, 2.0]) == (0.0, 1.0)
+    # Steady 2.0 and 2.5: mean 2.25, sample std sqrt(0.25**2 * 2 / 1) = 0.353553.
+    cv, max_min = steady_dispersion([10.0, 2.0, 2.5])
+    assert cv == pytest.approx(0.353553 / 2.25, rel=1e-5)
+    assert max_min == 1.25
+
+
+def test_the_bimodal_tensorflow_record_of_issue_12_is_unstable():
+    # Steady [2.68, 5.02, 5.00, 2.62]: mean 3.83, deviations -1.15, 1.19, 1.17, -1.21,
+    # squares summing to 5.5716, std sqrt(5.5716 / 3) = 1.362791.
+    cv, max_min = steady_dispersion([2.85, 2.68, 5.02, 5.00, 2.62])
+    assert cv == pytest.approx(1.362791 / 3.83, rel=1e-5)
+    assert max_min == pytest.approx(5.02 / 2.62)
+    assert cv >= UNSTABLE_CV
+    # A quiet record's epochs agree within a few per cent.
+    cv, _ = steady_dispersion([2.85, 2.51, 2.49, 2.55, 2.52])
+    assert cv < UNSTABLE_CV
+
+
+@pytest.mark.parametrize("epochs", [[], [3.0], [3.0, 1.0], [3.0, 1.0, 0.0]])
+def test_no_dispersion_from_fewer_than_two_steady_epochs(epochs):
+    assert steady_dispersion(epochs) is None
+
+
+# -------------------------------------------------------------------------- steal time
+def test_probe_measures_steal_where_the_os_counts_it():
+    with ContentionProbe() as probe:
+        sum(range(10**5))
+    assert probe.share >= 0.0 and (probe.steal is None or 0.0 <= probe.steal <= 1.0)
+    if hasattr(psutil.cpu_times(), "steal"):  # Linux
+        assert probe.steal is not None
+
+
+def test_probe_without_steal_as_on_macos(monkeypatch):
+    """macOS's cpu_times has no `steal`: the probe says None and judges on the share alone."""
+    real = psutil.cpu_times
+    mac = collections.namedtuple("scputimes", "user nice system idle")
+
+    def cpu_times(percpu=False):
+        t = real()
+        return mac(t.user, t.nice, t.system, t.idle)
+
+    monkeypatch.setattr(psutil, "cpu_times", cpu_times)
+    with ContentionProbe() as probe:
+        sum(range(10**5))
+    assert probe.steal is None
+    assert probe.contended == (probe.share > 0.25)
+
+
+@needs_backend
+def test_a_real_record_carries_its_dispersion_steal_and_flag(tmp_path):
+    result = run_cli(
+        "run", "-b", BACKEND, "-v", "two-dense", "--epochs", "3", "--train-limit", "2000",
+        "--test-limit", "500", "--infer-batch-sizes", "32", "--results-dir", str(tmp_path),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    [record] = only_run(tmp_path).records
+    cv, max_min = steady_dispersion(record.epoch_seconds)
+    assert record.steady_epoch_cv == cv and record.steady_epoch_max_min == max_min
+    assert record.unstable == (cv >= UNSTABLE_CV)
+    assert set(record.contention) >= {"other_cpu_share", "loadavg_1m"}
+    if hasattr(psutil.cpu_times(), "steal"):
+        assert 0.0 <= record.contention["steal_share"] <= 1.0
+
+
+# ------------------------------------------------------------------- tables and CSV
+def timed(seed: int = 0, *, seconds: float = 10.0, unstable: bool = False, **fields) -> Record:
+    epochs = [seconds, seconds, seconds * (1.5 if unstable else 1.0)]
+    cv, max_min = steady_dispersion(epochs)
+    return make_record(
+        seed=seed,
+        epochs=3,
+        status="ok",
+        test_accuracy=0.97,
+        epoch_seconds=epochs,
+        train_seconds=sum(epochs),
+        train_samples_per_second=60000 / seconds,
+        infer_samples_per_second=1e5,
+        steady_epoch_cv=cv,
+        steady_epoch_max_min=max_min,
+        unstable=unstable,
+        contention={"other_cpu_share": 0.01, "steal_share": 0.002, "loadavg_1m": 0.3},
+        **fields,
+    )
+
+
+def save(path: Path, run_id: str, records: list[Record]) -> str:
+    run = RunFile(
+        run_id,
+        "2026-11-25T00:00:00Z",
+        {},
+        {"machine_id": "abc"},
+        records,
+        schema_version=SCHEMA_VERSION,
+    )
+    storage.write_json(path, run.to_dict())
+    return str(path)
+
+
+def test_status_text_names_each_flag():
+    def status(*records: Record) -> str:
+        [row] = rows.rows(records)
+        return rows.status_text(row)
+
+    assert status(timed()) == "ok"
+    assert status(timed(), timed(1, unstable=True)) == "ok (unstable)"
+    assert status(timed(contended=True, unstable=True)) == "ok (contended) (unstable)"
+
+
+def test_flag_in_table_markdown_and_csv(tmp_path, capsys):
+    path = save(tmp_path / "run.json", "r1", [timed(0), timed(1, unstable=True)])
+    assert load_run(path).records[1].unstable  # the field round-trips
+
+    def report(*args: str) -> str:
+        assert cli.main(["report", path, *args]) == 0
+        return capsys.readouterr().out
+
+    assert "ok (unstable)" in report()
+    assert "ok (unstable)" in report("--format", "markdown")
+    [row] = csv.DictReader(io.StringIO(report("--format", "csv")))
+    assert (row["contended"], row["unstable"]) == ("False", "True")
+    raw = list(csv.DictReader(io.StringIO(report("--format", "csv", "--raw"))))
+    assert [r["unstable"] for r in raw] == ["False", "True"]
+    assert float(raw[1]["steady_epoch_cv"]) == pytest.approx(5 / math.sqrt(2) / 12.5)
+    assert float(raw[1]["steady_epoch_max_min"]) == 1.5
+    assert [r["steal_share"] for r in raw] == ["0.002", "0.002"]
+
+
+def test_a_file_without_the_new_fields_still_loads(tmp_path):
+    path = tmp_path / "old.json"
+    save(path, "r1", [timed()])
+    data = json.loads(path.read_text())
+    for name in ("steady_epoch_cv", "steady_epoch_max_min", "unstable"):
+        del data["records"][0][name]
+    path.write_text(json.dumps(data))
+    record = load_run(path).records[0]
+    assert (record.steady_epoch_cv, record.unstable) == (None, False)
+
+
+# ------------------------------------------------------------------------------ the gate
+@pytest.mark.parametrize("unstable", [False, True])
+def test_max_slowdown_ignores_unstable_records(tmp_path, capsys, unstable):
+    """Throughput halved: an unflagged record fails `--max-slowdown 0.25`, an unstable one
+    (on either side) is not judged on timing, as a contended one is not."""
+    base = save(tmp_path / "base.json", "base", [timed(seconds=10.0)])
+    new = save(tmp_path / "new.json", "new", [timed(seconds=20.0, unstable=unstable)])
+    code = cli.main(["check", new, "--baseline", base, "--max-slowdown", "0.25"])
+    out = capsys.readouterr().out
+    if unstable:
+        assert code == 0, out
+    else:
+        assert code == 1 and "train samples/s -50%" in out
+    assert cli.main(["check", new, "--baseline", base]) == 0  # off by default either way
+    capsys.readouterr()
+    assert cli.main(["compare", base, new, "--format", "markdown"]) == 0  # no caption
+    assert ("†" in capsys.readouterr().out) == unstable
