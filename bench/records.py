@@ -255,7 +255,23 @@ def _decoders() -> tuple[Any, Any]:
 
 
 def load_run(path: str | Path) -> RunFile:
-    """Read and validate one run file.
+    """Read and validate one run file: its types (`_decode_run`), then what the schema cannot
+    say (`check_consistency`).
+
+    Raises:
+        UserError: missing, unreadable, not JSON, not a run file this version understands, or
+            inconsistent; the message names the file and the field.
+    """
+    run = _decode_run(Path(path))
+    try:
+        check_consistency(run)
+    except ValueError as exc:
+        raise UserError(f"{path}: inconsistent run file ({exc})") from None
+    return run
+
+
+def _decode_run(path: Path) -> RunFile:
+    """Read one run file and check its types.
 
     msgspec parses and type-checks in one pass, in C, straight into the dataclasses: about
     three times as fast as parsing to dicts and checking them in Python (`report` reads 1,000
@@ -309,6 +325,110 @@ def load_run(path: str | Path) -> RunFile:
         raise UserError(f"{path}: not a mnist-bench run file ({exc})") from None
     except RecursionError:
         raise UserError(f"{path}: malformed JSON (nested too deeply)") from None
+
+
+# ------------------------------------------------------------------------------ consistency
+# What the types cannot say: values in range, and fields that agree with each other. Readers of
+# a loaded run (report, compare, check, --resume, the time estimate) rely on it.
+MAX_VALUE = 1e50  # beyond any measurement; statistics over larger values would overflow
+RANGES: dict[str, tuple[float, float]] = {
+    "test_accuracy": (0.0, 1.0),
+    "test_loss": (-MAX_VALUE, MAX_VALUE),
+    "first_epoch_seconds": (0.0, MAX_VALUE),
+    "steady_epoch_seconds": (0.0, MAX_VALUE),
+    "train_seconds": (0.0, MAX_VALUE),
+    "train_samples_per_second": (0.0, MAX_VALUE),
+    "infer_samples_per_second": (0.0, MAX_VALUE),
+    "achieved_gflops": (0.0, MAX_VALUE),
+    "mfu": (0.0, MAX_VALUE),
+    "peak_rss_mib": (0.0, MAX_VALUE),
+    "wall_seconds": (0.0, MAX_VALUE),
+}  # a record's numbers; each list item too
+ITEM_RANGES = {
+    "epoch_seconds": (0.0, MAX_VALUE),
+    "accuracy_curve": (0.0, 1.0),
+    "loss_curve": (-MAX_VALUE, MAX_VALUE),
+}
+COUNTS = (
+    "params", "train_samples", "test_samples", "diverged_at_epoch", "flops_per_train_sample",
+    "flops_per_infer_sample",
+)  # fmt: skip
+# Environment blocks readers look into (machine labels, class names, commits).
+_ENVIRONMENT_SHAPES = {"cpu": dict, "git": dict, "dataset": dict, "backends": dict, "gpus": list}
+
+
+def check_consistency(run: RunFile) -> None:
+    """Raise ValueError naming the first field (`records[2].confusion_matrix[3]: ...`) that is
+    out of range or disagrees with another: negative times, counts or rates, an accuracy
+    outside 0..1, a confusion matrix that is not square or does not sum to `test_samples`, a
+    misclassified digit outside the test set or the classes, an environment block of the wrong
+    shape. A job recorded twice is no inconsistency: readers count it as a repeat of its seed."""
+    env = run.environment
+    for name, kind in _ENVIRONMENT_SHAPES.items():
+        if env.get(name) is not None and not isinstance(env[name], kind):
+            want = "object" if kind is dict else "array"
+            raise ValueError(f"environment.{name}: expected {want}, got {_json_type(env[name])}")
+    names = (env.get("dataset") or {}).get("class_names")
+    if names is not None and not isinstance(names, list):
+        raise ValueError(
+            f"environment.dataset.class_names: expected array, got {_json_type(names)}"
+        )
+    for i, record in enumerate(run.records):
+        _check_record(record, f"records[{i}]")
+
+
+def _check_record(r: Record, where: str) -> None:
+    for name, (low, high) in RANGES.items():
+        value = getattr(r, name)
+        if value is not None and not low <= value <= high:
+            raise ValueError(f"{where}.{name}: {value!r} is outside {low:g}..{high:g}")
+    for name, (low, high) in ITEM_RANGES.items():
+        for j, value in enumerate(getattr(r, name)):
+            if value is not None and not low <= value <= high:
+                raise ValueError(f"{where}.{name}[{j}]: {value!r} is outside {low:g}..{high:g}")
+    for name in COUNTS:
+        value = getattr(r, name)
+        if value is not None and value < 0:
+            raise ValueError(f"{where}.{name}: {value} is negative")
+    matrix, tested = r.confusion_matrix, r.test_samples
+    if matrix is not None:
+        if not matrix:
+            raise ValueError(f"{where}.confusion_matrix: empty")
+        for j, row in enumerate(matrix):
+            if len(row) != len(matrix):
+                raise ValueError(
+                    f"{where}.confusion_matrix[{j}]: {len(row)} counts in a "
+                    f"{len(matrix)}-class matrix"
+                )
+            if min(row) < 0:
+                raise ValueError(f"{where}.confusion_matrix[{j}]: a negative count")
+        total = sum(map(sum, matrix))
+        if tested is not None and total != tested:
+            raise ValueError(
+                f"{where}.confusion_matrix: counts sum to {total}, test_samples is {tested}"
+            )
+        tested = total
+    for j, entry in enumerate(r.misclassified):
+        if not (
+            len(entry) == 3
+            and min(entry) >= 0
+            and (tested is None or entry[0] < tested)
+            and (matrix is None or max(entry[1:]) < len(matrix))
+        ):
+            raise ValueError(
+                f"{where}.misclassified[{j}]: {_short(entry)} is not [test index, true class, "
+                "predicted class] within the test set and its classes"
+            )
+
+
+def _json_type(value: Any) -> str:
+    kinds = {dict: "object", list: "array", str: "str", bool: "bool", int: "int", float: "float"}
+    return kinds.get(type(value), "null")
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # ------------------------------------------------------------------------------ the journal
