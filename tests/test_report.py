@@ -95,7 +95,7 @@ def test_markdown_group_by_machine_imports_no_framework():
     header, *body = markdown_rows(out.stdout)
     assert " | ".join(header) == (
         "variant | backend | machine | seeds | test accuracy | train s | train samples/s | "
-        "infer samples/s | status"
+        "infer samples/s | MFU % | status"
     )
     assert len(body) == 10  # 6 on AMD, 3 ok + 1 failed on Intel
     assert {row[2] for row in body} == {AMD_LABEL, INTEL_LABEL}
@@ -145,7 +145,9 @@ def test_html_is_one_file_with_every_plot(tmp_path):
     text = page.read_text()
     prefix = '<img src="data:image/png;base64,'
     images = [chunk.split('"', 1)[0] for chunk in text.split(prefix)[1:]]
-    assert len(images) == 2 + 2  # scatter, throughput, one confusion matrix per ok row
+    # scatter, throughput, curves (one figure: the rows merge variants), latency, MFU, and one
+    # confusion matrix per ok row
+    assert len(images) == 5 + 2
     assert all(base64.b64decode(data).startswith(b"\x89PNG") for data in images)
     kinds = ("accuracy against training time", "training and inference throughput")
     for alt in (*kinds, "confusion matrix: jax, accuracy", "confusion matrix: torch, accuracy"):
@@ -260,6 +262,7 @@ def test_run_table_is_unchanged_by_default():
         "train s",
         "train samples/s",
         "infer samples/s",
+        "MFU %",  # the records have it
         "status",
     ]
     assert t.row_count == 6

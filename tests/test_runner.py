@@ -45,6 +45,7 @@ def test_real_short_fit(tmp_path, backend):
     assert len(record.weights_sha256) == 64
     figures = sorted(p.name for p in (tmp_path / run.run_id).iterdir())
     assert figures == [
+        "two-dense-curves.png",
         f"two-dense-{backend}-cpu-seed0-confusion.png",
         f"two-dense-{backend}-cpu-seed0-errors.png",
     ]

@@ -1,28 +1,41 @@
-"""Report plots as PNG bytes: accuracy against training time, throughput, confusion matrices.
+"""Report plots as matplotlib Figures: accuracy against training time, throughput, accuracy and
+loss per epoch, batch-1 latency, MFU and confusion matrices; `png` turns one into PNG bytes.
 
 Each reads report rows and nothing else. Figures are built with `matplotlib.figure.Figure` (no
-pyplot, no global state); matplotlib and seaborn are imported here only, for `--format html`.
+pyplot, no global state); matplotlib and seaborn are imported here only, when a figure is drawn
+(`--format html`, `run`'s figures).
 """
 
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
+from mnist_bench import identity
 from mnist_bench.records import Record
 from mnist_bench.report.rows import Row, variant_label
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
 MAX_HEATMAPS = 48  # one per row; past this the page says how many were left out
+MAX_CURVES = 48  # one figure per variant
+MAX_LATENCY_ROWS = 64  # one line of the latency figure per row
 DPI = 80
+PERCENTILE_MARKERS = (("p50", "o", 28), ("p95", "|", 70), ("p99", "x", 28))  # key, marker, size
 
 
-def _figure(width: float, height: float):
+def _figure(width: float, height: float) -> Figure:
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
 
 
-def _png(fig) -> bytes:
+def png(fig: Figure) -> bytes:
+    """The figure as PNG bytes."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI)
     return buffer.getvalue()
@@ -33,21 +46,37 @@ def series_label(row: Row, by: Sequence[str]) -> str:
     return " · ".join(getattr(row, k) for k in by if k != "variant") or "all"
 
 
+def row_label(row: Row, rows: list[Row], by: Sequence[str]) -> str:
+    """The row's group keys, `two-dense · jax · cpu`."""
+    return " · ".join(variant_label(row, rows) if k == "variant" else getattr(row, k) for k in by)
+
+
+def _group(row: Row, rows: list[Row], by: Sequence[str]) -> str:
+    """The variant (with its configuration) a row belongs to; `all` when rows merge variants."""
+    return variant_label(row, rows) if "variant" in by else "all"
+
+
 def _ok(rows: list[Row]) -> list[Row]:
     return [r for r in rows if r.status == "ok"]
 
 
-def accuracy_vs_time(rows: list[Row], by: Sequence[str]) -> bytes:
+def _colors(rows: list[Row], by: Sequence[str]) -> dict[str, tuple]:
+    """One colour per series of all `rows` (whatever their status), in order of appearance: a
+    series keeps its colour in every figure of a report, whichever rows each one draws."""
+    import seaborn as sns
+
+    series = list(dict.fromkeys(series_label(r, by) for r in rows))
+    return dict(zip(series, sns.color_palette("tab10", len(series)), strict=True))
+
+
+def accuracy_vs_time(rows: list[Row], by: Sequence[str]) -> Figure:
     """Scatter: test accuracy against training seconds; colour per series, marker per variant.
 
     Each seed is a small point; each row's mean is a large one with 95% CI error bars.
     """
-    import seaborn as sns
-
-    rows = _ok(rows)
-    series = list(dict.fromkeys(series_label(r, by) for r in rows))
+    palette, rows = _colors(rows, by), _ok(rows)
+    colors = {s: palette[s] for s in dict.fromkeys(series_label(r, by) for r in rows)}
     variants = list(dict.fromkeys(variant_label(r, rows) for r in rows))
-    colors = dict(zip(series, sns.color_palette("tab10", len(series)), strict=True))
     markers = dict(zip(variants, "osD^vP*Xhp<>" * 4, strict=False))
     fig = _figure(10, 6)
     ax = fig.subplots()
@@ -87,56 +116,217 @@ def accuracy_vs_time(rows: list[Row], by: Sequence[str]) -> bytes:
     ax.grid(alpha=0.3)
     fig.legend(
         loc="outside lower center",
-        ncols=min(4, len(series) + len(markers)),
+        ncols=min(4, len(colors) + len(markers)),
         fontsize=8,
         frameon=False,
     )
-    return _png(fig)
+    return fig
 
 
-def throughput_bars(rows: list[Row], by: Sequence[str]) -> bytes:
+def _grouped_bars(
+    ax: Axes, rows: list[Row], by: Sequence[str], metric: str, palette: dict, scale: float = 1.0
+) -> None:
+    """A group of bars per variant, one bar per series of `rows` (labelled for the legend), with
+    95% CI error bars; a row without the metric leaves a gap."""
+    import numpy as np
+
+    series = list(dict.fromkeys(series_label(r, by) for r in rows))
+    groups = list(dict.fromkeys(_group(r, rows, by) for r in rows))
+    width = 0.8 / len(series)
+    for i, name in enumerate(series):
+        heights = np.full(len(groups), np.nan)
+        errors = np.zeros(len(groups))
+        for row in rows:
+            summary = row.summary(metric)
+            if series_label(row, by) != name or summary is None:
+                continue
+            g = groups.index(_group(row, rows, by))
+            heights[g], errors[g] = summary.mean * scale, (summary.half_width or 0) * scale
+        x = np.arange(len(groups)) + (i - (len(series) - 1) / 2) * width
+        ax.bar(x, heights, width, yerr=errors, color=palette[name], label=name, capsize=2)
+    ax.set_xticks(np.arange(len(groups)), groups)
+    ax.set_ylim(bottom=0)
+    ax.grid(axis="y", alpha=0.3)
+
+
+def _bars_width(rows: list[Row], by: Sequence[str]) -> float:
+    groups = {_group(r, rows, by) for r in rows}
+    series = {series_label(r, by) for r in rows}
+    return max(9, 1.2 * len(groups) * max(1, len(series) / 3))
+
+
+def throughput_bars(rows: list[Row], by: Sequence[str]) -> Figure:
     """Two bar charts, training and inference samples/s: a group of bars per variant, one bar
     per series (backend, device, machine), with 95% CI error bars."""
-    import numpy as np
-    import seaborn as sns
     from matplotlib.ticker import StrMethodFormatter
 
-    rows = _ok(rows)
-    series = list(dict.fromkeys(series_label(r, by) for r in rows))
-    groups = list(dict.fromkeys(variant_label(r, rows) if "variant" in by else "all" for r in rows))
-    colors = sns.color_palette("tab10", len(series))
-    width = 0.8 / len(series)
-    fig = _figure(max(9, 1.2 * len(groups) * max(1, len(series) / 3)), 7.5)
+    palette, rows = _colors(rows, by), _ok(rows)
+    fig = _figure(_bars_width(rows, by), 7.5)
     axes = fig.subplots(2, 1)
     for ax, metric, title in (
         (axes[0], "train_samples_per_second", "Training throughput (steady state)"),
         (axes[1], "infer_samples_per_second", "Inference throughput (predict over the test set)"),
     ):
-        for i, (name, color) in enumerate(zip(series, colors, strict=True)):
-            heights = np.full(len(groups), np.nan)
-            errors = np.zeros(len(groups))
-            for row in rows:
-                summary = row.summary(metric)
-                if series_label(row, by) != name or summary is None:
-                    continue
-                g = groups.index(variant_label(row, rows) if "variant" in by else "all")
-                heights[g], errors[g] = summary.mean, summary.half_width or 0
-            x = np.arange(len(groups)) + (i - (len(series) - 1) / 2) * width
-            ax.bar(x, heights, width, yerr=errors, color=color, label=name, capsize=2)
-        ax.set_xticks(np.arange(len(groups)), groups)
-        ax.set_ylim(bottom=0)
+        _grouped_bars(ax, rows, by, metric, palette)
         ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
         ax.set_ylabel("samples/s")
         ax.set_title(title)
-        ax.grid(axis="y", alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(
-        *axes[0].get_legend_handles_labels(),
-        loc="outside lower center",
-        ncols=min(4, len(series)),
-        fontsize=8,
+        handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize=8,
         frameon=False,
-    )
-    return _png(fig)
+    )  # fmt: skip
+    return fig
+
+
+def has_mfu(rows: list[Row]) -> bool:
+    return any(r.mfu is not None for row in _ok(rows) for r in row.records)
+
+
+def mfu_bars(rows: list[Row], by: Sequence[str]) -> Figure:
+    """MFU in percent: achieved GFLOP/s in steady-state training over the machine's measured
+    float32 matmul peak, a group of bars per variant, one bar per series, 95% CI error bars."""
+    palette = _colors(rows, by)
+    rows = [r for r in _ok(rows) if r.values("mfu")]
+    fig = _figure(_bars_width(rows, by), 4.2)
+    ax = fig.subplots()
+    _grouped_bars(ax, rows, by, "mfu", palette, scale=100.0)
+    ax.set_ylabel("MFU (% of peak)")
+    ax.set_title("Model FLOPs utilisation in training (CPU; peak: NumPy float32 matmul)")
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(
+        handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize=8,
+        frameon=False,
+    )  # fmt: skip
+    return fig
+
+
+def _seed_curves(row: Row, name: str) -> list[list[float]]:
+    """One curve per seed (the mean of its repeats, epoch by epoch); a missing value (a loss
+    that was not finite, an epoch a run did not reach) is NaN."""
+    out = []
+    for repeats in identity.per_seed(row.records).values():
+        curves = [getattr(r, name) for r in repeats if getattr(r, name)]
+        if curves:
+            out.append(_nanmean(curves))
+    return out
+
+
+def _nanmean(curves: list[list[float | None]]) -> list[float]:
+    """The mean, epoch by epoch, of curves of any lengths, over the values each epoch has."""
+    out = []
+    for epoch in range(max(map(len, curves))):
+        values = [c[epoch] for c in curves if epoch < len(c) and _finite(c[epoch])]
+        out.append(sum(values) / len(values) if values else math.nan)
+    return out
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def epoch_curves(rows: list[Row], by: Sequence[str]) -> list[tuple[str, Figure]]:
+    """(variant, Figure) per variant, at most `MAX_CURVES`: test accuracy after each epoch
+    (left) and training loss (right), one colour per series (backend, device, machine).
+
+    A row of several seeds is a bold mean over its seeds and a thin line per seed; a row of one
+    seed, one bold line. Diverged records are rows of their own, drawn dashed up to the epoch
+    their loss stopped being finite.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    palette = _colors(rows, by)
+    drawn = [
+        r for r in rows if r.status in ("ok", "diverged") and any(x.loss_curve for x in r.records)
+    ]
+    out: list[tuple[str, Figure]] = []
+    for group in dict.fromkeys(_group(r, drawn, by) for r in drawn):
+        if len(out) == MAX_CURVES:
+            break
+        fig = _figure(10, 3.8)
+        axes = fig.subplots(1, 2)
+        last = 1  # the last epoch drawn
+        for row in (r for r in drawn if _group(r, drawn, by) == group):
+            label = series_label(row, by)
+            color = palette[label]
+            style = "--" if row.status == "diverged" else "-"
+            if row.status == "diverged":
+                label += " (diverged)"
+            for ax, name in zip(axes, ("accuracy_curve", "loss_curve"), strict=True):
+                curves = _seed_curves(row, name)
+                if not curves:
+                    continue
+                if len(curves) > 1:
+                    for curve in curves:
+                        epochs = range(1, len(curve) + 1)
+                        ax.plot(epochs, curve, color=color, ls=style, lw=0.8, marker=".", ms=3,
+                                alpha=0.35)  # fmt: skip
+                mean = _nanmean(curves)
+                last = max(last, len(mean))
+                ax.plot(range(1, len(mean) + 1), mean, color=color, ls=style, lw=2, marker="o",
+                        ms=4, label=label)  # fmt: skip
+        for ax, ylabel in zip(axes, ("test accuracy", "training loss"), strict=True):
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(ylabel)
+            ax.set_xlim(0.5, last + 0.5)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.grid(alpha=0.3)
+        axes[0].set_title("Test accuracy after each epoch", fontsize=10)
+        axes[1].set_title("Training loss (epoch mean)", fontsize=10)
+        fig.suptitle(group, fontsize=11)
+        handles, labels = axes[1].get_legend_handles_labels()
+        if not handles:
+            handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)),
+                   fontsize=8, frameon=False)  # fmt: skip
+        out.append((group, fig))
+    return out
+
+
+def has_latency(rows: list[Row]) -> bool:
+    return any(r.latency_ms for row in _ok(rows) for r in row.records)
+
+
+def latency_ranges(rows: list[Row], by: Sequence[str]) -> Figure:
+    """Batch-1 latency per row, at most `MAX_LATENCY_ROWS`: one line per record (each seed, and
+    each run of a seed) from its p50 to its p99, p95 marked on it; colour per series (backend,
+    device, machine).
+
+    Records keep these three percentiles, not each query's time, so this is the spread a
+    record's queries had and how it differs between records, not a full distribution. The axis is
+    logarithmic when latencies span more than a factor of 20.
+    """
+    from matplotlib.lines import Line2D
+
+    palette, ok = _colors(rows, by), _ok(rows)
+    drawn = [r for r in ok if any(x.latency_ms for x in r.records)][:MAX_LATENCY_ROWS]
+    lines = [sum(1 for x in r.records if x.latency_ms) for r in drawn]
+    fig = _figure(10, 1.6 + sum(max(0.42, 0.14 * n) for n in lines))
+    ax = fig.subplots()
+    low, high = float("inf"), 0.0
+    for y, row in enumerate(drawn):
+        color = palette[series_label(row, by)]
+        measured = [x.latency_ms for x in row.records if x.latency_ms]
+        step = 0.5 / max(1, len(measured) - 1)
+        for i, latency in enumerate(measured):
+            at = y - 0.25 + i * step if len(measured) > 1 else y
+            ax.plot([latency["p50"], latency["p99"]], [at, at], color=color, lw=1.5)
+            for key, marker, size in PERCENTILE_MARKERS:
+                ax.scatter([latency[key]], [at], color=color, marker=marker, s=size, zorder=3)
+            low, high = min(low, latency["p50"]), max(high, latency["p99"])
+    ax.set_yticks(range(len(drawn)), [row_label(r, ok, by) for r in drawn])
+    ax.set_ylim(len(drawn) - 0.5, -0.5)  # the first row on top
+    if high > 20 * low:
+        ax.set_xscale("log")
+    ax.set_xlabel("batch-1 latency (ms)")
+    ax.set_title("Batch-1 latency: a line per record (seed, run) from p50 to p99")
+    ax.grid(axis="x", alpha=0.3)
+    keys = [
+        Line2D([], [], color="grey", marker=marker, ls="", label=key)
+        for key, marker, _ in PERCENTILE_MARKERS
+    ]
+    fig.legend(handles=keys, loc="outside lower center", ncols=3, fontsize=8, frameon=False)
+    return fig
 
 
 def summed_confusion(row: Row) -> list[list[int]] | None:
@@ -155,8 +345,19 @@ def confusion_heatmap_png(
     title: str,
     size: tuple[float, float] = (5.2, 4.6),
 ) -> bytes:
-    """Seaborn heatmap of one confusion matrix, counts annotated, as PNG bytes (drawn for the
-    report's rows and for each record of a run, `run_figures.save_confusion_heatmap`)."""
+    """`confusion_heatmap` as PNG bytes (drawn for the report's rows and for each record of a
+    run, `run_figures.save_confusion_heatmap`)."""
+    return png(confusion_heatmap(matrix, class_names, title, size))
+
+
+def confusion_heatmap(
+    matrix: list[list[int]],
+    class_names: Sequence[str] | None,
+    title: str,
+    size: tuple[float, float] = (5.2, 4.6),
+):
+    """Seaborn heatmap of one confusion matrix, counts annotated: a matplotlib `Figure` (the
+    Python API's `Results.confusion_matrix`)."""
     import seaborn as sns
 
     if class_names is None or len(class_names) != len(matrix):
@@ -178,7 +379,7 @@ def confusion_heatmap_png(
     ax.set_xlabel("Predicted")
     ax.set_ylabel("Truth")
     ax.set_title(title, fontsize=9)
-    return _png(fig)
+    return fig
 
 
 def row_confusion_heatmaps(

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from html import escape
 from typing import TYPE_CHECKING
 
 from mnist_bench.report import figures
-from mnist_bench.report.rows import cells, headers
+from mnist_bench.report.rows import Row, cells, headers
 
 if TYPE_CHECKING:
     from mnist_bench.report.report_cmd import Report
@@ -34,6 +34,47 @@ figure { margin: 0; }
 def image(png: bytes, alt: str) -> str:
     data = base64.b64encode(png).decode("ascii")
     return f'<img src="data:image/png;base64,{data}" alt="{escape(alt)}">'
+
+
+def figure_image(fig, alt: str) -> str:
+    """A matplotlib Figure as an inline PNG."""
+    return image(figures.png(fig), alt)
+
+
+def curves_section(rows: list[Row], by: Sequence[str]) -> list[str]:
+    """Accuracy and loss per epoch, a figure per variant; nothing if no record has a curve."""
+    curves = figures.epoch_curves(rows, by)
+    if not curves:
+        return []
+    capped = f" At most {figures.MAX_CURVES} variants are shown."
+    return [
+        "<h2>Accuracy and loss per epoch</h2>",
+        '<p class="note">Per variant, a colour per row: bold is the mean over its seeds, thin '
+        "lines are the seeds; dashed, a diverged record."
+        + (capped if len(curves) == figures.MAX_CURVES else "")
+        + "</p>",
+        '<div class="grid">',
+        *(
+            f"<figure>{figure_image(fig, f'accuracy and loss per epoch: {name}')}</figure>"
+            for name, fig in curves
+        ),
+        "</div>",
+    ]
+
+
+def latency_section(rows: list[Row], by: Sequence[str]) -> list[str]:
+    measured = sum(1 for r in rows if r.status == "ok" and any(x.latency_ms for x in r.records))
+    shown = min(measured, figures.MAX_LATENCY_ROWS)
+    return [
+        "<h2>Batch-1 latency</h2>",
+        '<p class="note">One query at a time (<code>predict_on_batch</code> on one image). '
+        "Records keep the 50th, 95th and 99th percentiles of their queries, not each query: "
+        "a line per record (each seed, and each run of a seed) runs from its p50 (dot) to its "
+        "p99 (cross), its p95 marked between."
+        + (f" The first {shown} of {measured} rows are shown." if shown < measured else "")
+        + "</p>",
+        figure_image(figures.latency_ranges(rows, by), "batch-1 latency per row"),
+    ]
 
 
 def _alt(title: str) -> str:
@@ -62,7 +103,7 @@ def table(
 
 
 def results_table(report: Report) -> str:
-    header = headers(report.by)
+    header = headers(report.rows, report.by)
     numeric = set(header) - {*report.by, "status"}
     body = [cells(row, report.rows, report.by) for row in report.rows]
     classes = [
@@ -112,9 +153,20 @@ def render_report(report: Report) -> str:
     if ok:
         parts += [
             "<h2>Accuracy against training time</h2>",
-            image(figures.accuracy_vs_time(rows, by), "accuracy against training time"),
+            figure_image(figures.accuracy_vs_time(rows, by), "accuracy against training time"),
             "<h2>Throughput</h2>",
-            image(figures.throughput_bars(rows, by), "training and inference throughput"),
+            figure_image(figures.throughput_bars(rows, by), "training and inference throughput"),
+        ]
+    parts += curves_section(rows, by)
+    if figures.has_latency(rows):
+        parts += latency_section(rows, by)
+    if figures.has_mfu(rows):
+        parts += [
+            "<h2>Model FLOPs utilisation</h2>",
+            '<p class="note">Achieved GFLOP/s in steady-state training over the float32 matmul '
+            "peak NumPy measured on the machine, in percent (the <i>MFU %</i> column). Recorded "
+            "for CPU records only: a GPU record has no measured peak.</p>",
+            figure_image(figures.mfu_bars(rows, by), "model FLOPs utilisation"),
         ]
     heatmaps = figures.row_confusion_heatmaps(rows, by, report.class_names)
     if heatmaps:

@@ -18,7 +18,7 @@ def escape(cell: str) -> str:
 
 def render(rows: list[Row], by: Sequence[str] = DEFAULT_BY) -> str:
     """The table: key columns left-aligned, seeds and metrics right-aligned."""
-    names = headers(by)
+    names = headers(rows, by)
     align = ["---" if name in (*by, "status") else "---:" for name in names]
     lines = ["| " + " | ".join(names) + " |", "| " + " | ".join(align) + " |"]
     lines += ["| " + " | ".join(escape(c) for c in cells(row, rows, by)) + " |" for row in rows]

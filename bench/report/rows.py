@@ -28,6 +28,9 @@ class Metric:
             records.
         headline: shown in tables, judged by compare and check, summarized in the run's
             aggregates (`HEADLINE`); every metric is in CSV.
+        shown: a table column too, where some row has a value, but neither judged nor
+            summarized in the aggregates (`columns`).
+        scale: what the table multiplies it by (100: a fraction shown as a percentage).
     """
 
     name: str
@@ -36,6 +39,8 @@ class Metric:
     higher_is_better: bool = True
     is_timing: bool = True
     headline: bool = False
+    shown: bool = False
+    scale: float = 1.0
 
 
 # The one list of metrics, in column order. Tables, compare and the run's aggregates take the
@@ -49,7 +54,7 @@ METRICS = (
     Metric("first_epoch_seconds", "first epoch s", 2, False, True),
     Metric("steady_epoch_seconds", "steady epoch s", 2, False, True),
     Metric("achieved_gflops", "GFLOP/s", 2, True, True),
-    Metric("mfu", "MFU", 4, True, True),
+    Metric("mfu", "MFU %", 2, True, True, shown=True, scale=100.0),  # CPU only: NumPy peak
     Metric("peak_rss_mib", "peak RSS MiB", 0, False, False),
 )
 HEADLINE = tuple(m for m in METRICS if m.headline)
@@ -183,15 +188,26 @@ def status_text(row: Row) -> str:
     return " ".join([text, *(f"({name})" for name in flags)])
 
 
-def headers(by: Sequence[str] = DEFAULT_BY) -> list[str]:
-    """Column names of `cells`: the group keys, seeds, the metrics, status."""
-    return [*by, "seeds", *(m.label for m in HEADLINE), "status"]
+def columns(all_rows: Sequence[Row]) -> tuple[Metric, ...]:
+    """The metrics a table of `all_rows` shows: the headline ones, and each `shown` one that
+    some row has (MFU, which only CPU records on a machine with a measured peak carry)."""
+
+    def present(name: str) -> bool:
+        return any(getattr(r, name) is not None for row in all_rows for r in row.records)
+
+    return tuple(m for m in METRICS if m.headline or (m.shown and present(m.name)))
+
+
+def headers(all_rows: Sequence[Row], by: Sequence[str] = DEFAULT_BY) -> list[str]:
+    """Column names of `cells` for a table of `all_rows`: the group keys, seeds, the metrics
+    (`columns`), status."""
+    return [*by, "seeds", *(m.label for m in columns(all_rows)), "status"]
 
 
 def cells(row: Row, all_rows: list[Row], by: Sequence[str] = DEFAULT_BY) -> list[str]:
-    """One row as plain text, in the order of `headers(by)`."""
+    """One row as plain text, in the order of `headers(all_rows, by)`."""
     keys = [variant_label(row, all_rows) if k == "variant" else getattr(row, k) for k in by]
-    metrics = [fmt(row.summary(m.name), m.digits) for m in HEADLINE]
+    metrics = [fmt(row.summary(m.name), m.digits, m.scale) for m in columns(all_rows)]
     seeds = str(row.seeds)
     if len(row.records) > row.seeds:
         seeds += f" ({len(row.records)} runs)"

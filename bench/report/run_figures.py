@@ -1,7 +1,9 @@
-"""Figures per record: the confusion-matrix heatmap and a grid of misclassified test digits."""
+"""The figures `run` draws beside its run file: per record, the confusion-matrix heatmap and a
+grid of misclassified test digits; per variant, its accuracy and loss per epoch."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -61,15 +63,34 @@ def save_misclassified_grid(
     return path
 
 
+def save_epoch_curves(records: list[Record], folder: Path) -> list[Path]:
+    """Accuracy and loss per epoch, a figure per variant (`figures.epoch_curves`: its backends
+    side by side, its seeds as a mean and thin lines), as `folder/<variant>-curves.png`."""
+    from mnist_bench.report import figures
+    from mnist_bench.report.rows import DEFAULT_BY, rows
+
+    paths: list[Path] = []
+    for name, fig in figures.epoch_curves(rows(records), DEFAULT_BY):
+        slug = re.sub(r"[^A-Za-z0-9._=-]+", "-", name).strip("-")  # `two-dense [epochs=5]`
+        path = folder / f"{slug}-curves.png"
+        if path in paths:  # two labels alike once slugged
+            path = folder / f"{slug}-{len(paths)}-curves.png"
+        fig.savefig(path, dpi=figures.DPI)
+        paths.append(path)
+    return paths
+
+
 def draw_run_figures(
     records: list[Record], x_test: np.ndarray, class_names: tuple[str, ...], folder: Path
 ) -> list[Path]:
-    """Both figures for every finished record, into `folder` (created)."""
+    """Into `folder` (created): the confusion matrix and misclassified digits of every finished
+    record, and the per-epoch curves of every variant that has one."""
     done = [r for r in records if r.status == "ok" and r.confusion_matrix]
-    if not done:
+    curved = [r for r in records if r.status in ("ok", "diverged") and r.loss_curve]
+    if not done and not curved:
         return []
     folder.mkdir(parents=True, exist_ok=True)
-    paths = []
+    paths = save_epoch_curves(curved, folder)
     for record in done:
         paths.append(
             save_confusion_heatmap(record, class_names, folder / f"{stem(record)}-confusion.png")

@@ -44,7 +44,7 @@ def rows_table(
 ) -> Table:
     """A rich table of rows made by `rows(..., by=by)`."""
     table = Table(title=title, box=box.SIMPLE_HEAVY if color else box.ASCII)
-    for name in headers(by):
+    for name in headers(all_rows, by):
         table.add_column(name, justify="left" if name in (*by, "status") else "right")
     for row in all_rows:
         line = [Text(cell) for cell in cells(row, all_rows, by)]  # text, never markup
