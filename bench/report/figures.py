@@ -56,6 +56,17 @@ def _group(row: Row, rows: list[Row], by: Sequence[str]) -> str:
     return variant_label(row, rows) if "variant" in by else "all"
 
 
+def _legend_below(fig: Figure, handles: list, labels: list[str]) -> None:
+    fig.legend(
+        handles,
+        labels,
+        loc="outside lower center",
+        ncols=min(4, len(labels)),
+        fontsize=8,
+        frameon=False,
+    )
+
+
 def _ok(rows: list[Row]) -> list[Row]:
     return [r for r in rows if r.status == "ok"]
 
@@ -172,10 +183,7 @@ def throughput_bars(rows: list[Row], by: Sequence[str]) -> Figure:
         ax.set_ylabel("samples/s")
         ax.set_title(title)
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(
-        handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize=8,
-        frameon=False,
-    )  # fmt: skip
+    _legend_below(fig, handles, labels)
     return fig
 
 
@@ -194,10 +202,7 @@ def mfu_bars(rows: list[Row], by: Sequence[str]) -> Figure:
     ax.set_ylabel("MFU (% of peak)")
     ax.set_title("Model FLOPs utilisation in training (CPU; peak: NumPy float32 matmul)")
     handles, labels = ax.get_legend_handles_labels()
-    fig.legend(
-        handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize=8,
-        frameon=False,
-    )  # fmt: skip
+    _legend_below(fig, handles, labels)
     return fig
 
 
@@ -230,8 +235,8 @@ def epoch_curves(rows: list[Row], by: Sequence[str]) -> list[tuple[str, Figure]]
     (left) and training loss (right), one colour per series (backend, device, machine).
 
     A row of several seeds is a bold mean over its seeds and a thin line per seed; a row of one
-    seed, one bold line. Diverged records are rows of their own, drawn dashed up to the epoch
-    their loss stopped being finite.
+    seed, one bold line. Diverged records are rows of their own, drawn dashed with crosses up to
+    the epoch their loss stopped being finite.
     """
     from matplotlib.ticker import MaxNLocator
 
@@ -249,7 +254,7 @@ def epoch_curves(rows: list[Row], by: Sequence[str]) -> list[tuple[str, Figure]]
         for row in (r for r in drawn if _group(r, drawn, by) == group):
             label = series_label(row, by)
             color = palette[label]
-            style = "--" if row.status == "diverged" else "-"
+            style, marker = ("--", "X") if row.status == "diverged" else ("-", "o")
             if row.status == "diverged":
                 label += " (diverged)"
             for ax, name in zip(axes, ("accuracy_curve", "loss_curve"), strict=True):
@@ -259,12 +264,28 @@ def epoch_curves(rows: list[Row], by: Sequence[str]) -> list[tuple[str, Figure]]
                 if len(curves) > 1:
                     for curve in curves:
                         epochs = range(1, len(curve) + 1)
-                        ax.plot(epochs, curve, color=color, ls=style, lw=0.8, marker=".", ms=3,
-                                alpha=0.35)  # fmt: skip
+                        ax.plot(
+                            epochs,
+                            curve,
+                            color=color,
+                            ls=style,
+                            lw=0.8,
+                            marker=".",
+                            ms=3,
+                            alpha=0.35,
+                        )
                 mean = _nanmean(curves)
                 last = max(last, len(mean))
-                ax.plot(range(1, len(mean) + 1), mean, color=color, ls=style, lw=2, marker="o",
-                        ms=4, label=label)  # fmt: skip
+                ax.plot(
+                    range(1, len(mean) + 1),
+                    mean,
+                    color=color,
+                    ls=style,
+                    lw=2,
+                    marker=marker,
+                    ms=4,
+                    label=label,
+                )
         for ax, ylabel in zip(axes, ("test accuracy", "training loss"), strict=True):
             ax.set_xlabel("epoch")
             ax.set_ylabel(ylabel)
@@ -277,8 +298,7 @@ def epoch_curves(rows: list[Row], by: Sequence[str]) -> list[tuple[str, Figure]]
         handles, labels = axes[1].get_legend_handles_labels()
         if not handles:
             handles, labels = axes[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)),
-                   fontsize=8, frameon=False)  # fmt: skip
+        _legend_below(fig, handles, labels)
         out.append((group, fig))
     return out
 
@@ -325,7 +345,7 @@ def latency_ranges(rows: list[Row], by: Sequence[str]) -> Figure:
         Line2D([], [], color="grey", marker=marker, ls="", label=key)
         for key, marker, _ in PERCENTILE_MARKERS
     ]
-    fig.legend(handles=keys, loc="outside lower center", ncols=3, fontsize=8, frameon=False)
+    _legend_below(fig, keys, [h.get_label() for h in keys])
     return fig
 
 
