@@ -13,7 +13,7 @@ from mnist_bench import identity
 from mnist_bench.config import TrainSettings
 from mnist_bench.identity import Job
 
-BASELINE = ROOT / "results" / "baseline" / "ci.json"  # schema 1: 2 epochs, seeds 0-2
+BASELINE = ROOT / "tests" / "fixtures" / "schema1" / "ci.json"  # CI baseline as schema 1 wrote it
 DEFAULT_RUN = ROOT / "results" / "published" / "2026-11-24-epyc-2core" / "default.json"  # 5 epochs
 TINY = ("--epochs", "1", "--test-limit", "300", "--infer-batch-sizes", "8")
 

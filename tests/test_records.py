@@ -15,6 +15,9 @@ from mnist_bench import storage
 from mnist_bench.errors import UserError
 from mnist_bench.records import SCHEMA_VERSION, RunFile, load_run
 
+# A real schema-1 file: the CI baseline as committed before schema 2 (2 epochs, seeds 0-2).
+SCHEMA1_BASELINE = ROOT / "tests" / "fixtures" / "schema1" / "ci.json"
+
 
 def sample_run() -> RunFile:
     record = make_record(
@@ -132,9 +135,9 @@ def test_results_folder_is_created(tmp_path):
 
 
 def test_schema_1_baseline_is_migrated_on_read():
-    """The committed CI baseline is a real schema-1 file: each record's loose identity fields,
-    the run's limits and determinism switch, and the dataset digests become its job."""
-    run = load_run(ROOT / "results" / "baseline" / "ci.json")
+    """A real schema-1 file (the CI baseline as first committed): each record's loose identity
+    fields, the run's limits and determinism switch, and the dataset digests become its job."""
+    run = load_run(SCHEMA1_BASELINE)
     assert run.schema_version == SCHEMA_VERSION == 2
     assert len(run.records) == 27 and len({r.key for r in run.records}) == 27
     first = run.records[0]
@@ -153,7 +156,7 @@ def test_schema_1_baseline_is_migrated_on_read():
 def test_schema_1_record_that_never_started_keeps_its_identity(tmp_path):
     """v1 wrote a failed record's requested device (`auto`) where finished ones said `cpu`, so
     nothing matched it; migrated, it has the same configuration as the finished ones."""
-    data = json.loads((ROOT / "results" / "baseline" / "ci.json").read_text())
+    data = json.loads(SCHEMA1_BASELINE.read_text())
     data["records"][0].update(status="failed", error="timeout", device="auto", test_accuracy=None)
     path = tmp_path / "v1.json"
     path.write_text(json.dumps(data))
