@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import sys
 from collections.abc import Callable
@@ -72,118 +73,107 @@ def _add_run(p: argparse.ArgumentParser) -> None:
         metavar="RUN.json",
         help="finish an interrupted run: only its missing records, same configuration",
     )
+    p.add_argument(
+        "--format",
+        choices=("table", "json"),
+        default="table",
+        help="table: progress and a table (default); json: one JSON object on standard output "
+        "(run file, status, a row per configuration), progress and table on standard error",
+    )
 
 
-def config_from_args(args: argparse.Namespace):
-    from mnist_bench.config import RunConfig
+def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The `run` options given on the command line: RunConfig field -> value."""
+    from mnist_bench.api import CONFIG_OPTIONS
 
     values: dict[str, Any] = {}
-    for f in dataclasses.fields(RunConfig):
-        value = getattr(args, f.name, None)
+    for name in CONFIG_OPTIONS:
+        value = getattr(args, name, None)
         if value is not None:
             if isinstance(value, list):  # repeatable options also take comma-separated lists
                 value = [part.strip() for item in value for part in item.split(",") if part.strip()]
                 value = tuple(dict.fromkeys(value))
-            values[f.name] = value
-    if args.repeats is not None:
-        if args.repeats < 1:
-            raise UserError("--repeats must be at least 1")
-        values["seeds"] = tuple(range(args.repeats))
-    if args.suite:
-        from mnist_bench import suite
-
-        return suite.load(args.suite, overrides=values)
-    return RunConfig(**values)
+            values[name] = value
+    return values
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from mnist_bench.config import RunConfig
-    from mnist_bench.runner import Interrupted, Run, interruptible
+    from mnist_bench import api
+    from mnist_bench.runner import Interrupted, interruptible
 
-    if args.resume:  # the run's own configuration is the one it finishes with
-        given = [
-            f.metadata["cli"].get("flags", (f"--{f.name.replace('_', '-')}",))[0]
-            for f in dataclasses.fields(RunConfig)
-            if "cli" in f.metadata and getattr(args, f.name, None) is not None
-        ] + (["--repeats"] if args.repeats is not None else [])
-        if given:
-            raise UserError(
-                f"--resume finishes a run with its own configuration; drop {', '.join(given)}"
-            )
     with interruptible():
         try:
-            run = (
-                Run.resume(args.resume)
-                if args.resume
-                else Run.start(config_from_args(args), sys.argv)
+            run = api.open_run(
+                options_from_args(args), repeats=args.repeats, resume=args.resume, argv=sys.argv
             )
-            return execute(run)
+            return execute(run, fmt=args.format)
         except Interrupted as exc:
             print("interrupted before the run started", file=sys.stderr)
             return 128 + exc.signum
 
 
-def execute(run, *, figures: bool = True) -> int:
+def execute(run, *, figures: bool = True, fmt: str = "table") -> int:
     """Run with live progress; then figures, the table, and the exit code. Shared by `run` and
-    `baseline update`.
+    `baseline update`. With `fmt="json"`, standard output gets one JSON object (`run_json`)
+    and everything else goes to standard error.
 
     The first SIGINT or SIGTERM stops the run: the record in hand is dropped, its worker killed,
     and the run file marked `interrupted` with what is left. A second one, or any once the run
     file is final, kills the workers and exits at once.
     """
-    from mnist_bench.runner import Interrupted, exit_at_once_on_signal, interruptible
+    from mnist_bench import api
+    from mnist_bench.runner import exit_at_once_on_signal, interruptible
 
     with interruptible():
-        from mnist_bench import progress
-        from mnist_bench.report import run_figures
-        from mnist_bench.report.table import records_table
-
-        console = make_console()
-        console.print(
-            f"run {run.file.run_id}: {len(run.pending)} record(s) to go -> {run.path}",
-            highlight=False,
+        console = make_console(stderr=fmt == "json")
+        results, signum = api.execute_run(
+            run, console, figures=figures, when_final=exit_at_once_on_signal
         )
-        code = 0
-        try:
-            with progress.make(console, len(run.pending)) as observer:
-                run.execute(observer)
-        except Interrupted as exc:
-            code = 128 + exc.signum
-        exit_at_once_on_signal()  # the file is final: nothing is left to save
-        records = run.file.records
+        records, drawn = results.records, results.figures
+        console.print(
+            results.table(title=f"mnist-bench run {run.file.run_id}", color=console.is_terminal)
+        )
         folder = run.path.with_suffix("")
-        drawn = (
-            run_figures.draw_run_figures(
-                records, run.dataset.x_test, run.dataset.class_names, folder
-            )
-            if figures
-            else []
-        )
-        console.print(
-            records_table(
-                records, title=f"mnist-bench run {run.file.run_id}", color=console.is_terminal
-            )
-        )
         console.print(
             f"results: {run.path}" + (f" (+{len(drawn)} figures in {folder}/)" if drawn else ""),
             highlight=False,
         )
+    code = 128 + signum if signum else 0
     if code:
         print(
             f"interrupted: {len(records)} record(s) saved, {len(run.file.pending)} left; "
             f"finish with: mnist-bench run --resume {run.path}",
             file=sys.stderr,
         )
-        return code
-    bad = [r for r in records if r.status in ("failed", "diverged")]
-    if bad:
+    elif bad := [r for r in records if r.status in ("failed", "diverged")]:
         print(f"error: {len(bad)} record(s) failed or diverged", file=sys.stderr)
-        return 1
-    if not any(r.status == "ok" for r in records):
+        code = 1
+    elif not any(r.status == "ok" for r in records):
         reasons = sorted({r.error for r in records if r.error})
         print(f"error: no record ran: {'; '.join(reasons)}", file=sys.stderr)
-        return 1
-    return 0
+        code = 1
+    if fmt == "json":
+        print(json.dumps(run_json(results, code), indent=2))
+    return code
+
+
+def run_json(results, exit_code: int) -> dict[str, Any]:
+    """`run --format json`: the run file, its status, the figures, and a row per configuration
+    (`Results.summary`)."""
+    run = results.runs[0].run
+    counts = {status: 0 for status in ("ok", "skipped", "failed", "diverged")}
+    for record in run.records:
+        counts[record.status] += 1
+    return {
+        "run_file": str(results.path),
+        "run_id": run.run_id,
+        "status": run.status,
+        "exit_code": exit_code,
+        "records": counts,
+        "pending": len(run.pending),
+        "figures": [str(p) for p in results.figures],
+        "rows": results.summary(),
+    }
 
 
 # ----------------------------------------------------------------------------------- baseline

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 
-def make_console():
-    """A rich console; piped output gets a wide fixed width instead of rich's 80 columns."""
+def make_console(stderr: bool = False):
+    """A rich console on standard output (or `stderr`); piped output gets a wide fixed width
+    instead of rich's 80 columns."""
     from rich.console import Console
 
-    console = Console()
-    return console if console.is_terminal else Console(width=240, no_color=True)
+    console = Console(stderr=stderr)
+    return console if console.is_terminal else Console(stderr=stderr, width=240, no_color=True)

@@ -1,4 +1,5 @@
-"""Live progress for `run`: a rich display on a terminal, one plain line per record when piped."""
+"""Live progress for `run`: a rich display on a terminal or in a notebook, one plain line per
+record when piped."""
 
 from __future__ import annotations
 
@@ -93,5 +94,24 @@ class RichProgress(Observer):
             self.current = None
 
 
+class Quiet(Observer):
+    """No progress at all (`mnist_bench.run(progress=False)`)."""
+
+    def __enter__(self) -> Quiet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def _widgets() -> bool:
+    """rich draws its live display in a notebook through ipywidgets."""
+    import importlib.util
+
+    return importlib.util.find_spec("ipywidgets") is not None
+
+
 def make(console: Console, total: int) -> PlainProgress | RichProgress:
-    return RichProgress(console, total) if console.is_terminal else PlainProgress(console, total)
+    """The rich display on a terminal, and in a notebook that has ipywidgets; else plain lines."""
+    live = console.is_terminal or (console.is_jupyter and _widgets())
+    return RichProgress(console, total) if live else PlainProgress(console, total)

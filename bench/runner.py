@@ -52,6 +52,12 @@ def interruptible() -> Iterator[None]:
                 signal.signal(sig, handler)
 
 
+def forget_signals() -> None:
+    """Forget the signals received, so that `interruptible` catches the next one again (for a
+    process that lives on after a run: a notebook kernel, `mnist_bench.run`)."""
+    _signalled.clear()
+
+
 def exit_at_once_on_signal() -> None:
     """From now on, SIGINT or SIGTERM kills the workers and exits (128 + the signal number)."""
     for sig in SIGNALS:
