@@ -18,7 +18,8 @@ from mnist_bench.console import make_console
 from mnist_bench.errors import UserError
 
 EPILOG = """examples:
-  mnist-bench run                                   the seed notebook's three nets, every backend
+  mnist-bench run                                   the seed notebook's three nets (not every
+                                                    variant), on every installed backend
   mnist-bench run -b jax -v two-dense --epochs 1 --train-limit 6000
   mnist-bench run --seeds 0,1,2                     three seeds: mean ± 95% CI in the table
   mnist-bench list                                  variants, backends and devices
@@ -231,6 +232,13 @@ def _add_list(p: argparse.ArgumentParser) -> None:
         help="skip starting each backend (no parameter counts, FLOPs or devices)",
     )
     p.add_argument(
+        "--refresh",
+        action="store_true",
+        help="describe each backend afresh instead of from the cache (kept per backend in "
+        "$MNIST_BENCH_CACHE_DIR, else $XDG_CACHE_HOME/mnist-bench or ~/.cache/mnist-bench, "
+        "and renewed by itself when a package version changes)",
+    )
+    p.add_argument(
         "--suite",
         metavar="FILE.toml",
         help="print the suite's expanded grid and its estimated run time",
@@ -250,7 +258,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    for table in inventory.tables(probe=not args.no_probe, color=console.is_terminal):
+    for table in inventory.tables(
+        probe=not args.no_probe, color=console.is_terminal, refresh=args.refresh
+    ):
         console.print(table)
     return 0
 
@@ -339,7 +349,13 @@ Command = tuple[
     str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]
 ]
 COMMANDS: list[Command] = [
-    ("run", "train and measure variants on backends; writes one JSON run file", _add_run, _cmd_run),
+    (
+        "run",
+        "train and measure variants on backends (default: the seed notebook's three on every "
+        "installed backend); writes one JSON run file",
+        _add_run,
+        _cmd_run,
+    ),
     (
         "list",
         "show the variants (parameters, FLOPs, defaults) and backends (versions, devices)",

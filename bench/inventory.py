@@ -1,20 +1,138 @@
-"""What `list` and `env` show: variants, backends, devices, and the provenance block."""
+"""What `list` and `env` show: variants, backends, devices, and the provenance block.
+
+Describing a backend (its version, devices, and each variant's parameters and FLOPs) means
+starting a worker that imports its framework: seconds each. The description is cached per
+backend in the user's cache folder (`cache_dir`), keyed on what it depends on: the installed
+versions of the backend's packages, Keras and NumPy (read with `importlib.metadata`, no
+framework imported), the Python, the source of the variants and of the worker, the GPUs and
+the variables that hide devices. A cache file that is unreadable or from another key is
+ignored and rewritten.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import importlib.metadata
+import json
+import os
+import platform
+import sys
 import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
-from mnist_bench import environment, launcher, models
+from mnist_bench import environment, files, launcher, models, storage
+from mnist_bench.errors import UserError
 from mnist_bench.identity import WorkerRequest
 from rich import box
+from rich.console import Console
 from rich.table import Table
 
 PROBE_TIMEOUT = 120.0
+CACHE_ENV = "MNIST_BENCH_CACHE_DIR"  # overrides the cache folder (tests, read-only homes)
+CACHE_FORMAT = 1
+# Distributions whose version changes what a backend's worker reports, by name prefix.
+KEY_PACKAGES = ("keras", "numpy", "ml-dtypes", "nvidia-")
+BACKEND_PREFIXES = {"tensorflow": ("tensorflow", "tf-"), "jax": ("jax",), "torch": ("torch",)}
+DEVICE_VARS = ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES",
+               "JAX_PLATFORMS", "JAX_PLATFORM_NAME")  # fmt: skip
+SOURCE = Path(__file__).resolve().parent  # bench/, installed as mnist_bench
 
 
-def probe_backends(backends: list[str]) -> dict[str, dict[str, Any]]:
-    """Start a describe-mode worker per backend, all at once; gather what each reports."""
+def cache_dir() -> Path:
+    """`$MNIST_BENCH_CACHE_DIR`, else `$XDG_CACHE_HOME/mnist-bench`, else
+    `~/.cache/mnist-bench`."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "mnist-bench"
+
+
+def _normalize(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def _installed_versions(prefixes: Iterable[str]) -> dict[str, str]:
+    prefixes = tuple(prefixes)
+    found = {}
+    for dist in importlib.metadata.distributions():
+        name = _normalize(dist.metadata.get("Name") or "")
+        if name and name.startswith(prefixes):
+            found.setdefault(name, dist.version)  # the first on sys.path is the one imported
+    return dict(sorted(found.items()))
+
+
+def _source_digest() -> str:
+    """The variants, the worker and the backends' modules: what the description comes from."""
+    from mnist_bench.models import registry
+
+    paths = sorted(Path(registry.__file__).parent.glob("*.py"))
+    paths += [SOURCE / "worker.py", SOURCE / "training.py", *sorted(SOURCE.glob("backends/*.py"))]
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def cache_key(backend: str) -> dict[str, Any]:
+    """What a backend's description depends on, computed without importing a framework."""
+    from mnist_bench import __version__
+
+    return {
+        "format": CACHE_FORMAT,
+        "backend": backend,
+        "packages": _installed_versions((*KEY_PACKAGES, *BACKEND_PREFIXES[backend])),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "executable": sys.executable,
+        "mnist_bench": __version__,
+        "source": _source_digest(),
+        "gpus": [g["name"] for g in environment.nvidia_gpus()],
+        "device_env": {k: os.environ[k] for k in DEVICE_VARS if k in os.environ},
+    }
+
+
+def _cache_path(backend: str) -> Path:
+    return cache_dir() / f"describe-{backend}.json"
+
+
+def read_cached(backend: str, key: dict[str, Any]) -> dict[str, Any] | None:
+    """The cached description of `backend` if its key is `key`; None if absent, unreadable,
+    malformed or stale."""
+    try:
+        raw = files.read_bytes(_cache_path(backend), limit=files.CACHE_LIMIT, what="cache file")
+        data = json.loads(raw)
+    except (OSError, ValueError, UserError, RecursionError):
+        return None
+    if not isinstance(data, dict) or data.get("key") != key:
+        return None
+    info = data.get("info")
+    if not isinstance(info, dict) or not isinstance(info.get("variants"), list):
+        return None
+    return info
+
+
+def write_cached(backend: str, key: dict[str, Any], info: dict[str, Any]) -> bool:
+    """Save a description atomically; False (and nothing else) where the cache is unwritable."""
+    path = _cache_path(backend)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists() and not path.is_file():  # a folder or a FIFO is not ours to replace
+            return False
+        payload = json.dumps({"key": key, "info": info}, indent=1, allow_nan=False)
+        storage.write_atomic(path, payload.encode() + b"\n", what="cache")
+    except (OSError, UserError, ValueError):
+        return False
+    return True
+
+
+def probe_backends(
+    backends: list[str], on_done: Callable[[str, dict[str, Any]], None] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Start a describe-mode worker per backend, all at once; gather what each reports.
+
+    `on_done(backend, info)` is called as each one finishes (progress)."""
     workers = {b: launcher.WorkerProcess(WorkerRequest("describe", b)) for b in backends}
     deadline = time.monotonic() + PROBE_TIMEOUT
     found: dict[str, dict[str, Any]] = {}
@@ -33,17 +151,74 @@ def probe_backends(backends: list[str]) -> dict[str, dict[str, Any]]:
         if event is None and "variants" not in info:
             info["error"] = worker.death_cause()
         worker.kill()
+        info.pop("event", None)
         found[backend] = info
+        if on_done is not None:
+            on_done(backend, info)
     return found
+
+
+def describe_backends(
+    backends: list[str], *, refresh: bool = False, console: Console | None = None
+) -> dict[str, dict[str, Any]]:
+    """Each backend's description (`probe_backends`), from the cache where its key matches.
+
+    Progress goes to `console` (default: stderr): which backends come from the cache, and each
+    worker as it starts and finishes. A description with an error is not cached.
+    """
+    console = console or Console(stderr=True)
+    keys = {b: cache_key(b) for b in backends}
+    found: dict[str, dict[str, Any]] = {}
+    if not refresh:
+        for backend in backends:
+            info = read_cached(backend, keys[backend])
+            if info is not None:
+                found[backend] = {**info, "cached": True}
+    if found:
+        console.print(
+            f"list: {', '.join(found)} described from the cache ({cache_dir()})",
+            highlight=False,
+            soft_wrap=True,
+        )
+    todo = [b for b in backends if b not in found]
+    if not todo:
+        return {b: found[b] for b in backends}
+    start, left = time.monotonic(), list(todo)
+    status = console.status(_waiting(left)) if console.is_terminal else None
+    if status is None:
+        console.print(f"list: {_waiting(left)}", highlight=False, soft_wrap=True)
+
+    def done(backend: str, info: dict[str, Any]) -> None:
+        left.remove(backend)
+        if "variants" in info and "error" not in info:
+            write_cached(backend, keys[backend], info)
+        outcome = f"failed ({info['error']})" if "error" in info else "described"
+        elapsed = time.monotonic() - start
+        console.print(
+            f"list: {backend} {outcome} in {elapsed:.1f} s", highlight=False, soft_wrap=True
+        )
+        if status is not None and left:
+            status.update(_waiting(left))
+
+    with status or contextlib.nullcontext():
+        found.update(probe_backends(todo, on_done=done))
+    return {b: found[b] for b in backends}
+
+
+def _waiting(backends: list[str]) -> str:
+    return (
+        f"starting {', '.join(backends)} to describe variants and devices "
+        "(seconds each; cached afterwards)..."
+    )
 
 
 def _style(color: bool):
     return box.SIMPLE_HEAVY if color else box.ASCII
 
 
-def tables(*, probe: bool = True, color: bool = True) -> list[Table]:
+def tables(*, probe: bool = True, color: bool = True, refresh: bool = False) -> list[Table]:
     installed = environment.installed_backends()
-    probed = probe_backends(installed) if probe and installed else {}
+    probed = describe_backends(installed, refresh=refresh) if probe and installed else {}
     described = next((p["variants"] for p in probed.values() if "variants" in p), [])
     sizes = {v["name"]: v for v in described}
 
@@ -108,7 +283,7 @@ def suite_table(config, *, probe: bool = True, color: bool = True) -> Table:
         backends = [b for b in environment.installed_backends() if b in {j.backend for j in jobs}][
             :1
         ]
-        for info in probe_backends(backends).values():
+        for info in describe_backends(backends).values():
             flops = {v["name"]: v["flops_per_train_sample"] for v in info.get("variants", [])}
     learnt = estimate.history()
     rows: dict[tuple, dict[str, Any]] = {}

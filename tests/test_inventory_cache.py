@@ -1,0 +1,160 @@
+"""`mnist-bench list`: each backend's description (devices, each variant's parameters and
+FLOPs) is cached per backend, keyed on the installed versions; a second `list` starts no
+worker, a version change or a corrupt cache file starts one again. Real workers, real files;
+the cache folder is the test's own (`MNIST_BENCH_CACHE_DIR`)."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import BACKEND, INSTALLED, ROOT, needs_backend, run_cli
+from mnist_bench import inventory
+from rich.console import Console
+
+FRAMEWORKS = ("keras", "tensorflow", "jax", "torch")
+
+
+def list_in(cache: Path, *args: str) -> subprocess.CompletedProcess:
+    return run_cli("list", *args, env={inventory.CACHE_ENV: str(cache)})
+
+
+@pytest.fixture(scope="module")
+def first_list(tmp_path_factory):
+    """`list` with an empty cache folder: every installed backend started, and cached."""
+    cache = tmp_path_factory.mktemp("cache")
+    out = list_in(cache)
+    assert out.returncode == 0, out.stderr
+    return cache, out
+
+
+def cache_copy(first_list, tmp_path: Path) -> Path:
+    cache = tmp_path / "cache"
+    shutil.copytree(first_list[0], cache)
+    return cache
+
+
+def snapshot(cache: Path) -> dict[str, tuple[bytes, int]]:
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(cache.iterdir())}
+
+
+@needs_backend
+def test_first_list_starts_each_backend_and_caches_it(first_list):
+    cache, out = first_list
+    assert "starting " + ", ".join(INSTALLED) in out.stderr  # progress, on stderr
+    for backend in INSTALLED:
+        assert f"list: {backend} described in " in out.stderr
+        data = json.loads((cache / f"describe-{backend}.json").read_bytes())
+        assert data["key"] == inventory.cache_key(backend)
+        assert data["info"]["backend"] == backend and "cpu" in data["info"]["devices"]
+        names = [v["name"] for v in data["info"]["variants"]]
+        assert names[:3] == ["single-dense", "two-dense", "flatten-dense"]
+    assert "from the cache" not in out.stderr
+    assert "7,850" in out.stdout  # single-dense's parameters, probed
+    assert "starting" not in out.stdout  # stdout holds the tables only
+
+
+@needs_backend
+def test_second_list_comes_from_the_cache(first_list, tmp_path):
+    cache = cache_copy(first_list, tmp_path)
+    before = snapshot(cache)
+    out = list_in(cache)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == first_list[1].stdout  # the same tables
+    assert f"list: {', '.join(INSTALLED)} described from the cache ({cache})" in out.stderr
+    assert "starting" not in out.stderr and "described in" not in out.stderr  # no worker
+    assert snapshot(cache) == before  # read, not rewritten
+
+
+@needs_backend
+def test_corrupt_cache_file_is_ignored_and_rewritten(first_list, tmp_path):
+    cache = cache_copy(first_list, tmp_path)
+    path = cache / f"describe-{BACKEND}.json"
+    path.write_bytes(b'{"key": {"format": 1}, "info": [tru')
+    out = list_in(cache)
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr and out.stdout == first_list[1].stdout
+    others = [b for b in INSTALLED if b != BACKEND]
+    assert f"starting {BACKEND} to describe" in out.stderr  # only the corrupt one
+    if others:
+        assert f"list: {', '.join(others)} described from the cache" in out.stderr
+    assert json.loads(path.read_bytes())["key"] == inventory.cache_key(BACKEND)
+
+
+def fake_distribution(folder: Path, name: str, version: str) -> Path:
+    """A distribution's metadata, as pip leaves it, saying `name` is at `version`."""
+    info = folder / f"{name}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    return folder
+
+
+@needs_backend
+def test_a_version_change_invalidates_the_cache(first_list, tmp_path, monkeypatch):
+    cache = cache_copy(first_list, tmp_path)
+    monkeypatch.setenv(inventory.CACHE_ENV, str(cache))
+    quiet = Console(file=io.StringIO(), width=200)
+    assert inventory.describe_backends([BACKEND], console=quiet)[BACKEND]["cached"] is True
+
+    # A newer Keras on sys.path before the installed one: what importlib.metadata reports.
+    monkeypatch.syspath_prepend(str(fake_distribution(tmp_path / "site", "keras", "99.0")))
+    assert inventory.cache_key(BACKEND)["packages"]["keras"] == "99.0"
+    out = io.StringIO()
+    info = inventory.describe_backends([BACKEND], console=Console(file=out, width=200))[BACKEND]
+    assert "cached" not in info and info["variants"]  # a worker described it again
+    assert f"starting {BACKEND} to describe" in out.getvalue()
+    saved = json.loads((cache / f"describe-{BACKEND}.json").read_bytes())
+    assert saved["key"]["packages"]["keras"] == "99.0"  # rewritten under the new key
+    # back to the real versions: the stale entry is not taken for them
+    monkeypatch.undo()
+    assert inventory.read_cached(BACKEND, inventory.cache_key(BACKEND)) is None
+
+
+def test_cache_folder_respects_the_override_then_xdg_then_home(monkeypatch, tmp_path):
+    monkeypatch.setenv(inventory.CACHE_ENV, str(tmp_path / "mine"))
+    assert inventory.cache_dir() == tmp_path / "mine"
+    monkeypatch.delenv(inventory.CACHE_ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert inventory.cache_dir() == tmp_path / "xdg" / "mnist-bench"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert inventory.cache_dir() == tmp_path / "home" / ".cache" / "mnist-bench"
+
+
+def test_unusable_cache_files_are_passed_over(monkeypatch, tmp_path):
+    monkeypatch.setenv(inventory.CACHE_ENV, str(tmp_path))
+    key = inventory.cache_key("jax")
+    info = {"backend": "jax", "devices": ["cpu"], "variants": []}
+    path = tmp_path / "describe-jax.json"
+    assert inventory.read_cached("jax", key) is None  # absent
+    assert inventory.write_cached("jax", key, info)
+    assert inventory.read_cached("jax", key) == info
+    assert inventory.read_cached("jax", {**key, "python": "other"}) is None  # stale
+    for junk in (b"", b"\xff\xfe", b"[1, 2]", b'{"key": 1}', b"[" * 100_000, b"nul\0l"):
+        path.write_bytes(junk)
+        assert inventory.read_cached("jax", key) is None
+    path.unlink()
+    path.mkdir()  # a folder where the file goes is not ours to replace
+    assert inventory.read_cached("jax", key) is None
+    assert inventory.write_cached("jax", key, info) is False and path.is_dir()
+    monkeypatch.setenv(inventory.CACHE_ENV, str(tmp_path / "file" / "sub"))
+    (tmp_path / "file").write_text("not a folder")
+    assert inventory.write_cached("jax", key, info) is False  # unwritable: no error
+
+
+def test_cache_key_imports_no_framework():
+    code = (
+        "import sys\n"
+        "from mnist_bench import inventory\n"
+        "keys = [inventory.cache_key(b) for b in ('tensorflow', 'jax', 'torch')]\n"
+        f"loaded = [m for m in {FRAMEWORKS!r} if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+        "assert all(k['packages'].get('numpy') for k in keys)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
