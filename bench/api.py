@@ -415,7 +415,9 @@ class Results:
         except ImportError:
             raise Error("to_pandas needs pandas: pip install 'mnist-bench[pandas]'") from None
         if raw:
-            return pandas.DataFrame([_record_dict(r) for r in self.records])
+            return pandas.DataFrame(
+                [_record_dict(r, run.run.run_id) for run in self.runs for r in run.run.records]
+            )
         rows = []
         for entry in self.summary():
             settings = entry.pop("settings")
@@ -580,10 +582,11 @@ class Results:
         raise Error("the record is not in these results")
 
 
-def _record_dict(record: Record) -> dict[str, Any]:
+def _record_dict(record: Record, run_id: str) -> dict[str, Any]:
     from mnist_bench.report.rows import METRICS
 
     out: dict[str, Any] = {
+        "run_id": run_id,
         "variant": record.variant,
         "backend": record.backend,
         "device": record.where,
@@ -592,6 +595,9 @@ def _record_dict(record: Record) -> dict[str, Any]:
         "seed": record.seed,
         "repeat": record.repeat,
         "status": record.status,
+        "params": record.params,
+        "train_samples": record.train_samples,
+        "test_samples": record.test_samples,
     }
     out.update({m.name: getattr(record, m.name) for m in METRICS})
     out.update(error=record.error, contended=record.contended, **record.settings.to_dict())
