@@ -1,6 +1,7 @@
 """The seed's two-dense trained by a bare Keras script: the baseline for harness overhead.
 
-Usage: KERAS_BACKEND=jax python benchmarks/bare_keras.py EPOCHS  -> JSON list of epoch seconds
+Usage: KERAS_BACKEND=jax python benchmarks/bare_keras.py EPOCHS [TRAIN_LIMIT]
+    -> JSON list of epoch seconds
 """
 
 import json
@@ -16,8 +17,9 @@ import keras  # noqa: E402
 with np.load(
     os.path.join(os.path.dirname(__file__), "..", "bench", "data", "mnist.npz"), allow_pickle=False
 ) as f:
-    x_train = f["x_train"].reshape(-1, 784).astype("float32") / 255.0
-    y_train = f["y_train"]
+    limit = int(sys.argv[2]) if len(sys.argv) > 2 else None
+    x_train = f["x_train"][:limit].reshape(-1, 784).astype("float32") / 255.0
+    y_train = f["y_train"][:limit]
 
 keras.utils.set_random_seed(0)
 model = keras.Sequential(

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import collections
 import csv
+import importlib.util
 import io
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import psutil
 import pytest
-from conftest import BACKEND, make_record, needs_backend, only_run, run_cli
+from conftest import BACKEND, INSTALLED, ROOT, make_record, needs_backend, only_run, run_cli
 from mnist_bench import cli, storage
 from mnist_bench.records import SCHEMA_VERSION, Record, RunFile, load_run
 from mnist_bench.report import rows
@@ -179,3 +182,54 @@ def test_max_slowdown_ignores_unstable_records(tmp_path, capsys, unstable):
     capsys.readouterr()
     assert cli.main(["compare", base, new, "--format", "markdown"]) == 0  # no caption
     assert ("†" in capsys.readouterr().out) == unstable
+
+
+# ------------------------------------------------------------- benchmarks/overhead.py
+def overhead_module():
+    spec = importlib.util.spec_from_file_location("overhead_benchmark", ROOT / "benchmarks" / "overhead.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["overhead_benchmark"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_overhead_ratio_is_a_geometric_mean_with_a_t_interval():
+    overhead = overhead_module()
+    # Ratios 1.0, 1.1, 1.21: logs 0, L, 2L with L = ln 1.1; mean L (x1.1), sample std L,
+    # half-width t(0.975, 2) * L / sqrt(3) with t = 4.302653.
+    ratio, low, high = overhead.ratio_interval([1.0, 1.1, 1.21])
+    half = 4.302653 * math.log(1.1) / math.sqrt(3)
+    assert ratio == pytest.approx(1.1)
+    assert (low, high) == pytest.approx((1.1 * math.exp(-half), 1.1 * math.exp(half)), rel=1e-6)
+    ratio, low, high = overhead.ratio_interval([1.02])
+    assert ratio == pytest.approx(1.02) and math.isnan(low) and math.isnan(high)
+
+
+def test_overhead_flags_a_pair_when_either_side_cannot_be_trusted():
+    overhead = overhead_module()
+
+    def side(epochs, contended=False):
+        return overhead.Side(epochs, 0.3 if contended else 0.0, 0.0, contended)
+
+    quiet = side([3.0, 2.5, 2.5, 2.55])
+    assert quiet.flags == [] and quiet.steady == 2.5
+    bimodal = side([2.85, 2.68, 5.02, 5.00, 2.62])  # issue 12's TensorFlow record
+    pair = overhead.Pair(quiet, bimodal, "AB")
+    assert pair.flags == ["harness unstable"] and pair.ratio == pytest.approx(3.84 / 2.5)
+    busy = side([3.0, 2.0, 2.0], contended=True)
+    assert overhead.Pair(busy, quiet, "BA").flags == ["bare contended"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif("jax" not in INSTALLED, reason="jax not installed")
+def test_overhead_benchmark_runs_end_to_end(tmp_path):
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "overhead.py"), "--quick", "--backend", "jax",
+         "--keep-flagged", "--json", str(tmp_path / "pairs.json")],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "jax" in out.stdout.splitlines()[-1] and "2 of 2" in out.stdout
+    pairs = json.loads((tmp_path / "pairs.json").read_text())["jax"]
+    assert [p["order"] for p in pairs] == ["AB", "BA"]
+    assert all(len(p["bare"]["epoch_seconds"]) == 3 for p in pairs)

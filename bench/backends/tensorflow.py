@@ -23,8 +23,13 @@ def apply_threads(threads: int | None) -> dict[str, Any]:
 
     if threads:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
-    in_force = tf.config.threading.get_intra_op_parallelism_threads() or "default"
-    return {"requested": threads, "intra_op": in_force}
+    # 0 means TensorFlow's own choice (one per core for each pool). The inter-op pool is left
+    # to it: on 2 cores a small model's step keeps about one core busy whatever the pools, and
+    # the slow steady epochs seen there followed CPU time other processes took, not the pools
+    # (issue 12, point 10: own CPU seconds per epoch stayed level while wall time doubled).
+    intra = tf.config.threading.get_intra_op_parallelism_threads() or "default"
+    inter = tf.config.threading.get_inter_op_parallelism_threads() or "default"
+    return {"requested": threads, "intra_op": intra, "inter_op": inter}
 
 
 def info() -> dict[str, Any]:

@@ -24,7 +24,13 @@ def apply_threads(threads: int | None) -> dict[str, Any]:
 
     if threads:
         torch.set_num_threads(threads)
-    return {"requested": threads, "intra_op": torch.get_num_threads()}
+    # What was in force: without `threads`, PyTorch's own default (one intra-op thread per
+    # core: 2 on a 2-core machine).
+    return {
+        "requested": threads,
+        "intra_op": torch.get_num_threads(),
+        "inter_op": torch.get_num_interop_threads(),
+    }
 
 
 def info() -> dict[str, Any]:
