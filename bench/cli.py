@@ -345,6 +345,19 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return report_cli.cmd_check(args)
 
 
+# ------------------------------------------------------------------------------------ history
+def _add_history(p: argparse.ArgumentParser) -> None:
+    from mnist_bench import history
+
+    history.add_history(p)
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    from mnist_bench import history
+
+    return history.cmd_history(args)
+
+
 Command = tuple[
     str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]
 ]
@@ -381,6 +394,13 @@ COMMANDS: list[Command] = [
         _cmd_compare,
     ),
     ("check", "CI gate: exit 1 when accuracy regressed against a baseline", _add_check, _cmd_check),
+    (
+        "history",
+        "results over commits per configuration and machine: trends and the commits where "
+        "accuracy or epoch time stepped",
+        _add_history,
+        _cmd_history,
+    ),
     (
         "baseline",
         "refresh the committed CI baseline on purpose (runs suites/ci.toml)",
