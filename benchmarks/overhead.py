@@ -160,7 +160,12 @@ def main() -> int:
     parser.add_argument(
         "--epochs", type=int, default=4, help="epochs per run; the first is left out (>= 3)"
     )
-    parser.add_argument("--backend", action="append", help="repeat for several (default: all)")
+    parser.add_argument(
+        "--backend",
+        action="append",
+        choices=("tensorflow", "jax", "torch"),
+        help="repeat for several (default: every installed)",
+    )
     parser.add_argument("--train-limit", type=int, default=None, metavar="N")
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write every pair here")
     parser.add_argument(
