@@ -345,6 +345,19 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return report_cli.cmd_check(args)
 
 
+# ------------------------------------------------------------------------------------- export
+def _add_export(p: argparse.ArgumentParser) -> None:
+    from mnist_bench import export
+
+    export.add_export(p)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from mnist_bench import export
+
+    return export.cmd_export(args)
+
+
 # ------------------------------------------------------------------------------------ history
 def _add_history(p: argparse.ArgumentParser) -> None:
     from mnist_bench import history
@@ -412,6 +425,12 @@ COMMANDS: list[Command] = [
         "print the run file's JSON Schema (draft 2020-12), generated from the typed records",
         _add_schema,
         _cmd_schema,
+    ),
+    (
+        "export",
+        "run files to github-action-benchmark or Bencher JSON, or to an MLflow tracking server",
+        _add_export,
+        _cmd_export,
     ),
 ]
 
