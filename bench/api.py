@@ -371,6 +371,34 @@ class Results:
 
         return rows(self.records)
 
+    def select(self, *, variant: str | None = None, backend: str | None = None) -> Results:
+        """The records of one variant and/or backend, each still in its run.
+
+        Example:
+            >>> mnist_bench.compare(both.select(backend="tensorflow"), both.select(backend="jax"),
+            ...                     match_on=["variant", "device"])
+
+        Raises:
+            Error: no record matches.
+        """
+        from mnist_bench.report.collect import LoadedRun
+
+        def keep(item: Any) -> bool:
+            get = item.get if isinstance(item, dict) else lambda name: getattr(item, name)
+            return variant in (None, get("variant")) and backend in (None, get("backend"))
+
+        runs = []
+        for loaded in self.runs:
+            records = [r for r in loaded.run.records if keep(r)]
+            if records:
+                aggregates = [a for a in loaded.run.aggregates if keep(a)]
+                run = dataclasses.replace(loaded.run, records=records, aggregates=aggregates)
+                runs.append(LoadedRun(loaded.path, run))
+        if not runs:
+            wanted = " · ".join(v for v in (variant, backend) if v) or "anything"
+            raise Error(f"no record of {wanted} in these results")
+        return Results(runs, [], self._datasets)
+
     def summary(self) -> list[dict[str, Any]]:
         """One plain dict per row: configuration, seeds, status, and for each headline metric
         its mean over seeds and `<metric>_ci95`, the half-width of its 95% confidence interval
@@ -437,8 +465,9 @@ class Results:
     def __repr__(self) -> str:
         from rich.console import Console
 
-        buffer = io.StringIO()
-        Console(file=buffer, width=200, no_color=True).print(self.table(color=False))
+        buffer = io.StringIO()  # not Jupyter's display: the text, even in a notebook
+        console = Console(file=buffer, width=200, no_color=True, force_jupyter=False)
+        console.print(self.table(color=False))
         return buffer.getvalue().rstrip("\n")
 
     def _repr_html_(self) -> str:
@@ -663,6 +692,7 @@ class Comparison:
         for row in self.rows:
             entry: dict[str, Any] = {
                 **row.label,
+                **{name: _across(row, name) for name in ("variant", "backend")},
                 "side": row.side,
                 "base_seeds": len({r.seed for r in row.base}),
                 "new_seeds": len({r.seed for r in row.new}),
@@ -679,6 +709,14 @@ class Comparison:
             entry["differences"] = ", ".join(row.differences or row.near)
             out.append(entry)
         return out
+
+    def __repr__(self) -> str:
+        lines = [f"Comparison: {len(self.rows)} row(s)"]
+        for entry in self.summary():
+            where = " · ".join(entry[k] for k in ("variant", "backend", "device"))
+            differences = f" ({entry['differences']})" if entry["differences"] else ""
+            lines.append(f"  {where}: {entry['verdict']}{differences}")
+        return "\n".join(lines)
 
     def to_pandas(self) -> pandas.DataFrame:
         """`summary` as a DataFrame (needs pandas: `pip install 'mnist-bench[pandas]'`)."""
@@ -720,6 +758,13 @@ def _match_on(fields: str | Sequence[str] | None) -> tuple[str, ...] | None:
         return identity.check_match_fields(fields)
     except ValueError as exc:
         raise Error(f"match_on: {exc}") from None
+
+
+def _across(row: compare_mod.Row, name: str) -> str:
+    """A row's variant or backend; `tensorflow → jax` where a `match_on` row pairs two."""
+    sides = [dict.fromkeys(getattr(r, name) for r in side) for side in (row.base, row.new)]
+    base, new = (", ".join(values) for values in sides)
+    return f"{base} → {new}" if base and new and base != new else base or new
 
 
 def compare(
@@ -773,6 +818,9 @@ class Verdict:
 
     def __bool__(self) -> bool:
         return self.passed
+
+    def __repr__(self) -> str:
+        return str(self)
 
     def __str__(self) -> str:
         if self.passed:
