@@ -186,7 +186,8 @@ def test_max_slowdown_ignores_unstable_records(tmp_path, capsys, unstable):
 
 # ------------------------------------------------------------- benchmarks/overhead.py
 def overhead_module():
-    spec = importlib.util.spec_from_file_location("overhead_benchmark", ROOT / "benchmarks" / "overhead.py")
+    path = ROOT / "benchmarks" / "overhead.py"
+    spec = importlib.util.spec_from_file_location("overhead_benchmark", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules["overhead_benchmark"] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
