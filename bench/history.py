@@ -174,8 +174,7 @@ def build(
             continue
         runs.append(loaded)
     commit_of, commits = order_commits(runs)
-    groups: dict[tuple, list[tuple[Record, Commit]]] = {}
-    machines: dict[tuple, str] = {}
+    groups: dict[tuple, list[tuple[Record, Commit]]] = {}  # (configuration, machine) -> records
     for loaded in runs:
         machine = loaded.machine
         for record in loaded.run.records:
@@ -183,7 +182,6 @@ def build(
                 continue
             key = (record.job.config_key, machine)
             groups.setdefault(key, []).append((record, commit_of[loaded.run.run_id]))
-            machines[key] = machine
     if not groups:
         raise UserError("no finished (ok) records in: " + ", ".join(str(p) for p in paths))
     position = {c: i for i, c in enumerate(commits)}
@@ -192,11 +190,11 @@ def build(
         for pairs in groups.values()
     ]
     series = []
-    for (key, pairs), row in zip(groups.items(), label_rows, strict=True):
+    for ((_, machine), pairs), row in zip(groups.items(), label_rows, strict=True):
         trends = [_trend(metric, pairs, position, alpha) for metric in TRACKED]
         first = pairs[0][0]
         series.append(
-            Series(first.job, first.where, machines[key], variant_label(row, label_rows), trends)
+            Series(first.job, first.where, machine, variant_label(row, label_rows), trends)
         )
     series.sort(key=lambda s: (s.job.variant, s.job.backend, s.device, s.machine, s.label))
     return History(runs, commits, series, alpha)
