@@ -567,12 +567,7 @@ def _log_record(client: Any, experiment_id: str, loaded: Any, record: Record, ke
     client.log_batch(run_id, metrics=metrics[:_MAX_METRICS], params=params)
     for i in range(_MAX_METRICS, len(metrics), _MAX_METRICS):
         client.log_batch(run_id, metrics=metrics[i : i + _MAX_METRICS])
-    if record.confusion_matrix and record.test_accuracy is not None:
-        from mnist_bench.report import run_figures
-
-        names = (loaded.run.environment.get("dataset") or {}).get("class_names") or []
-        png = tmp / f"{run_figures.stem(record)}-confusion.png"
-        run_figures.save_confusion_heatmap(record, tuple(map(str, names)), png)
+    for png in _figures(loaded.path, record, tmp, loaded.run.environment):
         client.log_artifact(run_id, str(png), "figures")
     client.log_artifact(run_id, str(loaded.path), "run")
     from mnist_bench.records import journal_path
@@ -580,6 +575,24 @@ def _log_record(client: Any, experiment_id: str, loaded: Any, record: Record, ke
     if journal_path(loaded.path).is_file():
         client.log_artifact(run_id, str(journal_path(loaded.path)), "run")
     client.set_terminated(run_id, status=_RUN_STATUS[record.status], end_time=end)
+
+
+def _figures(run_path: Path, record: Record, tmp: Path, environment: dict) -> list[Path]:
+    """The record's confusion-matrix heatmap and misclassified-digit grid as `run` saved them
+    beside its run file (`RUN/<stem>-confusion.png`); the heatmap drawn anew where it is not
+    there (a run file copied without its folder, or run with figures off)."""
+    from mnist_bench.report import run_figures
+
+    if not record.confusion_matrix or record.test_accuracy is None:
+        return []
+    saved = run_path.with_suffix("")
+    stem = run_figures.stem(record)
+    heatmap, grid = saved / f"{stem}-confusion.png", saved / f"{stem}-errors.png"
+    if not heatmap.is_file():
+        names = (environment.get("dataset") or {}).get("class_names") or []
+        heatmap = tmp / heatmap.name
+        run_figures.save_confusion_heatmap(record, tuple(map(str, names)), heatmap)
+    return [heatmap, grid] if grid.is_file() else [heatmap]
 
 
 def _params(record: Record) -> dict[str, str]:

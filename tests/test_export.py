@@ -421,17 +421,56 @@ def test_mlflow_one_run_per_record_and_no_duplicates(mlflow_server, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_mlflow_remakes_a_run_an_interrupted_export_left_unfinished(mlflow_server):
+def _png(seed: int) -> bytes:
+    """A real 1 x 1 grey PNG, its shade from `seed`."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0)
+    pixels = zlib.compress(bytes([0, seed % 256]))
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
+
+
+def test_mlflow_remakes_an_unfinished_run_and_takes_the_figures_run_saved(mlflow_server, tmp_path):
+    """A run left RUNNING by an export cut short is deleted and made again; the figures `run`
+    saved beside the run file (RUN/<stem>-confusion.png, -errors.png) are the ones uploaded."""
     from mlflow import MlflowClient
+    from mnist_bench.report.run_figures import stem
+
+    path = tmp_path / "runs" / EIGHT_EPOCHS.name
+    path.parent.mkdir()
+    path.write_bytes(EIGHT_EPOCHS.read_bytes())
+    run_file = load_run(path)
+    saved = path.with_suffix("")
+    saved.mkdir()
+    for i, record in enumerate(run_file.records):
+        (saved / f"{stem(record)}-confusion.png").write_bytes(_png(i))
+    first = run_file.records[0]
+    (saved / f"{stem(first)}-errors.png").write_bytes(_png(99))
 
     client = MlflowClient(tracking_uri=mlflow_server)
     experiment_id = client.create_experiment("interrupted")
-    run_file = load_run(EIGHT_EPOCHS)
-    key = export.record_key(run_file.run_id, run_file.records[0])
+    key = export.record_key(run_file.run_id, first)
     cut_short = client.create_run(experiment_id, tags={export.KEY_TAG: key}).info.run_id
 
-    out = _export(mlflow_server, "interrupted", EIGHT_EPOCHS)
+    out = _export(mlflow_server, "interrupted", path)
     assert "2 run(s) created, 0 already there, 1 left unfinished by an earlier export" in out
     runs = client.search_runs([experiment_id])
     assert len(runs) == 3 and {r.info.status for r in runs} == {"FINISHED"}
     assert cut_short not in {r.info.run_id for r in runs}
+    for i, record in enumerate(run_file.records):
+        key = export.record_key(run_file.run_id, record)
+        (run,) = [r for r in runs if r.data.tags[export.KEY_TAG] == key]
+        names = sorted(a.path for a in client.list_artifacts(run.info.run_id, "figures"))
+        wanted = [f"figures/{stem(record)}-confusion.png"]
+        if i == 0:
+            wanted.append(f"figures/{stem(record)}-errors.png")
+        assert names == wanted
+        got = client.download_artifacts(run.info.run_id, wanted[0], str(tmp_path / str(i)))
+        assert Path(got).read_bytes() == _png(i)
