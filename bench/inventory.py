@@ -12,12 +12,12 @@ ignored and rewritten.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.metadata
 import json
 import os
 import platform
-import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -76,6 +76,11 @@ def _source_digest() -> str:
     return digest.hexdigest()[:16]
 
 
+@functools.cache
+def _gpu_names() -> list[str]:
+    return [g["name"] for g in environment.nvidia_gpus()]  # nvidia-smi once, not per backend
+
+
 def cache_key(backend: str) -> dict[str, Any]:
     """What a backend's description depends on, computed without importing a framework."""
     from mnist_bench import __version__
@@ -85,10 +90,9 @@ def cache_key(backend: str) -> dict[str, Any]:
         "backend": backend,
         "packages": _installed_versions((*KEY_PACKAGES, *BACKEND_PREFIXES[backend])),
         "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "executable": sys.executable,
         "mnist_bench": __version__,
         "source": _source_digest(),
-        "gpus": [g["name"] for g in environment.nvidia_gpus()],
+        "gpus": _gpu_names(),
         "device_env": {k: os.environ[k] for k in DEVICE_VARS if k in os.environ},
     }
 

@@ -5,7 +5,6 @@ the cache folder is the test's own (`MNIST_BENCH_CACHE_DIR`)."""
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 import subprocess
@@ -13,9 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import BACKEND, INSTALLED, ROOT, needs_backend, run_cli
-from mnist_bench import inventory
-from rich.console import Console
+from conftest import INSTALLED, ROOT, needs_backend, run_cli
+from mnist_bench import environment, inventory
 
 FRAMEWORKS = ("keras", "tensorflow", "jax", "torch")
 
@@ -71,23 +69,16 @@ def test_second_list_comes_from_the_cache(first_list, tmp_path):
     assert snapshot(cache) == before  # read, not rewritten
 
 
-@needs_backend
-def test_corrupt_cache_file_is_ignored_and_rewritten(first_list, tmp_path):
-    cache = cache_copy(first_list, tmp_path)
-    path = cache / f"describe-{BACKEND}.json"
-    path.write_bytes(b'{"key": {"format": 1}, "info": [tru')
-    out = list_in(cache)
-    assert out.returncode == 0, out.stderr
-    assert "Traceback" not in out.stderr and out.stdout == first_list[1].stdout
-    others = [b for b in INSTALLED if b != BACKEND]
-    assert f"starting {BACKEND} to describe" in out.stderr  # only the corrupt one
-    if others:
-        assert f"list: {', '.join(others)} described from the cache" in out.stderr
-    assert json.loads(path.read_bytes())["key"] == inventory.cache_key(BACKEND)
+def tables(stdout: str) -> tuple[str, str]:
+    """`list`'s two tables: variants, backends."""
+    lines = stdout.splitlines()
+    split = next(i for i, line in enumerate(lines) if line.strip() == "backends")
+    return "\n".join(lines[:split]), "\n".join(lines[split:])
 
 
 def fake_distribution(folder: Path, name: str, version: str) -> Path:
-    """A distribution's metadata, as pip leaves it, saying `name` is at `version`."""
+    """A distribution's metadata, as pip leaves it, saying `name` is at `version`: what
+    `importlib.metadata` reports when `folder` comes first on the path."""
     info = folder / f"{name}-{version}.dist-info"
     info.mkdir(parents=True)
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
@@ -95,24 +86,38 @@ def fake_distribution(folder: Path, name: str, version: str) -> Path:
 
 
 @needs_backend
-def test_a_version_change_invalidates_the_cache(first_list, tmp_path, monkeypatch):
+def test_a_version_change_or_a_corrupt_file_starts_that_backend_again(first_list, tmp_path):
     cache = cache_copy(first_list, tmp_path)
-    monkeypatch.setenv(inventory.CACHE_ENV, str(cache))
-    quiet = Console(file=io.StringIO(), width=200)
-    assert inventory.describe_backends([BACKEND], console=quiet)[BACKEND]["cached"] is True
-
-    # A newer Keras on sys.path before the installed one: what importlib.metadata reports.
-    monkeypatch.syspath_prepend(str(fake_distribution(tmp_path / "site", "keras", "99.0")))
-    assert inventory.cache_key(BACKEND)["packages"]["keras"] == "99.0"
-    out = io.StringIO()
-    info = inventory.describe_backends([BACKEND], console=Console(file=out, width=200))[BACKEND]
-    assert "cached" not in info and info["variants"]  # a worker described it again
-    assert f"starting {BACKEND} to describe" in out.getvalue()
-    saved = json.loads((cache / f"describe-{BACKEND}.json").read_bytes())
-    assert saved["key"]["packages"]["keras"] == "99.0"  # rewritten under the new key
-    # back to the real versions: the stale entry is not taken for them
-    monkeypatch.undo()
-    assert inventory.read_cached(BACKEND, inventory.cache_key(BACKEND)) is None
+    corrupt, changed = INSTALLED[0], INSTALLED[-1]  # the same one where only one is installed
+    (cache / f"describe-{corrupt}.json").write_bytes(b'{"key": {"format": 1}, "info": [tru')
+    package = environment.BACKEND_PACKAGES[changed]
+    site = fake_distribution(tmp_path / "site", package, "99.0.0")
+    out = run_cli("list", env={inventory.CACHE_ENV: str(cache), "PYTHONPATH": str(site)})
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr
+    variants, backends = tables(out.stdout)
+    assert variants == tables(first_list[1].stdout)[0] and "7,850" in variants  # probed again
+    assert "| 99.0.0 " in backends  # the version the distribution's metadata says
+    again = list(dict.fromkeys([corrupt, changed]))
+    assert f"starting {', '.join(again)} to describe" in out.stderr
+    cached = [b for b in INSTALLED if b not in again]
+    if cached:
+        assert f"list: {', '.join(cached)} described from the cache" in out.stderr
+    saved = json.loads((cache / f"describe-{changed}.json").read_bytes())
+    assert saved["key"]["packages"][package] == "99.0.0"  # rewritten under the new key
+    assert (
+        saved["info"]["variants"]
+        == json.loads((first_list[0] / f"describe-{changed}.json").read_bytes())["info"]["variants"]
+    )
+    if corrupt != changed:  # the corrupt file is whole again, under the current key
+        rewritten = json.loads((cache / f"describe-{corrupt}.json").read_bytes())
+        assert rewritten["key"] == inventory.cache_key(corrupt)
+    # back on the real versions, the entry for 99.0.0 is not taken
+    real = inventory.cache_key(changed)
+    assert real["packages"][package] != "99.0.0"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(inventory.CACHE_ENV, str(cache))
+        assert inventory.read_cached(changed, real) is None
 
 
 def test_cache_folder_respects_the_override_then_xdg_then_home(monkeypatch, tmp_path):
