@@ -139,6 +139,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UserError("--direction goes with --to github-action-benchmark")
     if args.force and not args.output:
         raise UserError("--force goes with --output FILE")
+    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if args.to == "mlflow" and not uri:
+        raise UserError("--to mlflow needs --tracking-uri URI (or MLFLOW_TRACKING_URI)")
     metrics: tuple[Metric, ...] = ()
     if args.to != "mlflow":
         metrics = select_metrics(args.metric, args.to, args.direction or "bigger")
@@ -152,9 +155,6 @@ def cmd_export(args: argparse.Namespace) -> int:
         args.runs, by=("variant", "backend", "device"), skip_bad=args.skip_bad, warn=warn
     )
     if args.to == "mlflow":
-        uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-        if not uri:
-            raise UserError("--to mlflow needs --tracking-uri URI (or MLFLOW_TRACKING_URI)")
         print(to_mlflow(report, uri, args.experiment or DEFAULT_EXPERIMENT).summary())
         return 0
 
