@@ -6,7 +6,7 @@
     ... )
     >>> results.to_pandas()[["variant", "backend", "test_accuracy"]]
          variant backend  test_accuracy
-    0  two-dense     jax         0.8937
+    0  two-dense     jax         0.8373
     >>> results.confusion_matrix("two-dense", "jax")  # a matplotlib Figure
 
 `run` takes the keywords of `mnist-bench run`'s options (`variants`, `backends`, `seeds`,
@@ -14,7 +14,7 @@
 same checks, the same run file and figures, the same one-line errors. Every mistake in the input
 raises `Error` (the CLI's `UserError`: one line, no traceback worth reading), the one exception
 type to catch. `compare` and `check` return typed rows and verdicts instead of tables and exit
-codes.
+codes (`mnist_bench.results`).
 
 Importing this module imports no framework; training happens in worker processes, one per
 backend, as it does for the command.
@@ -25,29 +25,20 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
-import io
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mnist_bench.config import RunConfig
 from mnist_bench.errors import UserError
+from mnist_bench.results import Comparison, Results, Verdict
 
 if TYPE_CHECKING:
-    import pandas
-    from matplotlib.figure import Figure
-    from mnist_bench.data import Dataset
-    from mnist_bench.records import Record
-    from mnist_bench.report import compare as compare_mod
-    from mnist_bench.report.collect import LoadedRun
-    from mnist_bench.report.rows import Row
     from mnist_bench.runner import Run
     from rich.console import Console
-    from rich.table import Table
 
 Error = UserError
 """The one exception type the API raises for bad input: its message is one line, the same as
@@ -318,321 +309,6 @@ def _unknown_keyword(name: str) -> str:
     return f"unknown option {name!r}{hint}; valid: {', '.join(RUN_OPTIONS)}"
 
 
-# ---------------------------------------------------------------------------------- results
-@dataclass
-class Results:
-    """Run files and their records: what `run` and `load` return.
-
-    Attributes:
-        runs: each run file read (its path and typed `RunFile`).
-        figures: the PNG files `run` drew beside its run file.
-    """
-
-    runs: list[LoadedRun]
-    figures: list[Path] = field(default_factory=list)
-    _datasets: dict[str, Dataset] = field(default_factory=dict, repr=False)
-
-    @classmethod
-    def of_run(cls, run: Run, figures: Iterable[Path] = ()) -> Results:
-        """The results of a run in this process (its dataset kept for `predictions`)."""
-        from mnist_bench.report.collect import LoadedRun
-
-        return cls([LoadedRun(run.path, run.file)], list(figures), {run.file.run_id: run.dataset})
-
-    @property
-    def path(self) -> Path:
-        """The run file (the first one, when several were loaded)."""
-        return self.runs[0].path
-
-    @property
-    def environment(self) -> dict[str, Any]:
-        """The provenance block of the (first) run: machine, versions, commit, dataset."""
-        return self.runs[0].run.environment
-
-    @property
-    def status(self) -> str:
-        """The (first) run's status: complete, interrupted or running."""
-        return self.runs[0].run.status
-
-    @property
-    def records(self) -> list[Record]:
-        """Every record, one per job (variant, backend, device, seed), in run order."""
-        return [r for loaded in self.runs for r in loaded.run.records]
-
-    @property
-    def aggregates(self) -> list[dict[str, Any]]:
-        """The run files' own summaries: per configuration, each headline metric over seeds."""
-        return [a for loaded in self.runs for a in loaded.run.aggregates]
-
-    @property
-    def rows(self) -> list[Row]:
-        """One row per configuration (its seeds' records together), as every table shows."""
-        from mnist_bench.report.rows import rows
-
-        return rows(self.records)
-
-    def select(self, *, variant: str | None = None, backend: str | None = None) -> Results:
-        """The records of one variant and/or backend, each still in its run.
-
-        Example:
-            >>> mnist_bench.compare(both.select(backend="tensorflow"), both.select(backend="jax"),
-            ...                     match_on=["variant", "device"])
-
-        Raises:
-            Error: no record matches.
-        """
-        from mnist_bench.report.collect import LoadedRun
-
-        def keep(item: Any) -> bool:
-            get = item.get if isinstance(item, dict) else lambda name: getattr(item, name)
-            return variant in (None, get("variant")) and backend in (None, get("backend"))
-
-        runs = []
-        for loaded in self.runs:
-            records = [r for r in loaded.run.records if keep(r)]
-            if records:
-                aggregates = [a for a in loaded.run.aggregates if keep(a)]
-                run = dataclasses.replace(loaded.run, records=records, aggregates=aggregates)
-                runs.append(LoadedRun(loaded.path, run))
-        if not runs:
-            wanted = " · ".join(v for v in (variant, backend) if v) or "anything"
-            raise Error(f"no record of {wanted} in these results")
-        return Results(runs, [], self._datasets)
-
-    def summary(self) -> list[dict[str, Any]]:
-        """One plain dict per row: configuration, seeds, status, and for each headline metric
-        its mean over seeds and `<metric>_ci95`, the half-width of its 95% confidence interval
-        (None with one seed). `mnist-bench run --format json` prints these."""
-        from mnist_bench.report.rows import HEADLINE, variant_label
-
-        all_rows = self.rows
-        out = []
-        for row in all_rows:
-            job = row.records[0].job
-            entry: dict[str, Any] = {
-                "variant": row.variant,
-                "label": variant_label(row, all_rows),
-                "backend": row.backend,
-                "device": row.device,
-                "dataset": job.dataset,
-                "seeds": row.seeds,
-                "status": row.status,
-            }
-            for metric in HEADLINE:
-                summary = row.summary(metric.name)
-                entry[metric.name] = summary.mean if summary else None
-                entry[f"{metric.name}_ci95"] = summary.half_width if summary else None
-            entry["error"] = None if row.status == "ok" else row.records[0].error
-            entry["contended"] = row.contended
-            entry["settings"] = job.settings.to_dict()
-            out.append(entry)
-        return out
-
-    def to_pandas(self, raw: bool = False) -> pandas.DataFrame:
-        """A DataFrame: one row per configuration (`summary`, settings as columns), or with
-        `raw=True` one per record with every metric.
-
-        Needs pandas: `pip install 'mnist-bench[pandas]'`.
-
-        Example:
-            >>> df = results.to_pandas()
-            >>> df.pivot(index="variant", columns="backend", values="test_accuracy")
-        """
-        try:
-            import pandas
-        except ImportError:
-            raise Error("to_pandas needs pandas: pip install 'mnist-bench[pandas]'") from None
-        if raw:
-            return pandas.DataFrame(
-                [_record_dict(r, run.run.run_id) for run in self.runs for r in run.run.records]
-            )
-        rows = []
-        for entry in self.summary():
-            settings = entry.pop("settings")
-            rows.append({**entry, **settings})
-        return pandas.DataFrame(rows)
-
-    def table(self, title: str | None = None, *, color: bool = True) -> Table:
-        """The results table as a rich `Table` (print it with `rich.print`); `color=False`
-        gives plain ASCII."""
-        from mnist_bench.report.table import rows_table
-
-        return rows_table(self.rows, title=title or self._title(), color=color)
-
-    def __rich__(self) -> Table:
-        return self.table()
-
-    def __repr__(self) -> str:
-        from rich.console import Console
-
-        buffer = io.StringIO()  # not Jupyter's display: the text, even in a notebook
-        console = Console(file=buffer, width=200, no_color=True, force_jupyter=False)
-        console.print(self.table(color=False))
-        return buffer.getvalue().rstrip("\n")
-
-    def _repr_html_(self) -> str:
-        """The table in a notebook (the HTML report's), with where the results came from."""
-        from html import escape
-
-        from mnist_bench.report import html
-        from mnist_bench.report.report_cmd import Report
-        from mnist_bench.report.rows import DEFAULT_BY
-
-        run_of = {id(r): loaded for loaded in self.runs for r in loaded.run.records}
-        machines = {loaded.run.run_id: loaded.machine for loaded in self.runs}
-        report = Report(self.runs, DEFAULT_BY, self.rows, run_of, machines)
-        sources = ", ".join(f"<code>{escape(str(loaded.path))}</code>" for loaded in self.runs)
-        return f"<p><b>{escape(self._title())}</b> · {sources}</p>" + html.results_table(report)
-
-    def _title(self) -> str:
-        if len(self.runs) == 1:
-            run = self.runs[0].run
-            return f"mnist-bench run {run.run_id} ({run.status})"
-        return f"mnist-bench: {len(self.runs)} runs"
-
-    # -------------------------------------------------------------------------- figures
-    def _row(self, variant: str, backend: str, device: str | None) -> Row:
-        from mnist_bench.report.rows import variant_label
-
-        all_rows = self.rows
-        found = [
-            row
-            for row in all_rows
-            if row.status == "ok"
-            and variant in (row.variant, variant_label(row, all_rows))
-            and row.backend == backend
-            and device in (None, row.device)
-        ]
-        if len(found) == 1:
-            return found[0]
-        have = sorted(
-            {f"{variant_label(r, all_rows)} · {r.backend} · {r.device}" for r in all_rows}
-        )
-        where = f"{variant} · {backend}" + (f" · {device}" if device else "")
-        if not found:
-            raise Error(f"no finished record of {where} in these results; have: {', '.join(have)}")
-        raise Error(f"{where} matches {len(found)} rows: name one of {', '.join(have)}")
-
-    def _class_names(self, record: Record) -> list[str] | None:
-        for loaded in self.runs:
-            if any(r is record for r in loaded.run.records):
-                names = (loaded.run.environment.get("dataset") or {}).get("class_names")
-                return [str(n) for n in names] if isinstance(names, list) else None
-        return None
-
-    def confusion_matrix(self, variant: str, backend: str, device: str | None = None) -> Figure:
-        """The confusion matrix of one configuration (summed over its seeds) as a matplotlib
-        `Figure`: a notebook shows it, `fig.savefig("cm.png")` writes it.
-
-        Raises:
-            Error: no finished record of that variant and backend, or several configurations
-                of it (name the device, or the variant's label as the table shows it).
-        """
-        from mnist_bench.report import figures
-
-        row = self._row(variant, backend, device)
-        matrix = figures.summed_confusion(row)
-        if matrix is None:
-            raise Error(f"{variant} · {backend}: its records hold no confusion matrix")
-        total = sum(map(sum, matrix))
-        accuracy = sum(matrix[i][i] for i in range(len(matrix))) / total
-        seeds = f"{row.seeds} seeds summed" if row.seeds > 1 else f"seed {row.records[0].seed}"
-        title = f"{variant} · {backend} · {row.device}: accuracy {accuracy:.4f} ({seeds})"
-        return figures.confusion_heatmap(matrix, self._class_names(row.records[0]), title)
-
-    def predictions(
-        self,
-        variant: str,
-        backend: str,
-        device: str | None = None,
-        *,
-        count: int = 16,
-        wrong: bool = False,
-    ) -> Figure:
-        """The first `count` test images with what the model predicted (mistakes in red); with
-        `wrong=True`, the first misclassified ones.
-
-        A record keeps its first 25 misclassified test images and its confusion matrix, so
-        every prediction up to the last of those is known exactly: the true label, unless the
-        image is among them. No model is kept or re-run. Shows the first seed's record.
-
-        Raises:
-            Error: as `confusion_matrix`; or the dataset is not the one the run used.
-        """
-        import numpy as np
-        from matplotlib.figure import Figure
-
-        record = self._row(variant, backend, device).records[0]
-        dataset = self._dataset(record)
-        images, truth = dataset.x_test, dataset.y_test
-        mistakes = {index: predicted for index, _, predicted in record.misclassified}
-        if wrong:
-            shown = sorted(mistakes)[:count]
-        else:
-            matrix = record.confusion_matrix or []
-            errors = sum(map(sum, matrix)) - sum(matrix[i][i] for i in range(len(matrix)))
-            complete = len(mistakes) >= errors  # every mistake is listed: all is known
-            known = (record.test_samples or len(truth)) if complete else max(mistakes) + 1
-            shown = list(range(min(count, known)))
-        names = self._class_names(record) or [str(i) for i in range(10)]
-        columns = min(8, max(1, len(shown)))
-        lines = max(1, -(-len(shown) // columns))
-        fig = Figure(figsize=(1.3 * columns, 1.55 * lines + 0.4), layout="constrained")
-        axes = np.atleast_1d(fig.subplots(lines, columns)).ravel()
-        for ax in axes:
-            ax.axis("off")
-        for ax, index in zip(axes, shown, strict=False):
-            predicted = mistakes.get(index, int(truth[index]))
-            ok = predicted == int(truth[index])
-            ax.imshow(images[index], cmap="gray_r", interpolation="nearest")
-            label = names[predicted] if ok else f"{names[predicted]} (true {names[truth[index]]})"
-            ax.set_title(label, fontsize=8, color="black" if ok else "red")
-        what = "misclassified test images" if wrong else "test images"
-        fig.suptitle(f"{variant} · {backend} · seed {record.seed}: predictions, first {what}",
-                     fontsize=9)  # fmt: skip
-        return fig
-
-    def _dataset(self, record: Record) -> Dataset:
-        """The test images the record was measured on (loaded once, checked by digest)."""
-        from mnist_bench import data
-
-        for loaded in self.runs:
-            if not any(r is record for r in loaded.run.records):
-                continue
-            run_id = loaded.run.run_id
-            if run_id not in self._datasets:
-                spec = loaded.run.config.get("data") or "mnist"
-                dataset = data.load(spec)
-                pinned = loaded.run.environment.get("dataset_digests")
-                if pinned and pinned != dataset.digests:
-                    raise Error(f"{spec}: not the dataset run {run_id} was measured on")
-                self._datasets[run_id] = dataset
-            return self._datasets[run_id]
-        raise Error("the record is not in these results")
-
-
-def _record_dict(record: Record, run_id: str) -> dict[str, Any]:
-    from mnist_bench.report.rows import METRICS
-
-    out: dict[str, Any] = {
-        "run_id": run_id,
-        "variant": record.variant,
-        "backend": record.backend,
-        "device": record.where,
-        "requested_device": record.requested_device,
-        "dataset": record.dataset,
-        "seed": record.seed,
-        "repeat": record.repeat,
-        "status": record.status,
-        "params": record.params,
-        "train_samples": record.train_samples,
-        "test_samples": record.test_samples,
-    }
-    out.update({m.name: getattr(record, m.name) for m in METRICS})
-    out.update(error=record.error, contended=record.contended, **record.settings.to_dict())
-    return out
-
-
 def _as_paths(paths: Paths) -> list[str]:
     if isinstance(paths, str | Path):
         return [str(paths)]
@@ -665,88 +341,6 @@ def _results(value: Results | Paths) -> Results:
 
 
 # ----------------------------------------------------------------------------- comparisons
-@dataclass
-class Comparison:
-    """Rows matched across two sets of results, each with a verdict per metric.
-
-    Attributes:
-        rows: `mnist_bench.report.compare.Row`s: `verdict` (better, worse, no significant
-            change), `changes` (per metric: base and new values per seed, delta, p-value),
-            `side` (both, base, new) and the settings that differ.
-    """
-
-    rows: list[compare_mod.Row]
-
-    def __iter__(self) -> Iterator[compare_mod.Row]:
-        return iter(self.rows)
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def summary(self) -> list[dict[str, Any]]:
-        """One plain dict per row: its configuration, seeds on each side, the row's verdict,
-        and per headline metric the base and new means, the delta and its verdict."""
-        from mnist_bench.report.compare import METRICS
-
-        out = []
-        for row in self.rows:
-            entry: dict[str, Any] = {
-                **row.label,
-                **{name: _across(row, name) for name in ("variant", "backend")},
-                "side": row.side,
-                "base_seeds": len({r.seed for r in row.base}),
-                "new_seeds": len({r.seed for r in row.new}),
-                "verdict": row.verdict if row.side == "both" else f"only in {row.side}",
-            }
-            for metric in METRICS:
-                change = row.change(metric)
-                entry[f"{metric.name}_base"] = change.base_mean if change else None
-                entry[f"{metric.name}_new"] = change.new_mean if change else None
-                entry[f"{metric.name}_delta"] = change.delta if change else None
-                entry[f"{metric.name}_verdict"] = (
-                    (change.skipped or change.verdict) if change else None
-                )
-            entry["differences"] = ", ".join(row.differences or row.near)
-            out.append(entry)
-        return out
-
-    def __repr__(self) -> str:
-        lines = [f"Comparison: {len(self.rows)} row(s)"]
-        for entry in self.summary():
-            where = " · ".join(entry[k] for k in ("variant", "backend", "device"))
-            differences = f" ({entry['differences']})" if entry["differences"] else ""
-            lines.append(f"  {where}: {entry['verdict']}{differences}")
-        return "\n".join(lines)
-
-    def to_pandas(self) -> pandas.DataFrame:
-        """`summary` as a DataFrame (needs pandas: `pip install 'mnist-bench[pandas]'`)."""
-        try:
-            import pandas
-        except ImportError:
-            raise Error("to_pandas needs pandas: pip install 'mnist-bench[pandas]'") from None
-        return pandas.DataFrame(self.summary())
-
-    def _repr_html_(self) -> str:
-        from mnist_bench.report import html
-        from mnist_bench.report.compare import METRICS
-
-        header = ["variant", "backend", "device", *(m.label for m in METRICS), "verdict"]
-        body = []
-        for entry in self.summary():
-            cells = [entry["variant"], entry["backend"], entry["device"]]
-            for m in METRICS:
-                base, new = entry[f"{m.name}_base"], entry[f"{m.name}_new"]
-                cells.append(
-                    "-"
-                    if base is None or new is None
-                    else f"{base:,.{m.digits}f} → "
-                    f"{new:,.{m.digits}f} ({entry[f'{m.name}_verdict']})"
-                )
-            differences = f" ({entry['differences']})" if entry["differences"] else ""
-            body.append([*cells, entry["verdict"] + differences])
-        return html.table(header, body)
-
-
 def _match_on(fields: str | Sequence[str] | None) -> tuple[str, ...] | None:
     from mnist_bench import identity
 
@@ -758,13 +352,6 @@ def _match_on(fields: str | Sequence[str] | None) -> tuple[str, ...] | None:
         return identity.check_match_fields(fields)
     except ValueError as exc:
         raise Error(f"match_on: {exc}") from None
-
-
-def _across(row: compare_mod.Row, name: str) -> str:
-    """A row's variant or backend; `tensorflow → jax` where a `match_on` row pairs two."""
-    sides = [dict.fromkeys(getattr(r, name) for r in side) for side in (row.base, row.new)]
-    base, new = (", ".join(values) for values in sides)
-    return f"{base} → {new}" if base and new and base != new else base or new
 
 
 def compare(
@@ -796,52 +383,6 @@ def compare(
     return Comparison(
         compare_records(_results(base).records, _results(new).records, tolerances, on=on)
     )
-
-
-@dataclass
-class Verdict:
-    """What `check` found: `passed`, and the failing rows with their reasons.
-
-    Attributes:
-        passed: no baseline row regressed (truthy when passed).
-        failures: `Failure(row, reason)` per failing row.
-        rows: every matched and unmatched row (`Comparison.rows`).
-        missing: baseline rows the results lack that did not fail (`allow_missing`).
-        extra: rows of the results that the baseline lacks (they pass).
-    """
-
-    passed: bool
-    failures: list[compare_mod.Failure]
-    rows: list[compare_mod.Row]
-    missing: list[compare_mod.Row]
-    extra: list[compare_mod.Row]
-
-    def __bool__(self) -> bool:
-        return self.passed
-
-    def __repr__(self) -> str:
-        return str(self)
-
-    def __str__(self) -> str:
-        if self.passed:
-            matched = sum(1 for r in self.rows if r.side == "both")
-            return f"check passed: {matched} row(s) within tolerance"
-        lines = [f"check FAILED: {len(self.failures)} row(s) failed"]
-        for failure in self.failures:
-            label = failure.row.label
-            lines.append(f"  {label['variant']} · {label['backend']} · {label['device']}: "
-                         f"{failure.reason}")  # fmt: skip
-        return "\n".join(lines)
-
-    def _repr_html_(self) -> str:
-        from html import escape
-
-        head, *rest = str(self).splitlines()
-        items = "".join(f"<li>{escape(line.strip())}</li>" for line in rest)
-        color = "green" if self.passed else "#b00020"
-        return f'<p style="color:{color}"><b>{escape(head)}</b></p>' + (
-            f"<ul>{items}</ul>" if items else ""
-        )
 
 
 def check(
