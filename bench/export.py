@@ -31,6 +31,7 @@ from mnist_bench.records import Record
 from mnist_bench.report.rows import HEADLINE, METRICS, Metric, Row
 
 if TYPE_CHECKING:
+    from mnist_bench.report.collect import LoadedRun
     from mnist_bench.report.report_cmd import Report
 
 TARGETS = ("github-action-benchmark", "bencher", "mlflow")
@@ -550,7 +551,9 @@ def _ms(utc: str | None) -> int | None:
         return None
 
 
-def _log_record(client: Any, experiment_id: str, loaded: Any, record: Record, key: str, tmp: Path):
+def _log_record(
+    client: Any, experiment_id: str, loaded: LoadedRun, record: Record, key: str, tmp: Path
+) -> None:
     """One MLflow run: params, tags and metrics in batches, then the artifacts, then its end."""
     import time
 
@@ -606,7 +609,7 @@ def _params(record: Record) -> dict[str, str]:
     return {k: identity.format_value(v) for k, v in values.items()}
 
 
-def _tags(loaded: Any, record: Record, key: str) -> dict[str, str]:
+def _tags(loaded: LoadedRun, record: Record, key: str) -> dict[str, str]:
     """Provenance: run id, status, machine, commit, versions, timing flags."""
     from mnist_bench.report.collect import machine_label
 
