@@ -30,7 +30,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from mnist_bench.config import RunConfig
 from mnist_bench.errors import UserError
@@ -151,7 +151,6 @@ def execute_run(
     console: Console,
     *,
     figures: bool = True,
-    show_progress: bool = True,
     when_final: Callable[[], None] = lambda: None,
 ) -> tuple[Results, int | None]:
     """Train and measure the run's pending jobs with live progress on `console`, then draw its
@@ -170,8 +169,7 @@ def execute_run(
     )
     signum = None
     try:
-        observer = progress.make(console, len(run.pending)) if show_progress else progress.Quiet()
-        with observer:
+        with progress.make(console, len(run.pending)) as observer:
             run.execute(observer)
     except Interrupted as exc:
         signum = exc.signum
@@ -207,11 +205,13 @@ def _interruptible() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _api_console() -> Console:
+def _api_console(quiet: bool = False) -> Console:
     """A notebook's own rich console; elsewhere standard error, which leaves standard output to
-    the caller's script."""
+    the caller's script. `quiet` prints nothing at all."""
     from rich.console import Console
 
+    if quiet:
+        return Console(quiet=True)
     console = Console(stderr=True)
     if console.is_jupyter or console.is_terminal:
         return Console() if console.is_jupyter else console
@@ -261,7 +261,8 @@ def run(
         train_limit, test_limit: only the first N training / test samples.
         suite: a TOML suite; the other keywords override it.
         resume: a run file to finish (no other option with it).
-        progress: show live progress (a notebook's rich display, or standard error).
+        progress: show live progress (a notebook's rich display, or standard error); False
+            prints nothing.
         figures: draw each record's confusion matrix and misclassified digits beside the file.
         devices, data, results_dir, targets, infer_batch_sizes, check_determinism,
             record_timeout, threads: see `mnist-bench run --help`.
@@ -287,20 +288,30 @@ def run(
     }
     if resume is not None:
         resume = str(resume)
-    console = _api_console()
+    from mnist_bench.runner import Interrupted
+
+    console = _api_console(quiet=not progress)
     with _interruptible():
-        opened = open_run(options, repeats=repeats, resume=resume, flag=lambda name: name)
-        results, signum = execute_run(opened, console, figures=figures, show_progress=progress)
+        try:
+            opened = open_run(options, repeats=repeats, resume=resume, flag=lambda name: name)
+        except Interrupted as exc:
+            _stop(exc.signum, "interrupted before the run started")
+        results, signum = execute_run(opened, console, figures=figures)
     if signum is not None:
         left = len(results.runs[0].run.pending)
-        note = (
+        _stop(
+            signum,
             f"interrupted: {len(results.records)} record(s) saved, {left} left; finish with "
-            f"mnist_bench.run(resume={str(opened.path)!r})"
+            f"mnist_bench.run(resume={str(opened.path)!r})",
         )
-        if signum == signal.SIGINT:
-            raise KeyboardInterrupt(note)
-        raise SystemExit(128 + signum)
     return results
+
+
+def _stop(signum: int, note: str) -> NoReturn:
+    """Ctrl-C as Python's own `KeyboardInterrupt`; SIGTERM ends the process, as it would have."""
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt(note)
+    raise SystemExit(128 + signum)
 
 
 def _unknown_keyword(name: str) -> str:

@@ -94,16 +94,6 @@ class RichProgress(Observer):
             self.current = None
 
 
-class Quiet(Observer):
-    """No progress at all (`mnist_bench.run(progress=False)`)."""
-
-    def __enter__(self) -> Quiet:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
-
-
 def _widgets() -> bool:
     """rich draws its live display in a notebook through ipywidgets."""
     import importlib.util

@@ -111,6 +111,55 @@ def test_run_format_json_prints_one_object(tmp_path):
     assert "single-dense" in out.stderr and "results: " in out.stderr  # the table, on stderr
 
 
+def test_ctrl_c_is_keyboard_interrupt_and_the_process_lives_on(tmp_path):
+    """As in a notebook kernel: Ctrl-C mid-run raises KeyboardInterrupt naming the resume, the
+    process's own SIGINT handling is back, and a later call finishes the run. (No backend is
+    installed in the child: each record is skipped at once, and the signal comes with the
+    second.)"""
+    code = (
+        "import os, pathlib, signal, sys\n"
+        "from mnist_bench import environment, progress\n"
+        "environment.installed_backends = lambda: []\n"
+        "seen = []\n"
+        "shown = progress.PlainProgress.on_record\n"
+        "def on_record(self, job, record):\n"
+        "    shown(self, job, record)\n"
+        "    seen.append(job.seed)\n"
+        "    if seen == [0, 1]:\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "progress.PlainProgress.on_record = on_record\n"
+        "import mnist_bench\n"
+        "try:\n"
+        "    mnist_bench.run(backends='torch', variants='two-dense', seeds='0,1,2',\n"
+        "                    results_dir=sys.argv[1])\n"
+        "except KeyboardInterrupt as exc:\n"
+        "    print('KeyboardInterrupt:', exc)\n"
+        "print('default handler:', signal.getsignal(signal.SIGINT) is signal.default_int_handler)\n"
+        "(path,) = pathlib.Path(sys.argv[1]).glob('*.json')\n"
+        "print('file says:', mnist_bench.load(path).status)\n"
+        "done = mnist_bench.run(resume=path, progress=False)\n"
+        "print('resumed:', done.status, sorted(r.seed for r in done.records))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    (path,) = tmp_path.glob("*.json")
+    assert lines == [
+        f"KeyboardInterrupt: interrupted: 1 record(s) saved, 2 left; finish with "
+        f"mnist_bench.run(resume={str(path)!r})",
+        "default handler: True",
+        "file says: interrupted",
+        "resumed: complete [0, 1, 2]",
+    ]
+    assert out.stderr.count("record(s) to go") == 1  # progress=False: the resume said nothing
+
+
 # --------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize(
     ("keywords", "flags"),
