@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import json
+import math
 import statistics
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mnist_bench import files
 from mnist_bench.errors import UserError
+from mnist_bench.records import load_run
 
 if TYPE_CHECKING:
     from mnist_bench.identity import Job
@@ -19,24 +21,34 @@ STARTUP_SECONDS = 5.0  # worker start and first-epoch tracing, roughly
 MEASURE_SECONDS = 6.0  # per-epoch test evaluation and the inference sweep, roughly
 
 
-def history(folders=HISTORY_DIRS) -> dict[tuple[str, str, int], float]:
-    """Median steady-state seconds per training sample for each (variant, backend, batch)."""
+def history(
+    folders=HISTORY_DIRS, warn: Callable[[str], None] | None = None
+) -> dict[tuple[str, str, int], float]:
+    """Median steady-state seconds per training sample for each (variant, backend, batch), from
+    the ok records of the run files in `folders`.
+
+    Files are read as every reader reads them (`load_run`: bounded, typed, consistent); a bad
+    one is skipped, and `warn` (default: a note on stderr) says which and why.
+    """
+    warn = _note if warn is None else warn
     samples: dict[tuple[str, str, int], list[float]] = {}
     for folder in folders:
         for path in sorted(Path(folder).glob("*.json")) if Path(folder).is_dir() else []:
             try:
-                raw = files.read_bytes(path, limit=files.RUN_FILE_LIMIT, what="run file")
-                records = json.loads(raw).get("records", [])
-            except (OSError, ValueError, AttributeError, UserError):
+                records = load_run(path).records
+            except UserError as exc:
+                warn(f"time estimate skips {exc}")
                 continue
             for r in records:
-                if not isinstance(r, dict) or r.get("status") != "ok":
-                    continue
-                rate = r.get("train_samples_per_second")
-                if rate:
-                    key = (r.get("variant"), r.get("backend"), r.get("batch_size"))
+                rate = r.train_samples_per_second
+                if r.status == "ok" and rate and math.isfinite(1.0 / rate):
+                    key = (r.variant, r.backend, r.settings.batch_size)
                     samples.setdefault(key, []).append(1.0 / rate)
     return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def _note(message: str) -> None:
+    print(f"mnist-bench: note: {message}", file=sys.stderr)
 
 
 def job_seconds(
@@ -54,4 +66,5 @@ def job_seconds(
         if flops is None:
             return float("nan"), "unknown"
         per_sample, source = flops / (FALLBACK_GFLOPS * 1e9), "FLOPs"
-    return STARTUP_SECONDS + MEASURE_SECONDS + s.epochs * train_samples * per_sample, source
+    seconds = STARTUP_SECONDS + MEASURE_SECONDS + s.epochs * train_samples * per_sample
+    return (seconds, source) if math.isfinite(seconds) else (float("nan"), "unknown")

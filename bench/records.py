@@ -353,6 +353,7 @@ COUNTS = (
     "params", "train_samples", "test_samples", "diverged_at_epoch", "flops_per_train_sample",
     "flops_per_infer_sample",
 )  # fmt: skip
+LATENCY_KEYS = ("p50", "p95", "p99")  # what `latency_ms` holds (milliseconds)
 # Environment blocks readers look into (machine labels, class names, commits).
 _ENVIRONMENT_SHAPES = {"cpu": dict, "git": dict, "dataset": dict, "backends": dict, "gpus": list}
 
@@ -360,9 +361,10 @@ _ENVIRONMENT_SHAPES = {"cpu": dict, "git": dict, "dataset": dict, "backends": di
 def check_consistency(run: RunFile) -> None:
     """Raise ValueError naming the first field (`records[2].confusion_matrix[3]: ...`) that is
     out of range or disagrees with another: negative times, counts or rates, an accuracy
-    outside 0..1, a confusion matrix that is not square or does not sum to `test_samples`, a
-    misclassified digit outside the test set or the classes, an environment block of the wrong
-    shape. A job recorded twice is no inconsistency: readers count it as a repeat of its seed."""
+    outside 0..1, batch-1 latencies without their percentiles, a confusion matrix that is not
+    square or does not sum to `test_samples`, a misclassified digit outside the test set or
+    the classes, an environment block of the wrong shape. A job recorded twice is no
+    inconsistency: readers count it as a repeat of its seed."""
     env = run.environment
     for name, kind in _ENVIRONMENT_SHAPES.items():
         if env.get(name) is not None and not isinstance(env[name], kind):
@@ -390,6 +392,13 @@ def _check_record(r: Record, where: str) -> None:
         value = getattr(r, name)
         if value is not None and value < 0:
             raise ValueError(f"{where}.{name}: {value} is negative")
+    if r.latency_ms is not None:
+        for key in LATENCY_KEYS:
+            value = r.latency_ms.get(key)
+            if value is None or not 0 <= value <= MAX_VALUE:
+                raise ValueError(
+                    f"{where}.latency_ms.{key}: {_short(value)} is not a latency (0..{MAX_VALUE:g})"
+                )
     matrix, tested = r.confusion_matrix, r.test_samples
     if matrix is not None:
         if not matrix:

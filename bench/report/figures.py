@@ -354,6 +354,7 @@ def summed_confusion(row: Row) -> list[list[int]] | None:
     matrices = [r.confusion_matrix for r in row.records if r.confusion_matrix]
     if not matrices:
         return None
+    matrices = [m for m in matrices if len(m) == len(matrices[0])]  # hand-edited files differ
     return [
         [sum(cells) for cells in zip(*rows, strict=True)] for rows in zip(*matrices, strict=True)
     ]

@@ -10,18 +10,27 @@ import numpy as np
 from mnist_bench.records import Record
 
 
+def slug(name: str, limit: int = 80) -> str:
+    """`name` as part of a file name: no separators or odd characters, not too long (a variant
+    name read from a run file can be anything, `../x` included)."""
+    return re.sub(r"[^A-Za-z0-9._=-]+", "-", name).strip("-")[:limit]
+
+
 def stem(record: Record) -> str:
     repeat = f"-repeat{record.repeat}" if record.repeat else ""
-    return f"{record.variant}-{record.backend}-{record.device}-seed{record.seed}{repeat}"
+    return f"{slug(record.variant)}-{record.backend}-{record.device}-seed{record.seed}{repeat}"
+
+
+def _class_name(class_names: tuple[str, ...], index: int) -> str:
+    return str(class_names[index]) if index < len(class_names) else str(index)
 
 
 def save_confusion_heatmap(record: Record, class_names: tuple[str, ...], path: Path) -> Path:
     """The record's confusion matrix as a PNG heatmap with annotated counts, written to `path`."""
     from mnist_bench.report import figures
 
-    title = (
-        f"{record.variant} · {record.backend} · {record.device} · seed {record.seed}"
-        f" — accuracy {record.test_accuracy:.4f}"
+    title = f"{record.variant} · {record.backend} · {record.device} · seed {record.seed}" + (
+        f" — accuracy {record.test_accuracy:.4f}" if record.test_accuracy is not None else ""
     )
     path.write_bytes(
         figures.confusion_heatmap_png(record.confusion_matrix, class_names, title, size=(8, 6.5))
@@ -38,7 +47,7 @@ def save_misclassified_grid(
     """
     from matplotlib.figure import Figure  # no pyplot: no global figure state to close
 
-    wrong = record.misclassified[:25]
+    wrong = [m for m in record.misclassified if m[0] < len(images)][:25]
     cell, pad = 28, 12  # pixels per digit, and room for its label below it
     mosaic = np.zeros((5 * (cell + pad), 5 * (cell + 4)), dtype=np.uint8)
     fig = Figure(figsize=(7.5, 8.5))
@@ -50,7 +59,7 @@ def save_misclassified_grid(
         ax.text(
             left + cell / 2,
             top + cell + 1,
-            f"true {class_names[truth]}\npred {class_names[predicted]}",
+            f"true {_class_name(class_names, truth)}\npred {_class_name(class_names, predicted)}",
             ha="center",
             va="top",
             fontsize=8,
@@ -71,10 +80,10 @@ def save_epoch_curves(records: list[Record], folder: Path) -> list[Path]:
 
     paths: list[Path] = []
     for name, fig in figures.epoch_curves(rows(records), DEFAULT_BY):
-        slug = re.sub(r"[^A-Za-z0-9._=-]+", "-", name).strip("-")  # `two-dense [epochs=5]`
-        path = folder / f"{slug}-curves.png"
+        stem = slug(name)  # `two-dense [epochs=5]`
+        path = folder / f"{stem}-curves.png"
         if path in paths:  # two labels alike once slugged
-            path = folder / f"{slug}-{len(paths)}-curves.png"
+            path = folder / f"{stem}-{len(paths)}-curves.png"
         fig.savefig(path, dpi=figures.DPI)
         paths.append(path)
     return paths
