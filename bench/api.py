@@ -293,7 +293,13 @@ def run(
     console = _api_console(quiet=not progress)
     with _interruptible():
         try:
-            opened = open_run(options, repeats=repeats, resume=resume, flag=lambda name: name)
+            opened = open_run(
+                options,
+                repeats=repeats,
+                resume=resume,
+                argv=[_call(options, repeats)],  # the run file's `command`: this call
+                flag=lambda name: name,
+            )
         except Interrupted as exc:
             _stop(exc.signum, "interrupted before the run started")
         results, signum = execute_run(opened, console, figures=figures)
@@ -305,6 +311,12 @@ def run(
             f"mnist_bench.run(resume={str(opened.path)!r})",
         )
     return results
+
+
+def _call(options: dict[str, Any], repeats: int | None) -> str:
+    """`mnist_bench.run(variants=('two-dense',), epochs=1)`: what was asked, as provenance."""
+    given = {**options, **({"repeats": repeats} if repeats is not None else {})}
+    return f"mnist_bench.run({', '.join(f'{k}={v!r}' for k, v in given.items())})"
 
 
 def _stop(signum: int, note: str) -> NoReturn:

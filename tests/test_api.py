@@ -48,6 +48,10 @@ def test_run_writes_the_same_run_file_as_the_command(results):
     assert [r.to_dict() for r in on_disk.records] == [r.to_dict() for r in results.records]
     assert on_disk.runs[0].run.config["train_limit"] == 2000
     assert results.environment["dataset"]["name"] == "mnist"
+    assert results.environment["command"] == (
+        f"mnist_bench.run(variants=('two-dense',), backends=({BACKEND!r},), epochs=1, "
+        f"train_limit=2000, test_limit=500, results_dir={str(results.path.parent)!r})"
+    )
     assert [a["variant"] for a in results.aggregates] == ["two-dense"]
     assert results.figures and all(p.is_file() for p in results.figures)
     # The process's own signal handling is back: a notebook's next Ctrl-C interrupts a cell.
