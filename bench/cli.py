@@ -134,6 +134,10 @@ def execute(run, *, figures: bool = True, fmt: str = "table") -> int:
         console.print(
             results.table(title=f"mnist-bench run {run.file.run_id}", color=console.is_terminal)
         )
+        if run.file.determinism_cost:
+            from mnist_bench.runner import cost_summary
+
+            console.print(cost_summary(run.file.determinism_cost), highlight=False)
         folder = run.path.with_suffix("")
         console.print(
             f"results: {run.path}" + (f" (+{len(drawn)} figures in {folder}/)" if drawn else ""),
@@ -371,6 +375,19 @@ def _cmd_history(args: argparse.Namespace) -> int:
     return history.cmd_history(args)
 
 
+# ------------------------------------------------------------------------------------- parity
+def _add_parity(p: argparse.ArgumentParser) -> None:
+    from mnist_bench import parity
+
+    parity.add_parity(p)
+
+
+def _cmd_parity(args: argparse.Namespace) -> int:
+    from mnist_bench import parity
+
+    return parity.cmd_parity(args)
+
+
 Command = tuple[
     str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]
 ]
@@ -413,6 +430,13 @@ COMMANDS: list[Command] = [
         "accuracy or epoch time stepped",
         _add_history,
         _cmd_history,
+    ),
+    (
+        "parity",
+        "do the backends agree? per-sample prediction agreement, accuracy spread and "
+        "confusion-matrix differences of the same jobs on different backends",
+        _add_parity,
+        _cmd_parity,
     ),
     (
         "baseline",

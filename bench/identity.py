@@ -141,6 +141,26 @@ def a_repeat(a: Job, b: Job) -> bool:
     return a.seed_key == b.seed_key
 
 
+def key_except(job: Job, *names: str) -> tuple:
+    """The job's key (its configuration fields, seed and repeat) without the fields `names`:
+    jobs with equal keys differ at most in those (`parity` pairs backends by it, the
+    determinism cost runs with and without op determinism).
+
+    Raises:
+        ValueError: a name that is no field of a job.
+    """
+    flat = {**job.fields(), "seed": job.seed, "repeat": job.repeat}
+    for name in names:
+        if name not in flat:
+            raise ValueError(f"unknown field {name!r}; valid: {', '.join(flat)}")
+    return tuple(value for name, value in flat.items() if name not in names)
+
+
+def same_except(a: Job, b: Job, *names: str) -> bool:
+    """`a` and `b` are the same job but for the fields `names` (`"backend"`)."""
+    return key_except(a, *names) == key_except(b, *names)
+
+
 class HasJob(Protocol):
     job: Job
 

@@ -72,6 +72,9 @@ class Record:
     unstable: bool = False  # steady epochs too dispersed to trust (training.UNSTABLE_CV)
     confusion_matrix: list[list[int]] | None = None
     misclassified: list[list[int]] = field(default_factory=list)  # [test index, true, predicted]
+    # Every test prediction in test-set order, packed (`pack_labels`): what `parity` compares.
+    # Kept as text, so reading a run file never unpacks it.
+    predicted_labels: str | None = None
     started_utc: str | None = None
     wall_seconds: float | None = None
 
@@ -113,6 +116,24 @@ class Record:
 
 
 @dataclass
+class DeterminismCost:
+    """What one backend's op-determinism switches cost its steady epoch, from the pairs of
+    records whose jobs differ only in `op_determinism` (`runner.determinism_cost`).
+
+    Attributes:
+        steady_seconds_off: mean steady epoch over the pairs, switches off.
+        steady_seconds_on: the same, switches on.
+        ratio: on / off, the geometric mean of the pairs' ratios (1.4: 40% slower).
+        pairs: how many pairs (variants x seeds x settings) it is taken over.
+    """
+
+    steady_seconds_off: float
+    steady_seconds_on: float
+    ratio: float
+    pairs: int
+
+
+@dataclass
 class RunFile:
     """One `mnist-bench run`: its configuration, environment and records, saved as one JSON file."""
 
@@ -126,6 +147,8 @@ class RunFile:
     finished_utc: str | None = None
     pending: list[Job] = field(default_factory=list)  # jobs not run (interrupted)
     stop_reason: str | None = None  # why an interrupted run stopped (a signal, a full disk)
+    # Per backend, what its op-determinism switches cost (`--check-determinism`)
+    determinism_cost: dict[str, DeterminismCost] = field(default_factory=dict)
     schema_version: int = field(kw_only=True)  # required: a file always says its version
 
     def __post_init__(self) -> None:
@@ -377,6 +400,13 @@ def check_consistency(run: RunFile) -> None:
         )
     for i, record in enumerate(run.records):
         _check_record(record, f"records[{i}]")
+    for backend, cost in run.determinism_cost.items():
+        for name in ("steady_seconds_off", "steady_seconds_on", "ratio", "pairs"):
+            value = getattr(cost, name)
+            if not 0 < value <= MAX_VALUE:
+                raise ValueError(
+                    f"determinism_cost.{backend}.{name}: {value!r} is outside 0..{MAX_VALUE:g}"
+                )
 
 
 def _check_record(r: Record, where: str) -> None:
@@ -417,6 +447,13 @@ def _check_record(r: Record, where: str) -> None:
                 f"{where}.confusion_matrix: counts sum to {total}, test_samples is {tested}"
             )
         tested = total
+    if r.predicted_labels is not None and (
+        tested is None or len(r.predicted_labels) != packed_length(tested)
+    ):
+        raise ValueError(
+            f"{where}.predicted_labels: {len(r.predicted_labels)} characters do not hold "
+            f"{tested} packed labels ({packed_length(tested or 0)} would)"
+        )
     for j, entry in enumerate(r.misclassified):
         if not (
             len(entry) == 3
@@ -438,6 +475,63 @@ def _json_type(value: Any) -> str:
 def _short(value: Any, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# ------------------------------------------------------------------------- predicted labels
+# Four bits a label, two a byte (the first in the high half), then base64: 10,000 labels in
+# 6,668 characters of plain JSON text. An odd count ends with the half-byte PAD.
+LABEL_BITS = 4
+PAD = 0xF
+MAX_LABEL = PAD - 1  # classes 0..14
+
+
+def packed_length(count: int) -> int:
+    """Characters of `count` packed labels."""
+    return 4 * -(-((count + 1) // 2) // 3)
+
+
+def pack_labels(labels: Any) -> str:
+    """Class labels (integers 0..14, any sequence or NumPy array) as text.
+
+    Raises:
+        ValueError: a label outside 0..14.
+    """
+    import base64
+
+    import numpy as np
+
+    values = np.asarray(labels, dtype=np.int64).ravel()
+    if values.size and (values.min() < 0 or values.max() > MAX_LABEL):
+        raise ValueError(f"labels must be 0..{MAX_LABEL} to pack")
+    if values.size % 2:
+        values = np.append(values, PAD)
+    packed = (values[0::2] << LABEL_BITS) | values[1::2]
+    return base64.b64encode(packed.astype(np.uint8).tobytes()).decode("ascii")
+
+
+def unpack_labels(text: str, count: int) -> Any:
+    """The `count` labels `pack_labels` packed into `text`, as a NumPy uint8 array.
+
+    Raises:
+        ValueError: not base64, or not `count` labels.
+    """
+    import base64
+    import binascii
+
+    import numpy as np
+
+    try:
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError):
+        raise ValueError("not base64 text") from None
+    if len(raw) != (count + 1) // 2:
+        raise ValueError(f"{2 * len(raw)} half-bytes do not hold {count} labels")
+    packed = np.frombuffer(raw, dtype=np.uint8)
+    labels = np.empty(2 * len(packed), dtype=np.uint8)
+    labels[0::2], labels[1::2] = packed >> LABEL_BITS, packed & PAD
+    if (count % 2 and labels[-1] != PAD) or (labels[:count] == PAD).any():
+        raise ValueError("a label is the padding value")
+    return labels[:count]
 
 
 # ------------------------------------------------------------------------------ the journal

@@ -8,6 +8,8 @@ interrupt, a crash or a full disk loses nothing already measured.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import math
 import os
 import signal
 from collections.abc import Iterable, Iterator
@@ -18,7 +20,7 @@ from mnist_bench import data, environment, identity, journal, launcher, models, 
 from mnist_bench.config import BACKENDS, PROCESS_SETTINGS, RunConfig
 from mnist_bench.errors import UserError
 from mnist_bench.identity import Job, WorkerRequest, dataset_digest
-from mnist_bench.records import SCHEMA_VERSION, Record, RunFile, load_run
+from mnist_bench.records import SCHEMA_VERSION, DeterminismCost, Record, RunFile, load_run
 from mnist_bench.report.rows import HEADLINE
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -99,13 +101,17 @@ def expand_jobs(config: RunConfig, dataset: str = "mnist", digest: str = "") -> 
         raise UserError(
             "no backend installed: pip install 'mnist-bench[all]' (or [tensorflow], [jax], [torch])"
         )
-    repeats = (0, 1) if config.check_determinism else (0,)
+    # (repeat, op determinism): --check-determinism trains each job twice with the switches
+    # on, and once more with them off for what they cost (`determinism_cost`).
+    passes = ((0, False), (0, True), (1, True)) if config.check_determinism else ((0, None),)
     jobs: dict[tuple, Job] = {}
     for backend in backends:
-        for repeat in repeats:
+        for repeat, deterministic in passes:
             for variant in variants:
                 for point in config.grid:
                     settings = config.settings_for(variant.defaults, point)
+                    if deterministic is not None:
+                        settings = dataclasses.replace(settings, op_determinism=deterministic)
                     for device in config.devices:
                         for seed in config.seeds:
                             job = Job(
@@ -213,6 +219,7 @@ class Run:
         self.file.status = "complete"
         self.file.finished_utc = storage.utc_now()
         mark_determinism(self.file.records)
+        self.file.determinism_cost = determinism_cost(self.file.records)
         self.file.aggregates = aggregate(self.file.records)
         self.save()
         return self.file
@@ -303,6 +310,44 @@ def mark_determinism(records: list[Record]) -> None:
             and base.predictions_sha256 == again.predictions_sha256
         )
         base.deterministic = again.deterministic = same
+
+
+def determinism_cost(records: list[Record]) -> dict[str, DeterminismCost]:
+    """Per backend, the steady epoch with op determinism off and on, over the pairs of ok
+    records whose jobs differ only in `op_determinism` (`--check-determinism` runs both)."""
+    off = {
+        identity.key_except(r.job, "op_determinism"): r
+        for r in records
+        if r.status == "ok" and not r.settings.op_determinism and r.steady_epoch_seconds
+    }
+    pairs: dict[str, list[tuple[float, float]]] = {}
+    for r in records:
+        if r.status != "ok" or not r.settings.op_determinism or not r.steady_epoch_seconds:
+            continue
+        base = off.get(identity.key_except(r.job, "op_determinism"))
+        if base is not None:
+            pairs.setdefault(r.backend, []).append(
+                (base.steady_epoch_seconds, r.steady_epoch_seconds)
+            )
+    out = {}
+    for backend, seconds in pairs.items():
+        out[backend] = DeterminismCost(
+            steady_seconds_off=math.fsum(a for a, _ in seconds) / len(seconds),
+            steady_seconds_on=math.fsum(b for _, b in seconds) / len(seconds),
+            ratio=math.exp(math.fsum(math.log(b / a) for a, b in seconds) / len(seconds)),
+            pairs=len(seconds),
+        )
+    return out
+
+
+def cost_summary(costs: dict[str, DeterminismCost]) -> str:
+    """One line for the run's summary: each backend's steady epoch, switches off -> on."""
+    parts = [
+        f"{backend} {c.steady_seconds_off:.3g} -> {c.steady_seconds_on:.3g} s "
+        f"(x{c.ratio:.2f}, {c.pairs} pair{'s' * (c.pairs != 1)})"
+        for backend, c in costs.items()
+    ]
+    return "determinism cost (steady epoch, op determinism off -> on): " + "; ".join(parts)
 
 
 def aggregate(records: list[Record]) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ import numpy as np
 from mnist_bench import timing
 from mnist_bench.config import TrainSettings
 from mnist_bench.identity import Job, WorkerRequest
-from mnist_bench.records import Record
+from mnist_bench.records import Record, pack_labels
 from mnist_bench.storage import utc_now
 
 if TYPE_CHECKING:
@@ -324,6 +324,7 @@ class Trainer:
             wrong = np.flatnonzero(predicted != y_test)[:25]
             record.misclassified = [[int(i), int(y_test[i]), int(predicted[i])] for i in wrong]
             record.predictions_sha256 = hashlib.sha256(predicted.astype(np.uint8)).hexdigest()
+            record.predicted_labels = pack_labels(predicted)  # for `parity` across backends
             weights = hashlib.sha256()
             for w in model.get_weights():
                 weights.update(np.ascontiguousarray(w).tobytes())
