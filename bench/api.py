@@ -243,7 +243,7 @@ def run(
     resume: PathLike | None = None,
     progress: bool = True,
     figures: bool = True,
-    **unknown: Any,
+    **more: Any,
 ) -> Results:
     """Train and measure, as `mnist-bench run` does, and return the results.
 
@@ -266,6 +266,7 @@ def run(
         figures: draw each record's confusion matrix and misclassified digits beside the file.
         devices, data, results_dir, targets, infer_batch_sizes, check_determinism,
             record_timeout, threads: see `mnist-bench run --help`.
+        **more: any other `mnist-bench run` option, by its name in a suite.
 
     Returns:
         The run's `Results`, whatever became of its records (see `Results.records`).
@@ -280,11 +281,14 @@ def run(
         >>> results = mnist_bench.run(variants="two-dense", backends="jax", seeds=[0, 1])
         >>> results.table()  # mean ± 95% CI over the two seeds
     """
-    if unknown:
-        raise Error(_unknown_keyword(next(iter(unknown))))
-    given = locals()
+    for name in more:
+        if name not in CONFIG_OPTIONS:
+            raise Error(_unknown_keyword(name))
+    given = {**locals(), **more}
     options = {
-        name: _normalize(name, given[name]) for name in CONFIG_OPTIONS if given[name] is not None
+        name: _normalize(name, given[name])
+        for name in CONFIG_OPTIONS
+        if given.get(name) is not None
     }
     if resume is not None:
         resume = str(resume)
