@@ -74,6 +74,40 @@ def _add_run(p: argparse.ArgumentParser) -> None:
         metavar="RUN.json",
         help="finish an interrupted run: only its missing records, same configuration",
     )
+    cluster = p.add_argument_group("on a Ray cluster (pip install 'mnist-bench[ray]')")
+    cluster.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="local: worker processes on this machine (default); ray: each record a Ray task "
+        "on a node of the cluster at --address, in the same worker process",
+    )
+    cluster.add_argument(
+        "--address",
+        metavar="HOST:PORT",
+        help="the Ray head's address (ray start --head prints it; port 6379 by default); its "
+        "nodes offer the resource mnist_bench_node: 1",
+    )
+    cluster.add_argument(
+        "--jobs-per-node",
+        type=int,
+        metavar="K",
+        help="records a node trains at once (default 1: a record has its node to itself; more "
+        "only for accuracy-only grids, timings then share the node)",
+    )
+    cluster.add_argument(
+        "--on-every-node",
+        nargs="?",
+        const="node",
+        choices=("node", "kind"),
+        help="the whole suite on every node (or with `kind`, on one node of each kind: CPU, "
+        "cores, memory, GPUs), to compare machines; report --group-by machine shows them",
+    )
+    cluster.add_argument(
+        "--runtime-env",
+        metavar="JSON|FILE",
+        help='Ray runtime environment for the tasks, e.g. \'{"pip": ["mnist-bench[jax]"]}\'',
+    )
     p.add_argument(
         "--format",
         choices=("table", "json"),
@@ -104,13 +138,42 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     with interruptible():
         try:
+            executor = _executor(args)  # connected before a run file exists
             run = api.open_run(
                 options_from_args(args), repeats=args.repeats, resume=args.resume, argv=sys.argv
             )
+            run.executor = executor
             return execute(run, fmt=args.format)
         except Interrupted as exc:
             print("interrupted before the run started", file=sys.stderr)
             return 128 + exc.signum
+
+
+def _executor(args: argparse.Namespace):
+    """None for the local executor; else the Ray executor, connected (Ray imported only here)."""
+    cluster = {
+        "--address": args.address,
+        "--jobs-per-node": args.jobs_per_node,
+        "--on-every-node": args.on_every_node,
+        "--runtime-env": args.runtime_env,
+    }
+    if args.executor != "ray":
+        given = [flag for flag, value in cluster.items() if value is not None]
+        if given:
+            raise UserError(f"{', '.join(given)}: only with --executor ray")
+        return None
+    if not args.address:
+        raise UserError("--executor ray needs --address HOST:PORT (the Ray head's)")
+    from mnist_bench import ray_executor
+
+    executor = ray_executor.RayExecutor(
+        address=args.address,
+        jobs_per_node=1 if args.jobs_per_node is None else args.jobs_per_node,
+        on_every_node=args.on_every_node,
+        runtime_env=ray_executor.runtime_env_option(args.runtime_env),
+    )
+    executor.connect()
+    return executor
 
 
 def execute(run, *, figures: bool = True, fmt: str = "table") -> int:

@@ -25,6 +25,37 @@ RUN_STATUSES = ("running", "complete", "interrupted")
 
 
 @dataclass
+class Machine:
+    """The node that produced a record, where a run spans several (`--executor ray`): who it
+    is and what it has. Records of a local run leave it out; the run's environment block says.
+
+    Attributes:
+        node_id: the Ray node's id.
+        hostname: the node's host name.
+        machine_id: the hardware fingerprint (`environment.machine_id`): equal on identical
+            machines.
+        cpu: the CPU model; `cores`: logical cores; `usable_cores`: those the process may use.
+        memory_gib: total memory.
+        gpus: GPU names (nvidia-smi).
+        python, mnist_bench: versions on the node; `packages`: its framework versions.
+        retried_after: why a first attempt on another node was lost (the node died), if it was.
+    """
+
+    node_id: str = ""
+    hostname: str = ""
+    machine_id: str = ""
+    cpu: str = ""
+    cores: int | None = None
+    usable_cores: int | None = None
+    memory_gib: float | None = None
+    gpus: list[str] = field(default_factory=list)
+    python: str = ""
+    mnist_bench: str = ""
+    packages: dict[str, str | None] = field(default_factory=dict)
+    retried_after: str | None = None
+
+
+@dataclass
 class Record:
     """The result of one job: training and measuring one variant on one backend, device and seed.
 
@@ -77,6 +108,7 @@ class Record:
     predicted_labels: str | None = None
     started_utc: str | None = None
     wall_seconds: float | None = None
+    machine: Machine | None = None  # the node that ran it (`--executor ray`); None: the run's
 
     # The identity, read through the job.
     variant = property(lambda self: self.job.variant)
@@ -90,6 +122,11 @@ class Record:
     @property
     def key(self) -> tuple:
         return self.job.key
+
+    @property
+    def slot(self) -> tuple:
+        """The job and the node it ran on: `--on-every-node` makes one record per job and node."""
+        return (self.key, self.machine.node_id if self.machine else "")
 
     @property
     def where(self) -> str:
@@ -578,7 +615,7 @@ def replay_journal(run: RunFile, run_path: Path, warn: Callable[[str], None] = _
     lines = raw.split(b"\n")
     while lines and not lines[-1].strip():
         lines.pop()
-    seen = {r.key for r in run.records}
+    seen = {r.slot for r in run.records}
     decoder = _decoder()
     for number, line in enumerate(lines, 1):
         try:
@@ -591,7 +628,7 @@ def replay_journal(run: RunFile, run_path: Path, warn: Callable[[str], None] = _
             raise UserError(f"{path}: line {number} is not a journal entry ({reason})") from None
         if entry.environment is not None:
             run.environment = entry.environment
-        if entry.record.key not in seen:
-            seen.add(entry.record.key)
+        if entry.record.slot not in seen:
+            seen.add(entry.record.slot)
             run.records.append(entry.record)
     return run

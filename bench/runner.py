@@ -134,8 +134,10 @@ class Run:
         self.config, self.file, self.path, self.dataset = config, run, path, dataset
         done = {r.key for r in run.records}
         jobs = expand_jobs(config, dataset.name, dataset_digest(dataset.digests))
+        self.all_jobs = jobs  # `--on-every-node` runs each on every node
         self.pending = [j for j in jobs if j.key not in done]
         self.peak_gflops = peak.peak_gflops()
+        self.executor = None  # None: worker processes here; else one with `records(run, obs)`
 
     @classmethod
     def start(cls, config: RunConfig, argv: list[str] | None = None) -> Run:
@@ -197,8 +199,14 @@ class Run:
         self.file.stop_reason = None
         self.journal = journal.Journal(self.path, self.file.environment)  # the file says running
         try:
-            for jobs in worker_groups(self.pending):
-                with contextlib.closing(self._run_group(jobs, observer)) as records:
+            if self.executor is None:
+                for jobs in worker_groups(self.pending):
+                    with contextlib.closing(self._run_group(jobs, observer)) as records:
+                        for record in records:
+                            self._add(record)
+            else:  # another executor (`ray_executor`): records as they land, from anywhere
+                stream = self.executor.records(self, _GpuNoting(observer, self.file))
+                with contextlib.closing(stream) as records:
                     for record in records:
                         self._add(record)
         except (Interrupted, UserError) as exc:

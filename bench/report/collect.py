@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mnist_bench.errors import UserError
-from mnist_bench.records import Record, RunFile, load_run
+from mnist_bench.records import Machine, Record, RunFile, load_run
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,13 @@ def _no_cyclic_gc() -> Iterator[None]:
 
 def records(runs: Iterable[LoadedRun]) -> list[Record]:
     return [r for loaded in runs for r in loaded.run.records]
+
+
+def node_label(machine: Machine) -> str:
+    """`machine_label` of a record's node, with its host name: nodes of one kind stay apart."""
+    environment = {"cpu": {"model": machine.cpu}, "gpus": machine.gpus}
+    label = machine_label({**environment, "machine_id": machine.machine_id})
+    return f"{machine.hostname}: {label}" if machine.hostname else label
 
 
 def machine_label(environment: dict) -> str:

@@ -77,6 +77,8 @@ class Report:
     machines: dict[str, str]  # run_id -> machine label
 
     def machine_of(self, record: Record) -> str:
+        if record.machine is not None:  # a node of a cluster run
+            return collect.node_label(record.machine)
         return self.machines[self.run_id(record)]
 
     def run_id(self, record: Record) -> str:

@@ -1,0 +1,327 @@
+"""`run --executor ray` against a real local Ray cluster: a head and one worker node.
+
+Ray advertises the machine's routable address whatever `--node-ip-address` says, so the cluster
+lives in a loopback-only network namespace, with its own PID and mount namespaces (`unshare`,
+as root): killing the namespace's first process takes every Ray process down with it, whatever
+state a failed test left it in. The worker node has namespaces of its own inside (a host name
+of its own; a node killed at once by killing its first process), and drivers join the cluster's
+with `nsenter`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, run_cli
+from mnist_bench.records import load_run
+
+PORT = 6390  # the namespace has its own loopback: no other process can hold it
+ADDRESS = f"127.0.0.1:{PORT}"
+HEAD, WORKER = "mnb-head", "mnb-worker"
+BIN = Path(sys.executable).parent
+ENV = {
+    "RAY_AUTH_MODE": "disabled",  # Ray 2.60 turns token auth on by default
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "DO_NOT_TRACK": "1",
+    "PYTHONUNBUFFERED": "1",
+    # A dead node is noticed within seconds, not Ray's default half a minute.
+    "RAY_health_check_period_ms": "1000",
+    "RAY_health_check_failure_threshold": "3",
+}
+NODE = [
+    "--num-cpus", "1", "--resources", '{"mnist_bench_node": 1}',
+    "--node-ip-address", "127.0.0.1", "--disable-usage-stats",
+    "--object-store-memory", str(80 * 2**20),
+]  # fmt: skip
+# The tiny suite: one variant on JAX (the quickest to start), one epoch on 1,000 samples.
+TINY = [
+    "-v", "single-dense", "-b", "jax", "--epochs", "1", "--train-limit", "1000",
+    "--test-limit", "300", "--infer-batch-sizes", "32",
+]  # fmt: skip
+
+needs_namespaces = pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("nsenter"),
+    reason="a loopback-only cluster needs root, unshare and nsenter (CI has them)",
+)
+needs_ray = pytest.mark.skipif(
+    importlib.util.find_spec("ray") is None, reason="pip install 'mnist-bench[ray]'"
+)
+
+
+class Cluster:
+    """A head and a worker node in their own network, PID and mount namespaces."""
+
+    def __init__(self) -> None:
+        self.temp = Path(tempfile.mkdtemp(prefix="mnb-ray-", dir="/tmp"))  # sockets: short path
+        self.ns = subprocess.Popen(
+            ["unshare", "-n", "-p", "-u", "-f", "--mount-proc", "--kill-child", "sh", "-c",
+             f"ip link set lo up && hostname {HEAD} && exec sleep 3600"],
+            start_new_session=True,
+        )  # fmt: skip
+        self.inner = self._child(self.ns.pid)
+        self.worker: subprocess.Popen | None = None
+
+    @staticmethod
+    def _child(pid: int, within: float = 10.0) -> int:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                return int(Path(f"/proc/{pid}/task/{pid}/children").read_text().split()[0])
+            time.sleep(0.05)
+        raise RuntimeError(f"process {pid} started no namespace")
+
+    def enter(self, *argv: str) -> list[str]:
+        return ["nsenter", "-t", str(self.inner), "-n", "-p", "-m", "-u", "--", *argv]
+
+    def sh(self, *argv: str, timeout: float = 90) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            self.enter(*argv), capture_output=True, text=True, timeout=timeout, env=self.env
+        )
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, **ENV}
+
+    def start(self) -> None:
+        head = self.sh(
+            str(BIN / "ray"), "start", "--head", "--port", str(PORT), *NODE,
+            "--include-dashboard=false", "--temp-dir", str(self.temp),
+        )  # fmt: skip
+        assert head.returncode == 0, head.stderr[-2000:]
+        self.start_worker()
+
+    def start_worker(self) -> None:
+        """The worker node: its own host name and PID namespace; `--block` keeps it in front."""
+        ray = f"{BIN / 'ray'} start --block --address {ADDRESS} {' '.join(NODE)}"
+        ray = ray.replace('{"mnist_bench_node": 1}', "'{\"mnist_bench_node\": 1}'")
+        self.worker = subprocess.Popen(
+            self.enter("unshare", "-p", "-u", "-f", "--mount-proc", "--kill-child", "sh", "-c",
+                       f"hostname {WORKER} && exec {ray}"),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=self.env,
+            start_new_session=True,
+        )  # fmt: skip
+        self.wait_nodes(2)
+
+    def kill_worker(self) -> None:
+        """The worker node dies at once: its namespace's first process is killed, and every
+        process of the node with it."""
+        assert self.worker is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.worker.pid, signal.SIGKILL)
+        self.worker.wait(timeout=30)
+        self.worker = None
+
+    def nodes(self) -> list[dict]:
+        out = self.sh(
+            sys.executable, "-c",
+            "import json, ray; ray.init(address='auto', logging_level='ERROR');"
+            "print(json.dumps([n for n in ray.nodes() if n['Alive']]))",
+        )  # fmt: skip
+        return json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else []
+
+    def wait_nodes(self, count: int, within: float = 90) -> None:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if len(self.nodes()) == count:
+                return
+            time.sleep(1)
+        raise RuntimeError(f"the cluster did not reach {count} live nodes in {within:.0f} s")
+
+    def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        """`mnist-bench run --executor ray` as a driver inside the cluster's namespace."""
+        return self.sh(
+            sys.executable, "-m", "mnist_bench", "run", "--executor", "ray",
+            "--address", ADDRESS, *args, timeout=timeout,
+        )  # fmt: skip
+
+    def processes(self, pattern: str) -> list[str]:
+        """Command lines of the cluster's processes that hold `pattern`."""
+        out = self.sh("ps", "-eo", "args")
+        return [line for line in out.stdout.splitlines() if pattern in line]
+
+    def close(self) -> None:
+        """Kill the namespace's first process: the kernel kills every process inside."""
+        for proc in (self.worker, self.ns):
+            if proc is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=30)
+        shutil.rmtree(self.temp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    c = Cluster()
+    try:
+        c.start()
+        yield c
+    finally:
+        c.close()
+
+
+def _check_node_ids(records, nodes: list[dict]) -> None:
+    ids = {n["NodeID"] for n in nodes}
+    for r in records:
+        assert r.machine is not None and r.machine.node_id in ids
+        assert r.machine.cpu and r.machine.cores and r.machine.packages["jax"]
+
+
+@needs_namespaces
+@needs_ray
+def test_a_tiny_suite_spreads_over_both_nodes(cluster, tmp_path):
+    done = cluster.run(*TINY, "--seeds", "0,1", "--results-dir", str(tmp_path))
+    assert done.returncode == 0, done.stderr[-3000:]
+    [path] = tmp_path.glob("*.json")
+    run = load_run(path)
+    assert run.status == "complete" and [r.status for r in run.records] == ["ok", "ok"]
+    assert {r.seed for r in run.records} == {0, 1}
+    # Each node took one: both node ids, both host names, each record its own node's.
+    assert len({r.machine.node_id for r in run.records}) == 2
+    assert {r.machine.hostname for r in run.records} == {HEAD, WORKER}
+    _check_node_ids(run.records, cluster.nodes())
+    assert all(r.test_accuracy > 0.5 and r.train_samples == 1000 for r in run.records)
+    assert run.environment["executor"]["kind"] == "ray"
+    # The report tells the machines apart by node.
+    report = run_cli("report", str(path), "--group-by", "variant,backend,machine", "--format",
+                     "csv")  # fmt: skip
+    assert report.returncode == 0, report.stderr
+    assert HEAD in report.stdout and WORKER in report.stdout
+
+
+@needs_namespaces
+@needs_ray
+def test_on_every_node_runs_the_suite_on_each_node(cluster, tmp_path):
+    done = cluster.run(*TINY, "--on-every-node", "--results-dir", str(tmp_path))
+    assert done.returncode == 0, done.stderr[-3000:]
+    [path] = tmp_path.glob("*.json")
+    run = load_run(path)
+    # One job, two nodes: two records of the same job, told apart by their node.
+    assert [r.status for r in run.records] == ["ok", "ok"]
+    assert len({r.key for r in run.records}) == 1
+    assert {r.machine.hostname for r in run.records} == {HEAD, WORKER}
+    report = run_cli("report", str(path), "--group-by", "variant,backend,machine")
+    assert report.returncode == 0, report.stderr
+    assert report.stdout.count("single-dense") == 2  # a row per machine
+
+
+@needs_namespaces
+@needs_ray
+def test_an_interrupted_driver_cancels_its_tasks_and_resume_finishes(cluster, tmp_path):
+    driver = subprocess.Popen(
+        cluster.enter(sys.executable, "-m", "mnist_bench", "run", "--executor", "ray",
+                      "--address", ADDRESS, *TINY, "--seeds", "0,1,2",
+                      "--results-dir", str(tmp_path)),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cluster.env,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 240
+        while not list(tmp_path.glob("*.json.journal")):  # the first record landed
+            assert driver.poll() is None and time.monotonic() < deadline, "no record landed"
+            time.sleep(0.2)
+        # nsenter forks the driver: signal the driver itself, as a terminal's Ctrl-C does.
+        pid = int(Path(f"/proc/{driver.pid}/task/{driver.pid}/children").read_text().split()[0])
+        os.kill(pid, signal.SIGINT)
+        _, err = driver.communicate(timeout=60)
+    finally:
+        driver.kill()
+    assert driver.returncode == 130, err[-3000:]
+    [path] = tmp_path.glob("*.json")
+    run = load_run(path)
+    assert run.status == "interrupted" and run.stop_reason == "interrupted by SIGINT"
+    assert 1 <= len(run.records) <= 2 and len(run.pending) == 3 - len(run.records)
+    assert f"--resume {path}" in err
+    # The cancelled tasks' worker processes are gone (they exit with their Ray worker).
+    deadline = time.monotonic() + 30
+    while cluster.processes("mnist_bench.worker") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert cluster.processes("mnist_bench.worker") == []
+    # Resumed on the other executor: here, in local worker processes.
+    resumed = run_cli("run", "--resume", str(path))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    run = load_run(path)
+    assert run.status == "complete" and run.pending == []
+    assert sorted(r.seed for r in run.records) == [0, 1, 2]
+    assert any(r.machine is None for r in run.records)  # the local one: the run's machine
+    assert all(r.status == "ok" for r in run.records)
+
+
+@needs_namespaces
+@needs_ray
+def test_a_node_that_dies_mid_record_costs_a_retry_on_another(cluster, tmp_path):
+    driver = subprocess.Popen(
+        cluster.enter(sys.executable, "-m", "mnist_bench", "run", "--executor", "ray",
+                      "--address", ADDRESS, *TINY, "--seeds", "0,1",
+                      "--results-dir", str(tmp_path)),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cluster.env,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 240
+        while len(cluster.processes("mnist_bench.worker")) < 2:  # a record on each node
+            assert driver.poll() is None and time.monotonic() < deadline, "records did not start"
+            time.sleep(0.2)
+        cluster.kill_worker()
+        _, err = driver.communicate(timeout=300)
+    finally:
+        driver.kill()
+        if cluster.worker is None:
+            cluster.start_worker()  # for the tests after this one
+    [path] = tmp_path.glob("*.json")
+    run = load_run(path)
+    assert run.status == "complete", err[-3000:]
+    assert sorted(r.seed for r in run.records) == [0, 1]
+    [lost] = [r for r in run.records if r.machine and r.machine.retried_after]
+    assert "Ray task was lost" in lost.machine.retried_after
+    if lost.status == "ok":  # retried once, on the node that was left
+        assert lost.machine.hostname == HEAD and driver.returncode == 0
+    else:
+        assert lost.status == "failed" and "retried on another node" in lost.error
+    assert all(r.machine.hostname == HEAD for r in run.records if r.status == "ok")
+
+
+@needs_ray
+def test_an_unreachable_cluster_is_one_line_within_seconds(tmp_path):
+    for address, within in (("127.0.0.1:9", 10), ("no-such-host.invalid:6379", 10)):
+        started = time.monotonic()
+        done = run_cli("run", "--executor", "ray", "--address", address, *TINY,
+                       "--results-dir", str(tmp_path))  # fmt: skip
+        assert time.monotonic() - started < within
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.count("\n") == 1 and "no Ray cluster at" in done.stderr
+    bad = run_cli("run", "--executor", "ray", "--address", "head-without-port")
+    assert bad.returncode == 2 and "HOST:PORT" in bad.stderr
+    bad = run_cli("run", "--address", ADDRESS)
+    assert bad.returncode == 2 and "only with --executor ray" in bad.stderr
+    assert not list(tmp_path.iterdir())  # no run file for a run that never started
+
+
+def test_nothing_imports_ray_without_the_ray_executor(tmp_path):
+    code = f"""
+import sys
+from mnist_bench import cli
+for argv in (["--help"], ["run", "--help"]):
+    try:
+        cli.main(argv)
+    except SystemExit:
+        pass
+assert cli.main(["run", *{TINY!r}, "--results-dir", {str(tmp_path)!r}]) == 0
+assert cli.main(["report", {str(tmp_path)!r}]) == 0
+assert cli.main(["compare", {str(tmp_path)!r}, {str(tmp_path)!r}]) in (0, 1)
+assert "ray" not in sys.modules, "ray imported"
+print("no ray")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT
+    )
+    assert done.returncode == 0 and "no ray" in done.stdout, done.stderr[-3000:]
