@@ -26,6 +26,8 @@ EPILOG = """examples:
   mnist-bench report results/runs/*.json --format markdown
   mnist-bench compare results/baseline results/runs/NEW.json
   mnist-bench check results/runs/NEW.json --baseline results/baseline
+  mnist-bench run --suite suites/ci.toml --shard 2/3  one of three CI shards; then
+  mnist-bench merge shards/*.json -o merged.json     one run file from the three
 
 exit codes: 0 ok; 1 a record failed, or a check found a regression; 2 bad input;
 130/143 interrupted (the run file keeps every finished record: resume with --resume)."""
@@ -425,6 +427,19 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return export.cmd_export(args)
 
 
+# -------------------------------------------------------------------------------------- merge
+def _add_merge(p: argparse.ArgumentParser) -> None:
+    from mnist_bench import merge
+
+    merge.add_merge(p)
+
+
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from mnist_bench import merge
+
+    return merge.cmd_merge(args)
+
+
 # ------------------------------------------------------------------------------------ history
 def _add_history(p: argparse.ArgumentParser) -> None:
     from mnist_bench import history
@@ -487,6 +502,13 @@ COMMANDS: list[Command] = [
         _cmd_compare,
     ),
     ("check", "CI gate: exit 1 when accuracy regressed against a baseline", _add_check, _cmd_check),
+    (
+        "merge",
+        "join the run files of a sharded run (run --shard I/N) into one, naming any shard or "
+        "job missing or doubled",
+        _add_merge,
+        _cmd_merge,
+    ),
     (
         "history",
         "results over commits per configuration and machine: trends and the commits where "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -327,6 +328,16 @@ class RunConfig:
             metavar="FILE.toml",
         ),
     )
+    shard: str | None = field(
+        default=None,
+        metadata=_opt(
+            "run only share I of N of the grid (1-based, e.g. 2/3): the same split in every "
+            "process, balanced by estimated time, for a CI matrix; join the shards' run files "
+            "with `mnist-bench merge`",
+            {"kind": "str", "optional": True},
+            metavar="I/N",
+        ),
+    )
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):  # lists from JSON or TOML become tuples
@@ -336,6 +347,8 @@ class RunConfig:
         if isinstance(self.learning_rate, int) and not isinstance(self.learning_rate, bool):
             object.__setattr__(self, "learning_rate", float(self.learning_rate))
         _validate(self)
+        if self.shard is not None:  # kept as "I/N", the form the run file shows
+            object.__setattr__(self, "shard", "{}/{}".format(*parse_shard(self.shard)))
         if not self.grid:
             object.__setattr__(self, "grid", ({},))
         for point in self.grid:
@@ -375,3 +388,21 @@ class RunConfig:
 
 
 GRID_FIELDS = tuple(name for name in SETTINGS_FIELDS if name != "op_determinism")
+MAX_SHARDS = 10_000
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """`2/3` -> (2, 3): share I of N, 1 <= I <= N.
+
+    Raises:
+        ConfigError: not two integers I/N in range.
+    """
+    match = re.fullmatch(r"\s*([0-9]{1,9})\s*/\s*([0-9]{1,9})\s*", text)
+    if match is None:
+        raise ConfigError("shard", f"shard must be I/N, e.g. 2/3 (got {text!r})")
+    i, n = int(match[1]), int(match[2])
+    if not 1 <= n <= MAX_SHARDS:
+        raise ConfigError("shard", f"shard count must be 1..{MAX_SHARDS} (got {text!r})")
+    if not 1 <= i <= n:
+        raise ConfigError("shard", f"shard {text!r}: I must be 1..{n} (shards count from 1)")
+    return i, n

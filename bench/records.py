@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mnist_bench import files
+from mnist_bench.config import parse_shard
 from mnist_bench.errors import UserError
 from mnist_bench.identity import Job, dataset_digest
 
@@ -184,6 +185,11 @@ class RunFile:
     finished_utc: str | None = None
     pending: list[Job] = field(default_factory=list)  # jobs not run (interrupted)
     stop_reason: str | None = None  # why an interrupted run stopped (a signal, a full disk)
+    # The digest of the whole grid's job keys (`shards.grid_digest`): one for every shard of it
+    grid_digest: str | None = None
+    shard: str | None = None  # I/N: this run did share I of N of its grid (`run --shard`)
+    shard_jobs: list[Job] = field(default_factory=list)  # a shard's share of the grid, all of it
+    merged_from: list[ShardOrigin] = field(default_factory=list)  # `mnist-bench merge`'s inputs
     # Per backend, what its op-determinism switches cost (`--check-determinism`)
     determinism_cost: dict[str, DeterminismCost] = field(default_factory=dict)
     schema_version: int = field(kw_only=True)  # required: a file always says its version
@@ -191,6 +197,8 @@ class RunFile:
     def __post_init__(self) -> None:
         if self.status not in RUN_STATUSES:
             raise ValueError(f"status {self.status!r} is not one of {', '.join(RUN_STATUSES)}")
+        if self.shard is not None:
+            parse_shard(self.shard)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -208,6 +216,27 @@ class RunFile:
         if version == 1:
             data = migrate_v1(data)
         return _convert(data, cls)
+
+
+@dataclass
+class ShardOrigin:
+    """One shard's run file, as `mnist-bench merge` found it: which share, which run, where.
+
+    Attributes:
+        shard: I/N.
+        run_id, started_utc, finished_utc, status: the shard's run.
+        environment: the shard run's environment block (its machine, versions, commit).
+    """
+
+    shard: str
+    run_id: str
+    started_utc: str
+    finished_utc: str | None
+    status: str
+    environment: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        parse_shard(self.shard)
 
 
 # Record fields of schema 1 that schema 2 keeps in the record's job.

@@ -16,7 +16,18 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from mnist_bench import data, environment, identity, journal, launcher, models, peak, stats, storage
+from mnist_bench import (
+    data,
+    environment,
+    identity,
+    journal,
+    launcher,
+    models,
+    peak,
+    shards,
+    stats,
+    storage,
+)
 from mnist_bench.config import BACKENDS, PROCESS_SETTINGS, RunConfig
 from mnist_bench.errors import UserError
 from mnist_bench.identity import Job, WorkerRequest, dataset_digest
@@ -127,13 +138,27 @@ def expand_jobs(config: RunConfig, dataset: str = "mnist", digest: str = "") -> 
     return list(jobs.values())
 
 
+def planned_jobs(config: RunConfig, dataset: data.Dataset) -> tuple[list[Job], str]:
+    """The jobs a run of `config` does on `dataset` (its shard's share, or the whole grid) and
+    the whole grid's digest (`shards`).
+
+    Raises:
+        UserError: as `expand_jobs`, or more shards than the grid can fill.
+    """
+    jobs = expand_jobs(config, dataset.name, dataset_digest(dataset.digests))
+    digest = shards.grid_digest(jobs)
+    if config.shard:
+        jobs = shards.share(jobs, config.shard, len(dataset.x_train))
+    return jobs, digest
+
+
 class Run:
     """One run in progress: its file on disk and the jobs it still has to do."""
 
     def __init__(self, config: RunConfig, run: RunFile, path: Path, dataset: data.Dataset):
         self.config, self.file, self.path, self.dataset = config, run, path, dataset
         done = {r.key for r in run.records}
-        jobs = expand_jobs(config, dataset.name, dataset_digest(dataset.digests))
+        jobs, _ = planned_jobs(config, dataset)
         self.all_jobs = jobs  # `--on-every-node` runs each on every node
         self.pending = [j for j in jobs if j.key not in done]
         self.peak_gflops = peak.peak_gflops()
@@ -151,11 +176,15 @@ class Run:
             "source": dataset.source,
             "class_names": list(dataset.class_names),
         }
+        jobs, digest = planned_jobs(config, dataset)
         run = RunFile(
             run_id=storage.new_run_id(),
             started_utc=storage.utc_now(),
             config=config.to_dict(),
             environment=env,
+            grid_digest=digest,
+            shard=config.shard,
+            shard_jobs=jobs if config.shard else [],
             schema_version=SCHEMA_VERSION,
         )
         path = storage.reserve_run_path(folder, run.run_id, run.to_dict())

@@ -16,6 +16,7 @@ from mnist_bench import config, records
 
 SCHEMA_ID = f"urn:mnist-bench:run-file:{records.SCHEMA_VERSION}"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
+SHARD_PATTERN = "^[1-9][0-9]*/[1-9][0-9]*$"  # I/N; `config.parse_shard` checks I <= N too
 
 
 def _nullable(prop: dict[str, Any], **checks: Any) -> None:
@@ -48,6 +49,8 @@ def run_file_schema() -> dict[str, Any]:
     run, record, job = (defs[n]["properties"] for n in ("RunFile", "Record", "Job"))
     run["schema_version"]["const"] = records.SCHEMA_VERSION
     run["status"]["enum"] = list(records.RUN_STATUSES)
+    _nullable(run["shard"], pattern=SHARD_PATTERN)
+    defs["ShardOrigin"]["properties"]["shard"]["pattern"] = SHARD_PATTERN
     record["status"]["enum"] = list(records.STATUSES)
     _nullable(record["device"], enum=["cpu", "gpu"])
     job["backend"]["enum"] = list(config.BACKENDS)
