@@ -144,7 +144,7 @@ class _Tasks:
             self.submit(job, node)
         try:
             while self.out:
-                finished, _ = self.ray.wait(list(self.out), num_returns=1, timeout=POLL_SECONDS)
+                finished = self._wait()
                 for ref in finished:
                     record = self._collect(ref)
                     if record is not None:
@@ -152,6 +152,22 @@ class _Tasks:
                         yield record
         finally:
             self._cancel()
+
+    def _wait(self) -> list[Any]:
+        """The tasks finished within `POLL_SECONDS`. A signal's `Interrupted`, raised by the
+        runner's handler inside Ray's C++ wait, comes out as a SystemError: it is re-raised as
+        itself."""
+        from mnist_bench.runner import Interrupted
+
+        try:
+            return self.ray.wait(list(self.out), num_returns=1, timeout=POLL_SECONDS)[0]
+        except SystemError as exc:
+            cause: BaseException | None = exc
+            while cause is not None and not isinstance(cause, Interrupted):
+                cause = cause.__cause__ or cause.__context__
+            if cause is None:
+                raise
+            raise cause from None
 
     def _collect(self, ref: Any) -> Record | None:
         """The record of a finished task; None when its job was resubmitted elsewhere."""

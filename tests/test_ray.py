@@ -282,6 +282,7 @@ def test_a_node_that_dies_mid_record_costs_a_retry_on_another(cluster, tmp_path)
     assert run.status == "complete", err[-3000:]
     assert sorted(r.seed for r in run.records) == [0, 1]
     [lost] = [r for r in run.records if r.machine and r.machine.retried_after]
+    print(f"lost record: {lost.status}; {lost.machine.retried_after}; {lost.error}")
     assert "Ray task was lost" in lost.machine.retried_after
     if lost.status == "ok":  # retried once, on the node that was left
         assert lost.machine.hostname == HEAD and driver.returncode == 0
