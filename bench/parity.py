@@ -132,7 +132,19 @@ class Parity:
     runs: list[collect.LoadedRun]
     unlabelled: int = 0  # ok records without predicted labels (older files)
     single: int = 0  # jobs (seed aside) with labels on one backend only
-    notes: list[str] = field(default_factory=list)
+
+    @property
+    def notes(self) -> list[str]:
+        """What was left out, a line each."""
+        out = []
+        if self.unlabelled:
+            out.append(
+                f"{self.unlabelled} ok record(s) have no predicted labels (written before run "
+                "files kept them): left out"
+            )
+        if self.single:
+            out.append(f"{self.single} job(s) ran on one backend only: left out")
+        return out
 
     def title(self, group: Group) -> str:
         """The variant, and the fields that tell this group from the others: `two-dense
@@ -190,14 +202,9 @@ def compare(runs: Sequence[collect.LoadedRun]) -> Parity:
     """
     groups: dict[tuple, Group] = {}
     unlabelled = 0
-    found = [
-        (r, loaded.path)
-        for loaded in runs
-        for r in loaded.run.records
-        if r.status == "ok" and r.confusion_matrix
-    ]
+    found = [(r, loaded.path) for loaded in runs for r in loaded.run.records if r.status == "ok"]
     for record, path in sorted(found, key=lambda item: item[0].repeat):
-        if record.predicted_labels is None:
+        if record.predicted_labels is None or not record.confusion_matrix:
             unlabelled += 1
             continue
         key = identity.key_except(record.job, *_SPANNED)
@@ -273,13 +280,6 @@ def build(
             "no job ran on two backends with predicted labels: nothing to compare (run with "
             "-b for two or more backends, the same variant, seed and settings)"
         )
-    if parity.unlabelled:
-        parity.notes.append(
-            f"{parity.unlabelled} ok record(s) have no predicted labels (written before run "
-            "files kept them): left out"
-        )
-    if parity.single:
-        parity.notes.append(f"{parity.single} job(s) ran on one backend only: left out")
     return parity
 
 

@@ -16,6 +16,7 @@ from mnist_bench import config, records
 
 SCHEMA_ID = f"urn:mnist-bench:run-file:{records.SCHEMA_VERSION}"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
+LABELS_PATTERN = "^[A-Za-z0-9+/]*={0,2}$"  # base64 (`records.pack_labels`)
 SHARD_PATTERN = "^[1-9][0-9]*/[1-9][0-9]*$"  # I/N; `config.parse_shard` checks I <= N too
 
 
@@ -58,6 +59,9 @@ def run_file_schema() -> dict[str, Any]:
     job["seed"].update(minimum=0, maximum=config.MAX_SEED)
     job["repeat"]["minimum"] = 0
     _settings_checks(defs["TrainSettings"]["properties"])
+    _nullable(record["predicted_labels"], pattern=LABELS_PATTERN)
+    for prop in defs["DeterminismCost"]["properties"].values():
+        prop.update(exclusiveMinimum=0, maximum=records.MAX_VALUE)
     return {
         "$schema": DRAFT,
         "$id": SCHEMA_ID,

@@ -1,5 +1,6 @@
 """Report plots as matplotlib Figures: accuracy against training time, throughput, accuracy and
-loss per epoch, batch-1 latency, MFU and confusion matrices; `png` turns one into PNG bytes.
+loss per epoch, batch-1 latency, MFU, confusion matrices and the difference of two (`parity`);
+`png` turns one into PNG bytes.
 
 Each reads report rows and nothing else. Figures are built with `matplotlib.figure.Figure` (no
 pyplot, no global state); matplotlib and seaborn are imported here only, when a figure is drawn
@@ -391,6 +392,44 @@ def confusion_heatmap(
         fmt="d",
         cmap="Blues",
         cbar=False,
+        ax=ax,
+        xticklabels=class_names,
+        yticklabels=class_names,
+        annot_kws={"size": 7},
+    )
+    ax.tick_params(axis="y", labelrotation=0)
+    ax.set_xlabel("Predicted")
+    ax.set_ylabel("Truth")
+    ax.set_title(title, fontsize=9)
+    return fig
+
+
+def confusion_difference(
+    difference: list[list[int]],
+    class_names: Sequence[str] | None,
+    title: str,
+    size: tuple[float, float] = (5.2, 4.6),
+) -> Figure:
+    """Heatmap of one confusion matrix minus another (`parity`): red where the first counts
+    more, blue where the second does, white where they agree; non-zero cells annotated."""
+    import seaborn as sns
+
+    if class_names is None or len(class_names) != len(difference):
+        class_names = [str(i) for i in range(len(difference))]
+    largest = max((abs(v) for row in difference for v in row), default=0) or 1
+    fig = _figure(*size)
+    ax = fig.subplots()
+    sns.heatmap(
+        difference,
+        annot=[[f"{v:+d}" if v else "" for v in row] for row in difference],
+        fmt="",
+        cmap="RdBu_r",
+        vmin=-largest,
+        vmax=largest,
+        center=0,
+        cbar=False,
+        linewidths=0.5,
+        linecolor="#eee",
         ax=ax,
         xticklabels=class_names,
         yticklabels=class_names,

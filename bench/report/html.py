@@ -77,6 +77,58 @@ def latency_section(rows: list[Row], by: Sequence[str]) -> list[str]:
     ]
 
 
+def parity_section(report: Report) -> list[str]:
+    """Backend x backend agreement per job and the confusion-matrix difference of each pair of
+    backends (`mnist_bench.parity`); nothing unless records keep their predicted labels."""
+    from mnist_bench import parity
+    from mnist_bench.errors import UserError
+
+    if not parity.has_labels(r for loaded in report.runs for r in loaded.run.records):
+        return []
+    try:
+        result = parity.compare(report.runs)
+    except UserError as exc:
+        return [
+            "<h2>Parity across backends</h2>",
+            f'<p class="note">Not drawn: {escape(str(exc))}</p>',
+        ]
+    if not result.groups:
+        return []
+    drawn = 0
+    parts = [
+        "<h2>Parity across backends</h2>",
+        '<p class="note">The same job (variant, seed, device, dataset and settings) on different '
+        "backends: the share of test samples two backends label alike, mean over the seeds both "
+        "ran (and the lowest seed); below, where their confusion matrices differ (A &minus; B, "
+        "summed over those seeds: red, A counts more; blue, B does).</p>",
+    ]
+    for group in result.groups:
+        header, body = parity.agreement_rows(group)
+        names = result.class_names(group)
+        parts += [
+            f"<h3>{escape(result.title(group))} · {escape(parity.seeds_text(group))}</h3>",
+            table(header, body, numeric=set(header[1:])),
+            f'<p class="note">{escape(parity.accuracy_line(group))}</p>',
+            '<div class="grid">',
+        ]
+        for pair in group.pairs:
+            if drawn == figures.MAX_HEATMAPS:
+                break
+            drawn += 1
+            title = (
+                f"{result.title(group)}: {pair.a} − {pair.b}\n"
+                f"agreement {pair.mean:.4f} · {pair.disagreeing} labelled differently"
+            )
+            fig = figures.confusion_difference(pair.difference, names, title)
+            alt = "confusion difference: " + ", ".join(title.splitlines())
+            parts.append(f"<figure>{figure_image(fig, alt)}</figure>")
+        parts.append("</div>")
+    if drawn == figures.MAX_HEATMAPS:
+        parts.append(f'<p class="note">The first {drawn} backend pairs are drawn.</p>')
+    parts += [f'<p class="note">{escape(note)}</p>' for note in result.notes]
+    return parts
+
+
 def _alt(title: str) -> str:
     return "confusion matrix: " + ", ".join(title.splitlines())
 
@@ -181,5 +233,6 @@ def render_report(report: Report) -> str:
             *(f"<figure>{image(png, _alt(title))}</figure>" for title, png in heatmaps),
             "</div>",
         ]
+    parts += parity_section(report)
     parts += ["<h2>Runs</h2>", runs_table(report), "</body></html>", ""]
     return "\n".join(parts)
