@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -221,6 +223,20 @@ def test_merge_joins_every_job_once(tmp_path, capsys):
         ("single-dense", 2),
         ("two-dense", 2),
     ]
+
+
+def test_merge_imports_no_framework(tmp_path):
+    write_shards(tmp_path / "shards", 2)
+    code = (
+        "import sys, mnist_bench.cli\n"
+        f"assert mnist_bench.cli.main(['merge', {str(tmp_path / 'shards')!r}, "
+        f"'-o', {str(tmp_path / 'm.json')!r}]) == 0\n"
+        "loaded = [m for m in ('keras', 'tensorflow', 'jax', 'torch', 'matplotlib', 'ray') "
+        "if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
 
 
 def test_merge_names_a_missing_shard_and_its_jobs(tmp_path, capsys):
