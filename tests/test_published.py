@@ -11,6 +11,7 @@ import re
 
 import pytest
 from conftest import ROOT, run_cli
+from mnist_bench import cli
 
 README = (ROOT / "README.md").read_text()
 COMMAND = re.compile(r"`(mnist-bench report (results/published/\S+) --format markdown)`")
@@ -126,7 +127,7 @@ def test_readme_shows_a_job_summary_that_works():
 
 
 # ------------------------------------------------------------------------------ help texts
-COMMANDS = ["", "run", "list", "env", "report", "compare", "check", "baseline", "schema"]
+COMMANDS = ["", *(command[0] for command in cli.COMMANDS)]  # every command, new ones included
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c or "top")
