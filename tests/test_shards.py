@@ -225,6 +225,18 @@ def test_merge_joins_every_job_once(tmp_path, capsys):
     ]
 
 
+def test_three_ci_shards_merge_into_one_report_with_no_gap(tmp_path, capsys):
+    ci = suite.load(ROOT / "suites" / "ci.toml")
+    write_shards(tmp_path / "shards", 3, config=ci)
+    code, err = merge_cli(capsys, str(tmp_path / "shards"), "-o", str(tmp_path / "ci.json"))
+    assert code == 0, err
+    assert load_run(tmp_path / "ci.json").status == "complete"
+    for paths in ([str(tmp_path / "ci.json")], [str(tmp_path / "shards")]):
+        report = report_cmd.build(paths, by=("variant", "backend", "device"))
+        assert len(report.rows) == 9  # 3 variants x 3 backends
+        assert all(sorted(r.seed for r in row.records) == [0, 1, 2] for row in report.rows)
+
+
 def test_merge_imports_no_framework(tmp_path):
     write_shards(tmp_path / "shards", 2)
     code = (
