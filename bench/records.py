@@ -444,7 +444,7 @@ COUNTS = (
 )  # fmt: skip
 LATENCY_KEYS = ("p50", "p95", "p99")  # what `latency_ms` holds (milliseconds)
 # Environment blocks readers look into (machine labels, class names, commits).
-_ENVIRONMENT_SHAPES = {"cpu": dict, "git": dict, "dataset": dict, "backends": dict, "gpus": list}
+ENVIRONMENT_SHAPES = {"cpu": dict, "git": dict, "dataset": dict, "backends": dict, "gpus": list}
 
 
 def check_consistency(run: RunFile) -> None:
@@ -455,7 +455,7 @@ def check_consistency(run: RunFile) -> None:
     the classes, an environment block of the wrong shape. A job recorded twice is no
     inconsistency: readers count it as a repeat of its seed."""
     env = run.environment
-    for name, kind in _ENVIRONMENT_SHAPES.items():
+    for name, kind in ENVIRONMENT_SHAPES.items():
         if env.get(name) is not None and not isinstance(env[name], kind):
             want = "object" if kind is dict else "array"
             raise ValueError(f"environment.{name}: expected {want}, got {_json_type(env[name])}")

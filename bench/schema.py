@@ -41,6 +41,26 @@ def _settings_checks(props: dict[str, Any]) -> None:
             _nullable(props[name], **checks)
 
 
+def _record_ranges(props: dict[str, Any]) -> None:
+    """The ranges `records.check_consistency` holds a record's numbers to (what it checks
+    across fields, a square confusion matrix summing to `test_samples`, no schema can say)."""
+    for name, (low, high) in records.RANGES.items():
+        _nullable(props[name], minimum=low, maximum=high)
+    for name, (low, high) in records.ITEM_RANGES.items():
+        _nullable(props[name]["items"], minimum=low, maximum=high)
+    for name in records.COUNTS:
+        _nullable(props[name], minimum=0)
+    latency = {"type": "number", "minimum": 0, "maximum": records.MAX_VALUE}
+    keys = records.LATENCY_KEYS
+    _nullable(props["latency_ms"], required=list(keys), properties=dict.fromkeys(keys, latency))
+    _nullable(props["confusion_matrix"], minItems=1, items={
+        "type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 0},
+    })  # fmt: skip
+    props["misclassified"]["items"].update(
+        minItems=3, maxItems=3, items={"type": "integer", "minimum": 0}
+    )
+
+
 def run_file_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a run file of this version, as a dict."""
     import msgspec
@@ -54,6 +74,14 @@ def run_file_schema() -> dict[str, Any]:
     defs["ShardOrigin"]["properties"]["shard"]["pattern"] = SHARD_PATTERN
     record["status"]["enum"] = list(records.STATUSES)
     _nullable(record["device"], enum=["cpu", "gpu"])
+    _record_ranges(record)
+    run["environment"]["properties"] = {
+        name: {"type": ["object" if kind is dict else "array", "null"]}
+        for name, kind in records.ENVIRONMENT_SHAPES.items()
+    }
+    run["environment"]["properties"]["dataset"]["properties"] = {
+        "class_names": {"type": ["array", "null"]}
+    }
     job["backend"]["enum"] = list(config.BACKENDS)
     job["device"]["enum"] = list(config.DEVICES)
     job["seed"].update(minimum=0, maximum=config.MAX_SEED)
