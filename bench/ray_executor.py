@@ -204,7 +204,8 @@ def _cause(exc: BaseException) -> str:
     """A Ray error in one line: its class and the first line that says something."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     useful = [line for line in lines if not line.startswith(("Traceback", "File ", "ray::"))]
-    text = (useful or lines or [""])[0][:300]
+    text = (useful or lines or [""])[0]
+    text = ". ".join(text.split(". ")[:2])[:300]  # NodeDiedError: what happened, which node
     return f"the Ray task was lost ({type(exc).__name__}: {text})"
 
 
