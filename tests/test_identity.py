@@ -176,10 +176,12 @@ def test_check_determinism_pairs_records_of_the_same_grid_point(tmp_path):
     out = run_cli("run", "--suite", str(suite), "--results-dir", str(tmp_path / "runs"))
     assert out.returncode == 0, out.stderr
     run = only_run(tmp_path / "runs")
-    assert len(run.records) == 4 and all(r.status == "ok" for r in run.records)
-    for record in run.records:
+    assert len(run.records) == 6 and all(r.status == "ok" for r in run.records)
+    checked = [r for r in run.records if r.settings.op_determinism]  # the rest: its cost
+    assert len(checked) == 4 and run.determinism_cost[BACKEND].pairs == 2
+    for record in checked:
         twin = next(
-            r for r in run.records if r is not record and r.job.seed_key == record.job.seed_key
+            r for r in checked if r is not record and r.job.seed_key == record.job.seed_key
         )
         assert record.repeat != twin.repeat
         assert record.deterministic is (record.weights_sha256 == twin.weights_sha256)
