@@ -163,12 +163,15 @@ class DeterminismCost:
         steady_seconds_on: the same, switches on.
         ratio: on / off, the geometric mean of the pairs' ratios (1.4: 40% slower).
         pairs: how many pairs (variants x seeds x settings) it is taken over.
+        noisy_pairs: pairs with a contended or unstable record: their timings, and so the
+            ratio, are not to be trusted.
     """
 
     steady_seconds_off: float
     steady_seconds_on: float
     ratio: float
     pairs: int
+    noisy_pairs: int = 0
 
 
 @dataclass
@@ -473,6 +476,11 @@ def check_consistency(run: RunFile) -> None:
                 raise ValueError(
                     f"determinism_cost.{backend}.{name}: {value!r} is outside 0..{MAX_VALUE:g}"
                 )
+        if not 0 <= cost.noisy_pairs <= cost.pairs:
+            raise ValueError(
+                f"determinism_cost.{backend}.noisy_pairs: {cost.noisy_pairs} is outside "
+                f"0..{cost.pairs} (its pairs)"
+            )
 
 
 def _check_record(r: Record, where: str) -> None:

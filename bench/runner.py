@@ -357,22 +357,22 @@ def determinism_cost(records: list[Record]) -> dict[str, DeterminismCost]:
         for r in records
         if r.status == "ok" and not r.settings.op_determinism and r.steady_epoch_seconds
     }
-    pairs: dict[str, list[tuple[float, float]]] = {}
+    pairs: dict[str, list[tuple[Record, Record]]] = {}
     for r in records:
         if r.status != "ok" or not r.settings.op_determinism or not r.steady_epoch_seconds:
             continue
         base = off.get(identity.key_except(r.job, "op_determinism"))
         if base is not None:
-            pairs.setdefault(r.backend, []).append(
-                (base.steady_epoch_seconds, r.steady_epoch_seconds)
-            )
+            pairs.setdefault(r.backend, []).append((base, r))
     out = {}
-    for backend, seconds in pairs.items():
+    for backend, both in pairs.items():
+        seconds = [(a.steady_epoch_seconds, b.steady_epoch_seconds) for a, b in both]
         out[backend] = DeterminismCost(
             steady_seconds_off=math.fsum(a for a, _ in seconds) / len(seconds),
             steady_seconds_on=math.fsum(b for _, b in seconds) / len(seconds),
             ratio=math.exp(math.fsum(math.log(b / a) for a, b in seconds) / len(seconds)),
             pairs=len(seconds),
+            noisy_pairs=sum(any(r.contended or r.unstable for r in pair) for pair in both),
         )
     return out
 
@@ -381,7 +381,9 @@ def cost_summary(costs: dict[str, DeterminismCost]) -> str:
     """One line for the run's summary: each backend's steady epoch, switches off -> on."""
     parts = [
         f"{backend} {c.steady_seconds_off:.3g} -> {c.steady_seconds_on:.3g} s "
-        f"(x{c.ratio:.2f}, {c.pairs} pair{'s' * (c.pairs != 1)})"
+        f"(x{c.ratio:.2f}, {c.pairs} pair{'s' * (c.pairs != 1)}"
+        + (f", {c.noisy_pairs} contended or unstable" if c.noisy_pairs else "")
+        + ")"
         for backend, c in costs.items()
     ]
     return "determinism cost (steady epoch, op determinism off -> on): " + "; ".join(parts)

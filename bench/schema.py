@@ -88,8 +88,9 @@ def run_file_schema() -> dict[str, Any]:
     job["repeat"]["minimum"] = 0
     _settings_checks(defs["TrainSettings"]["properties"])
     _nullable(record["predicted_labels"], pattern=LABELS_PATTERN)
-    for prop in defs["DeterminismCost"]["properties"].values():
-        prop.update(exclusiveMinimum=0, maximum=records.MAX_VALUE)
+    for name, prop in defs["DeterminismCost"]["properties"].items():
+        low = {"minimum": 0} if name == "noisy_pairs" else {"exclusiveMinimum": 0}
+        prop.update(low, maximum=records.MAX_VALUE)
     return {
         "$schema": DRAFT,
         "$id": SCHEMA_ID,

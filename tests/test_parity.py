@@ -259,7 +259,7 @@ def test_determinism_cost_by_hand():
         ]
 
     records = [
-        *pair("tensorflow", "two-dense", 1.0, 1.5),
+        *pair("tensorflow", "two-dense", 1.0, 1.5),  # the switches-on record contended below
         *pair("tensorflow", "single-dense", 2.0, 2.4),
         *pair("jax", "two-dense", 1.0, 1.0),
         make_record("two-dense", "torch", steady_epoch_seconds=3.0),  # no partner
@@ -267,14 +267,17 @@ def test_determinism_cost_by_hand():
             "two-dense", "tensorflow", steady_epoch_seconds=9.0, repeat=1, op_determinism=True
         ),  # fmt: skip
     ]
+    records[1].contended = True
     cost = runner.determinism_cost(records)
     assert set(cost) == {"tensorflow", "jax"}
     tf = cost["tensorflow"]
     assert (tf.steady_seconds_off, tf.steady_seconds_on, tf.pairs) == (1.5, 1.95, 2)
     assert tf.ratio == pytest.approx(math.sqrt(1.5 * 1.2))
+    assert (tf.noisy_pairs, cost["jax"].noisy_pairs) == (1, 0)
     assert cost["jax"].ratio == 1.0
     line = runner.cost_summary(cost)
-    assert "tensorflow 1.5 -> 1.95 s (x1.34, 2 pairs)" in line and "jax 1 -> 1 s (x1.00" in line
+    assert "tensorflow 1.5 -> 1.95 s (x1.34, 2 pairs, 1 contended or unstable)" in line
+    assert "jax 1 -> 1 s (x1.00, 1 pair)" in line
 
 
 @pytest.mark.skipif("jax" not in INSTALLED, reason="jax not installed")
@@ -295,6 +298,8 @@ def test_check_determinism_records_and_reports_the_cost(tmp_path):
     assert cost.steady_seconds_off == base.steady_epoch_seconds
     assert cost.steady_seconds_on == first.steady_epoch_seconds
     assert cost.ratio == pytest.approx(first.steady_epoch_seconds / base.steady_epoch_seconds)
+    noisy = any(r.contended or r.unstable for r in (base, first))
+    assert cost.noisy_pairs == int(noisy)
     assert f"jax {cost.steady_seconds_off:.3g} -> {cost.steady_seconds_on:.3g} s" in out.stdout
     assert "determinism cost (steady epoch, op determinism off -> on)" in out.stdout
     assert first.deterministic is True  # the bit-for-bit check still pairs the two "on" runs
