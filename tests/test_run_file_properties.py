@@ -245,6 +245,8 @@ REFUSED_VALUES = [
     ("misclassified", [[0, 1]]),
     ("misclassified", [[-1, 0, 1]]),
     ("misclassified", [[0, 1, 2, 3]]),
+    ("job.backend", "theano"),
+    ("job.device", "tpu"),
 ]
 
 
@@ -268,7 +270,8 @@ def records(draw) -> dict[str, Any]:
         record["misclassified"] = [list(t) for t in draw(st.lists(digit, max_size=30))]
     if draw(st.integers(0, 7)) == 0:
         name, value = draw(st.sampled_from(REFUSED_VALUES))
-        record[name] = value
+        target = record["job"] if name.startswith("job.") else record
+        target[name.removeprefix("job.")] = value
     return record
 
 
