@@ -180,6 +180,7 @@ def merge(paths: list[str | Path]) -> Merged:
         environment=_environment(present),
         records=records,
         aggregates=runner.aggregate(records),
+        determinism_cost=runner.determinism_cost(records),  # pairs a split may have parted
         status="interrupted" if missing else "complete",
         finished_utc=max(finished) if finished else storage.utc_now(),
         pending=pending,
