@@ -180,9 +180,7 @@ def test_check_determinism_pairs_records_of_the_same_grid_point(tmp_path):
     checked = [r for r in run.records if r.settings.op_determinism]  # the rest: its cost
     assert len(checked) == 4 and run.determinism_cost[BACKEND].pairs == 2
     for record in checked:
-        twin = next(
-            r for r in checked if r is not record and r.job.seed_key == record.job.seed_key
-        )
+        twin = next(r for r in checked if r is not record and r.job.seed_key == record.job.seed_key)
         assert record.repeat != twin.repeat
         assert record.deterministic is (record.weights_sha256 == twin.weights_sha256)
     # The two learning rates train to different weights: had they been paired, the flag lied.
