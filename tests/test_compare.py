@@ -183,3 +183,39 @@ def judge_all(rows):
 def test_tolerance_is_configurable(tolerance, expected):
     [row] = compare([rec(0.97)], [rec(0.96)], Tolerances(accuracy=tolerance))
     assert row.change("test_accuracy").verdict == expected
+
+
+# ------------------------------------------------------- records from several machines (Ray)
+def _on(machine: str, seed: int, accuracy: float) -> Record:
+    from mnist_bench.records import Machine
+
+    r = make_record(seed=seed, test_accuracy=accuracy)
+    r.machine = Machine(node_id=f"node-{machine}", hostname=machine, machine_id=machine)
+    return r
+
+
+def test_records_of_several_machines_are_rows_per_machine():
+    """`--on-every-node` on both sides: one job on two machines is two rows, each matched with
+    the same machine on the other side, never two seeds of one sample."""
+    base = [_on(m, s, 0.97) for m in ("a", "b") for s in (0, 1)]
+    new = [_on("a", s, 0.97) for s in (0, 1)] + [_on("b", s, 0.90) for s in (0, 1)]
+    rows = {row.machine: row for row in compare(base, new)}
+    assert set(rows) == {"a", "b"}
+    assert all(row.side == "both" and len(row.base) == len(row.new) == 2 for row in rows.values())
+    assert rows["a"].verdict == SAME and rows["b"].verdict == WORSE
+    assert rows["b"].label["machine"] == "b"
+    assert [f.row.machine for f in gate(compare(base, new))] == ["b"]
+
+
+def test_one_machine_is_compared_with_each_machine_of_the_other_side():
+    """A local baseline (one machine) against an `--on-every-node` run: each node's records are
+    judged against the whole baseline; a node that regressed fails alone."""
+    base = [make_record(seed=s, test_accuracy=0.97) for s in (0, 1)]
+    new = [_on("a", s, 0.97) for s in (0, 1)] + [_on("b", s, 0.90) for s in (0, 1)]
+    rows = compare(base, new)
+    assert sorted(row.machine for row in rows) == ["a", "b"]
+    assert all(len(row.base) == 2 and len(row.new) == 2 for row in rows)
+    assert [f.row.machine for f in gate(rows)] == ["b"]
+    # Each side on one machine (two local runs from different hosts): matched across machines.
+    single = compare(base, [_on("a", s, 0.97) for s in (0, 1)])
+    assert [(row.machine, row.side) for row in single] == [("", "both")]

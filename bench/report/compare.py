@@ -75,6 +75,7 @@ class Row:
     changes: list[Change] = field(default_factory=list)
     differences: list[str] = field(default_factory=list)  # fields differing across the sides
     near: list[str] = field(default_factory=list)  # one side only: how the other side differs
+    machine: str = ""  # the node, where a side spans several machines (`machine_of`)
 
     @property
     def job(self) -> Job:
@@ -84,12 +85,11 @@ class Row:
     def label(self) -> dict[str, str]:
         job, records = self.job, self.base + self.new
         where = ",".join(dict.fromkeys(r.where for r in records if r.device)) or job.device
-        return {
-            "dataset": job.dataset,
-            "variant": job.variant,
-            "backend": job.backend,
-            "device": where,
-        }
+        label = {"dataset": job.dataset, "variant": job.variant, "backend": job.backend}
+        label["device"] = where
+        if self.machine:
+            label["machine"] = self.machine
+        return label
 
     @property
     def side(self) -> str:
@@ -123,14 +123,28 @@ def match(
 ) -> list[Row]:
     """Pair the configurations of `base` and `new` (or, with `on`, the records that agree on
     those fields); rows on one side only are kept, with how the nearest configuration on the
-    other side differs."""
+    other side differs.
+
+    Where a side's records came from several machines (`--executor ray`, each record naming
+    its node), rows are per machine too: records of one job on two machines are not seeds of
+    one sample. They match the other side's records from the same machine, or, where the
+    other side ran on one machine, all of its records. Two sides of one machine each (the
+    usual cross-machine comparison) match across machines."""
+    sides = {"base": list(base), "new": list(new)}
+    machines = {side: sorted({machine_of(r) for r in rs}) for side, rs in sides.items()}
     rows: dict[tuple, Row] = {}
-    for side, records in (("base", base), ("new", new)):
+    for side, records in sides.items():
+        other = machines["new" if side == "base" else "base"]
         for r in records:
             if r.repeat:  # the second process of --check-determinism: a check, not a sample
                 continue
-            key = identity.match_key(r.job, on)
-            getattr(rows.setdefault(key, Row(key)), side).append(r)
+            if len(machines[side]) > 1:
+                targets = [machine_of(r)]
+            else:  # one machine: compared with each of the other side's, if it has several
+                targets = other if len(other) > 1 else [""]
+            for machine in targets:
+                key = identity.match_key(r.job, on) + ((machine,) if machine else ())
+                getattr(rows.setdefault(key, Row(key, machine=machine)), side).append(r)
     out = list(rows.values())
     for row in out:
         if row.side == "both":
@@ -151,6 +165,15 @@ def match(
     return out
 
 
+def machine_of(record: Record) -> str:
+    """The kind of machine a record ran on, where it names its own (records of a local run
+    leave it to the run's environment: "")."""
+    m = record.machine
+    if m is None:
+        return ""
+    return m.machine_id or m.hostname or m.node_id
+
+
 def _nearest(job: Job) -> tuple:
     return (job.dataset, job.variant, job.backend, job.device)
 
@@ -161,7 +184,8 @@ def _ran_on(records: list[Record]) -> str:
 
 def unlike(row: Row) -> bool:
     """Matched on the full configuration and still not alike: it ran on different devices."""
-    return row.side == "both" and bool(row.differences) and row.key == row.job.config_key
+    full = row.job.config_key + ((row.machine,) if row.machine else ())
+    return row.side == "both" and bool(row.differences) and row.key == full
 
 
 def judge(row: Row, tol: Tolerances = Tolerances()) -> Row:

@@ -28,7 +28,8 @@ VERDICT_STYLE = {BETTER: "green", WORSE: "bold red"}
 
 # --format json: the keys, stable (a key is only ever added), as `--help` documents them.
 JSON_ROW_KEYS = (
-    "each row: variant, backend, device (where it ran), dataset, configuration (every field "
+    "each row: variant, backend, device (where it ran), dataset, machine (the node, where a "
+    "side's records came from several machines; else null), configuration (every field "
     "of the job but the seed), side (both, base or new: on one side only), seeds {base, "
     "new}, verdict (better, worse, no significant change; null on one side only or when "
     "the sides ran on different devices), "
@@ -314,6 +315,7 @@ def row_dict(row: Row) -> dict[str, Any]:
         "backend": label["backend"],
         "device": label["device"],
         "dataset": label["dataset"],
+        "machine": row.machine or None,
         "configuration": row.job.fields(),
         "side": row.side,
         "seeds": {"base": _seeds(row.base), "new": _seeds(row.new)},
@@ -374,6 +376,8 @@ def _table_data(rows: list[Row], reasons) -> tuple[list[str], list[list[str]], l
         variant = label["variant"] + (
             "" if label["dataset"] == "mnist" else f" ({label['dataset']})"
         )
+        if row.machine:
+            variant += f" @ {row.machine}"
         seeds = f"{_seeds(row.base)}/{_seeds(row.new)}"
         cells = [_cell(row, m, m.digits) for m in METRICS]
         verdict = _verdict_text(row, reasons)
