@@ -153,8 +153,8 @@ class TrainSettings:
         None, "only the first N test samples", kind="int", min=1, optional=True
     )
     threads: int | None = _setting(
-        None, "intra-op threads (None: the backend's choice)", kind="int", min=1, max=1024,
-        optional=True,
+        None, "intra-op threads (default: the backend's; PyTorch's: usable cores - 1)",
+        kind="int", min=1, max=1024, optional=True,
     )  # fmt: skip
     op_determinism: bool = _setting(False, "the backend's op-determinism switches", kind="bool")
 

@@ -48,6 +48,23 @@ def test_each_backend_configures_and_describes_its_own_worker(backend):
     assert out.returncode == 0, out.stderr
 
 
+@pytest.mark.parametrize("cores, expected", [({0}, 1), ({0, 1}, 1), (set(range(8)), 7)])
+def test_pytorch_default_threads_leave_a_core_free(cores, expected):
+    """Without --threads, PyTorch gets one intra-op thread fewer than the usable cores (its own
+    default, one per core, collapsed 80x beside a busy process on 2 cores); the record says so."""
+    pytest.importorskip("torch", reason="torch not installed")
+    code = (
+        "import os, mnist_bench.backends as b\n"
+        f"os.sched_getaffinity = lambda pid: {sorted(cores)!r}\n"
+        "m = b.get('torch'); m.configure(None)\n"
+        "default, asked = m.apply_threads(None), m.apply_threads(3)\n"
+        "print(default['requested'], default['intra_op'], asked['intra_op'])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["None", str(expected), "3"]
+
+
 def test_peak_memory_without_the_resource_module(monkeypatch):
     """Windows has no `resource`: the fallback (psutil) still gives a positive figure."""
     import psutil  # imports `resource` itself on Linux: load it before hiding it

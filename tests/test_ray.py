@@ -178,6 +178,7 @@ def _check_node_ids(records, nodes: list[dict]) -> None:
         assert r.machine.cpu and r.machine.cores and r.machine.packages["jax"]
 
 
+@pytest.mark.slow  # a real two-node cluster: run by .ci/run after the default tests
 @needs_namespaces
 @needs_ray
 def test_a_tiny_suite_spreads_over_both_nodes(cluster, tmp_path):
@@ -200,6 +201,7 @@ def test_a_tiny_suite_spreads_over_both_nodes(cluster, tmp_path):
     assert HEAD in report.stdout and WORKER in report.stdout
 
 
+@pytest.mark.slow  # a real two-node cluster: run by .ci/run after the default tests
 @needs_namespaces
 @needs_ray
 def test_on_every_node_runs_the_suite_on_each_node(cluster, tmp_path):
@@ -216,6 +218,7 @@ def test_on_every_node_runs_the_suite_on_each_node(cluster, tmp_path):
     assert report.stdout.count("single-dense") == 2  # a row per machine
 
 
+@pytest.mark.slow  # a real two-node cluster: run by .ci/run after the default tests
 @needs_namespaces
 @needs_ray
 def test_an_interrupted_driver_cancels_its_tasks_and_resume_finishes(cluster, tmp_path):
@@ -257,6 +260,7 @@ def test_an_interrupted_driver_cancels_its_tasks_and_resume_finishes(cluster, tm
     assert all(r.status == "ok" for r in run.records)
 
 
+@pytest.mark.slow  # a real two-node cluster: run by .ci/run after the default tests
 @needs_namespaces
 @needs_ray
 def test_a_node_that_dies_mid_record_costs_a_retry_on_another(cluster, tmp_path):

@@ -1,4 +1,5 @@
-"""PyTorch: `use_deterministic_algorithms`, threads by `torch.set_num_threads`."""
+"""PyTorch: `use_deterministic_algorithms`, threads by `torch.set_num_threads` (by default one
+fewer than the usable cores: see `default_threads`)."""
 
 from __future__ import annotations
 
@@ -19,13 +20,21 @@ def enable_determinism() -> list[str]:
     return ["torch.use_deterministic_algorithms(True)"]
 
 
+def default_threads() -> int:
+    """Intra-op threads when `--threads` is not given: one fewer than the usable cores, at least
+    one. PyTorch's own default (one per core) spins every core, and beside one busy process on
+    2 cores its steady epoch went from 1.36 s to 109 s; with one thread, 1.39 s quiet and 1.34 s
+    beside it (`python benchmarks/contention.py --backend torch`, two-dense, 20,000 samples)."""
+    from mnist_bench.environment import usable_cores
+
+    return max(1, usable_cores() - 1)
+
+
 def apply_threads(threads: int | None) -> dict[str, Any]:
     import torch
 
-    if threads:
-        torch.set_num_threads(threads)
-    # What was in force: without `threads`, PyTorch's own default (one intra-op thread per
-    # core: 2 on a 2-core machine).
+    torch.set_num_threads(threads or default_threads())
+    # What was in force: the requested count, else `default_threads()`.
     return {
         "requested": threads,
         "intra_op": torch.get_num_threads(),
