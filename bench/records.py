@@ -101,7 +101,7 @@ class Record:
     contended: bool = False
     steady_epoch_cv: float | None = None  # std / mean of the epochs after the first (2 or more)
     steady_epoch_max_min: float | None = None  # slowest / fastest epoch after the first
-    unstable: bool = False  # steady epochs too dispersed to trust (training.UNSTABLE_CV)
+    unstable: bool = False  # steady epochs too dispersed to trust (training.is_unstable)
     confusion_matrix: list[list[int]] | None = None
     misclassified: list[list[int]] = field(default_factory=list)  # [test index, true, predicted]
     # Every test prediction in test-set order, packed (`pack_labels`): what `parity` compares.
