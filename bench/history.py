@@ -163,7 +163,7 @@ def build(
         UserError: a bad file (unless `skip_bad`), or no finished record.
     """
     runs = []
-    for loaded in _unique(collect.load_runs(paths, skip_bad=skip_bad, warn=warn), warn):
+    for loaded in collect.unique_runs(collect.load_runs(paths, skip_bad=skip_bad, warn=warn), warn):
         try:
             _started(loaded)
         except UserError as exc:
@@ -221,22 +221,6 @@ def _trend(
         means = [p.mean for p in points]
         trend.steps = changepoints.detect(means, alpha=alpha, log=metric.is_timing)
     return trend
-
-
-def _unique(
-    runs: list[collect.LoadedRun], warn: Callable[[str], None] | None
-) -> list[collect.LoadedRun]:
-    """A second copy of a run (same run id) is dropped, so no record counts twice."""
-    seen: dict[str, Path] = {}
-    out = []
-    for loaded in runs:
-        first = seen.setdefault(loaded.run.run_id, loaded.path)
-        if first != loaded.path:
-            if warn is not None:
-                warn(f"skipped {loaded.path}: same run id as {first}")
-            continue
-        out.append(loaded)
-    return out
 
 
 def _started(loaded: collect.LoadedRun) -> datetime:

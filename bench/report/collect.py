@@ -83,6 +83,22 @@ def _no_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
+def unique_runs(
+    runs: list[LoadedRun], warn: Callable[[str], None] | None = None
+) -> list[LoadedRun]:
+    """Drop a second copy of a run (same run id), so no record counts twice."""
+    seen: dict[str, Path] = {}
+    out = []
+    for loaded in runs:
+        first = seen.setdefault(loaded.run.run_id, loaded.path)
+        if first != loaded.path:
+            if warn is not None:
+                warn(f"skipped {loaded.path}: same run id as {first}")
+            continue
+        out.append(loaded)
+    return out
+
+
 def records(runs: Iterable[LoadedRun]) -> list[Record]:
     return [r for loaded in runs for r in loaded.run.records]
 

@@ -115,7 +115,7 @@ def build(
     """
     from mnist_bench.report.rows import rows
 
-    runs = _unique(collect.load_runs(paths, skip_bad=skip_bad, warn=warn), warn)
+    runs = collect.unique_runs(collect.load_runs(paths, skip_bad=skip_bad, warn=warn), warn)
     run_of = {id(r): loaded for loaded in runs for r in loaded.run.records}
     machines = {loaded.run.run_id: loaded.machine for loaded in runs}
     report = Report(runs, by, [], run_of, machines)
@@ -123,22 +123,6 @@ def build(
     if not report.rows:
         raise UserError("no records to report in: " + ", ".join(paths))
     return report
-
-
-def _unique(
-    runs: list[collect.LoadedRun], warn: Callable[[str], None] | None
-) -> list[collect.LoadedRun]:
-    """Drop a second copy of a run (same run id), so no record counts twice."""
-    seen: dict[str, Path] = {}
-    out = []
-    for loaded in runs:
-        first = seen.setdefault(loaded.run.run_id, loaded.path)
-        if first != loaded.path:
-            if warn is not None:
-                warn(f"skipped {loaded.path}: same run id as {first}")
-            continue
-        out.append(loaded)
-    return out
 
 
 def _ordered(all_rows: list[Row], by: tuple[str, ...]) -> list[Row]:
