@@ -30,8 +30,8 @@ TOP_CHECK = {
     "tolerances", "warnings", "rows",
 }  # fmt: skip
 ROW = {
-    "variant", "backend", "device", "dataset", "configuration", "side", "seeds", "verdict",
-    "differences", "near", "failed_new", "metrics",
+    "variant", "backend", "device", "dataset", "machine", "configuration", "side", "seeds",
+    "verdict", "differences", "near", "failed_new", "metrics",
 }  # fmt: skip
 METRIC = {
     "base", "new", "delta", "relative", "verdict", "p_value", "skipped", "base_values",
