@@ -41,10 +41,17 @@ def make_record(
     return Record(job=job, device=device, **{k: v for k, v in fields.items() if k not in names})
 
 
-def backend_params():
-    """Every backend, skipped with a reason where its framework is not installed."""
+def backend_params(slow: tuple[str, ...] = ()):
+    """Every backend, skipped with a reason where its framework is not installed; those in
+    `slow` marked slow (run by .ci/run after the default tests)."""
     return [
-        pytest.param(b, marks=pytest.mark.skipif(b not in INSTALLED, reason=f"{b} not installed"))
+        pytest.param(
+            b,
+            marks=[
+                pytest.mark.skipif(b not in INSTALLED, reason=f"{b} not installed"),
+                *([pytest.mark.slow] if b in slow else []),
+            ],
+        )
         for b in ("tensorflow", "jax", "torch")
     ]
 

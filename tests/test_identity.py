@@ -165,6 +165,7 @@ def test_report_keeps_unlike_runs_apart_and_repeats_as_repeats(tmp_path):
 
 
 # ------------------------------------------------ 5. determinism pairs within a grid point
+@pytest.mark.slow  # a --check-determinism grid: in .ci/run's slow step
 @needs_backend
 def test_check_determinism_pairs_records_of_the_same_grid_point(tmp_path):
     suite = tmp_path / "grid.toml"

@@ -280,6 +280,7 @@ def test_determinism_cost_by_hand():
     assert "jax 1 -> 1 s (x1.00, 1 pair)" in line
 
 
+@pytest.mark.slow  # a --check-determinism run: in .ci/run's slow step
 @pytest.mark.skipif("jax" not in INSTALLED, reason="jax not installed")
 def test_check_determinism_records_and_reports_the_cost(tmp_path):
     out = run_cli(
