@@ -51,7 +51,7 @@ def test_committed_notebook_is_clean():
 
 @pytest.mark.skipif(
     not set(BACKENDS) <= set(INSTALLED),
-    reason="the notebook tells its story on all three backends (tox -e all or the default env)",
+    reason="the notebook tells its story on all three backends (the default env, tox -e tests)",
 )
 def test_seed_notebook_runs_and_shows_its_results(tmp_path):
     nb = nbformat.read(NOTEBOOK, as_version=4)
