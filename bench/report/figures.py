@@ -397,11 +397,16 @@ def confusion_heatmap(
         yticklabels=class_names,
         annot_kws={"size": 7},
     )
+    _label_confusion_axes(ax, title)
+    return fig
+
+
+def _label_confusion_axes(ax, title: str) -> None:
+    """Axis labels and title shared by the confusion heatmaps: truth down, prediction across."""
     ax.tick_params(axis="y", labelrotation=0)
     ax.set_xlabel("Predicted")
     ax.set_ylabel("Truth")
     ax.set_title(title, fontsize=9)
-    return fig
 
 
 def confusion_difference(
@@ -435,10 +440,7 @@ def confusion_difference(
         yticklabels=class_names,
         annot_kws={"size": 7},
     )
-    ax.tick_params(axis="y", labelrotation=0)
-    ax.set_xlabel("Predicted")
-    ax.set_ylabel("Truth")
-    ax.set_title(title, fontsize=9)
+    _label_confusion_axes(ax, title)
     return fig
 
 
