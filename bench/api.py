@@ -436,23 +436,47 @@ def check(
         >>> verdict = mnist_bench.check(results, "results/baseline")
         >>> assert verdict.passed, verdict
     """
+    return judge(
+        _results(results),
+        _results(baseline),
+        accuracy_tolerance=accuracy_tolerance,
+        time_tolerance=time_tolerance,
+        max_slowdown=max_slowdown,
+        allow_missing=allow_missing,
+        match_on=match_on,
+    )
+
+
+def judge(
+    results: Results,
+    baseline: Results,
+    *,
+    accuracy_tolerance: float,
+    time_tolerance: float,
+    max_slowdown: float | None,
+    allow_missing: bool,
+    match_on: Sequence[str] | None,
+    names: tuple[str, str] = ("the results", "the baseline"),
+) -> Verdict:
+    """`check` on loaded results; `names` (results, baseline) are what its errors call them
+    (`mnist-bench check` gives the paths)."""
     from mnist_bench.report.compare import Tolerances, gate
     from mnist_bench.report.compare import compare as compare_records
 
-    new, base = _results(results), _results(baseline)
-    shared = {b.run.run_id for b in base.runs} & {r.run.run_id for r in new.runs}
+    new_name, base_name = names
+    shared = {b.run.run_id for b in baseline.runs} & {r.run.run_id for r in results.runs}
     if shared:
         raise Error(
-            f"the results and the baseline hold the same run ({sorted(shared)[0]}): "
+            f"{new_name} and {base_name} hold the same run ({sorted(shared)[0]}): "
             "check new results against an older baseline"
         )
     on = _match_on(match_on)
     tolerances = Tolerances(accuracy=accuracy_tolerance, time=time_tolerance)
-    rows = compare_records(base.records, new.records, tolerances, on=on)
+    rows = compare_records(baseline.records, results.records, tolerances, on=on)
     if not any(r.side == "both" for r in rows):
         near = sorted({d for r in rows for d in r.near})
         why = f" (the configurations differ: {', '.join(near)})" if near else ""
-        raise Error(f"nothing to match: no configuration of the results is in the baseline{why}")
+        raise Error(f"nothing to match: no configuration of {new_name} is in {base_name}{why}")
     failures = gate(rows, tolerances, max_slowdown, allow_missing=allow_missing)
     failing = {id(f.row) for f in failures}
     return Verdict(

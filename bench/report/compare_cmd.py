@@ -9,7 +9,6 @@ import sys
 from typing import Any
 
 from mnist_bench import identity
-from mnist_bench.errors import UserError
 from mnist_bench.records import Record
 from mnist_bench.report import collect
 from mnist_bench.report.compare import (
@@ -20,7 +19,6 @@ from mnist_bench.report.compare import (
     Row,
     Tolerances,
     compare,
-    gate,
     unlike,
 )
 
@@ -201,34 +199,32 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from mnist_bench.api import judge
+    from mnist_bench.results import Results
+
     tol = _tolerances(args)
     warnings: list[str] = []
-    baseline = _load_runs([args.baseline], args.skip_bad, warnings)
-    results = _load_runs([args.results], args.skip_bad, warnings)
-    shared = {b.run.run_id for b in baseline} & {r.run.run_id for r in results}
-    if shared:
-        raise UserError(
-            f"{args.results} and {args.baseline} hold the same run ({sorted(shared)[0]}): "
-            "check new results against an older baseline"
-        )
-    rows = compare(collect.records(baseline), collect.records(results), tol, on=args.match_on)
+    baseline = Results(_load_runs([args.baseline], args.skip_bad, warnings))
+    results = Results(_load_runs([args.results], args.skip_bad, warnings))
+    verdict = judge(
+        results,
+        baseline,
+        accuracy_tolerance=tol.accuracy,
+        time_tolerance=tol.time,
+        max_slowdown=args.max_slowdown,
+        allow_missing=args.allow_missing,
+        match_on=args.match_on,
+        names=(args.results, args.baseline),
+    )
+    rows, failures, missing = verdict.rows, verdict.failures, verdict.missing
     matched = [r for r in rows if r.side == "both"]
-    if not matched:
-        near = sorted({d for r in rows for d in r.near})
-        why = f" (the configurations differ: {', '.join(near)})" if near else ""
-        raise UserError(
-            f"nothing to match: no configuration of {args.results} is in {args.baseline}{why}"
-        )
-    failures = gate(rows, tol, args.max_slowdown, allow_missing=args.allow_missing)
-    failing = {id(f.row) for f in failures}
-    missing = [r for r in rows if r.side == "base" and id(r) not in failing]
     if missing:
         print(
             f"note: {len(missing)} baseline row(s) have no counterpart in {args.results} "
             "(--allow-missing)",
             file=sys.stderr,
         )
-    for row in (r for r in rows if r.side == "new"):
+    for row in verdict.extra:
         print(f"note: {_name(row)} is not in {args.baseline}", file=sys.stderr)
     if args.format == "json":
         reasons = {id(f.row): f.reason for f in failures}
