@@ -26,12 +26,12 @@ from typing import Any
 from mnist_bench import environment, files, launcher, models, storage
 from mnist_bench.errors import UserError
 from mnist_bench.identity import WorkerRequest
+from mnist_bench.storage import cache_dir
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
 PROBE_TIMEOUT = 120.0
-CACHE_ENV = "MNIST_BENCH_CACHE_DIR"  # overrides the cache folder (tests, read-only homes)
 CACHE_FORMAT = 1
 # Distributions whose version changes what a backend's worker reports, by name prefix.
 KEY_PACKAGES = ("keras", "numpy", "ml-dtypes", "nvidia-")
@@ -39,15 +39,6 @@ BACKEND_PREFIXES = {"tensorflow": ("tensorflow", "tf-"), "jax": ("jax",), "torch
 DEVICE_VARS = ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES",
                "JAX_PLATFORMS", "JAX_PLATFORM_NAME")  # fmt: skip
 SOURCE = Path(__file__).resolve().parent  # bench/, installed as mnist_bench
-
-
-def cache_dir() -> Path:
-    """`$MNIST_BENCH_CACHE_DIR`, else `$XDG_CACHE_HOME/mnist-bench`, else
-    `~/.cache/mnist-bench`."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "mnist-bench"
 
 
 def _normalize(name: str) -> str:

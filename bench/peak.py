@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -13,8 +12,7 @@ from mnist_bench.errors import UserError
 
 
 def cache_path() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "mnist-bench" / f"peak-{environment.machine_id()}.json"
+    return storage.cache_dir() / f"peak-{environment.machine_id()}.json"
 
 
 def measure(size: int = 2048, min_time: float = 2.0) -> float:

@@ -1,4 +1,5 @@
-"""Where run files live: unique names, atomic writes, nothing ever overwritten by another run."""
+"""Where run files live: unique names, atomic writes, nothing ever overwritten by another run;
+and the user's cache folder."""
 
 from __future__ import annotations
 
@@ -13,6 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from mnist_bench.errors import UserError
+
+CACHE_ENV = "MNIST_BENCH_CACHE_DIR"  # overrides the cache folder (tests, read-only homes)
+
+
+def cache_dir() -> Path:
+    """`$MNIST_BENCH_CACHE_DIR`, else `$XDG_CACHE_HOME/mnist-bench`, else
+    `~/.cache/mnist-bench`: the backends' descriptions (`list`) and the machine's peak."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "mnist-bench"
 
 
 def utc_now() -> str:

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 from conftest import INSTALLED, ROOT, needs_backend, run_cli
-from mnist_bench import environment, inventory
+from mnist_bench import environment, inventory, peak, storage
 
 FRAMEWORKS = ("keras", "tensorflow", "jax", "torch")
 
 
 def list_in(cache: Path, *args: str) -> subprocess.CompletedProcess:
-    return run_cli("list", *args, env={inventory.CACHE_ENV: str(cache)})
+    return run_cli("list", *args, env={storage.CACHE_ENV: str(cache)})
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +92,7 @@ def test_a_version_change_or_a_corrupt_file_starts_that_backend_again(first_list
     (cache / f"describe-{corrupt}.json").write_bytes(b'{"key": {"format": 1}, "info": [tru')
     package = environment.BACKEND_PACKAGES[changed]
     site = fake_distribution(tmp_path / "site", package, "99.0.0")
-    out = run_cli("list", env={inventory.CACHE_ENV: str(cache), "PYTHONPATH": str(site)})
+    out = run_cli("list", env={storage.CACHE_ENV: str(cache), "PYTHONPATH": str(site)})
     assert out.returncode == 0, out.stderr
     assert "Traceback" not in out.stderr
     variants, backends = tables(out.stdout)
@@ -116,23 +116,31 @@ def test_a_version_change_or_a_corrupt_file_starts_that_backend_again(first_list
     real = inventory.cache_key(changed)
     assert real["packages"][package] != "99.0.0"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(inventory.CACHE_ENV, str(cache))
+        mp.setenv(storage.CACHE_ENV, str(cache))
         assert inventory.read_cached(changed, real) is None
 
 
 def test_cache_folder_respects_the_override_then_xdg_then_home(monkeypatch, tmp_path):
-    monkeypatch.setenv(inventory.CACHE_ENV, str(tmp_path / "mine"))
-    assert inventory.cache_dir() == tmp_path / "mine"
-    monkeypatch.delenv(inventory.CACHE_ENV)
+    monkeypatch.setenv(storage.CACHE_ENV, str(tmp_path / "mine"))
+    assert storage.cache_dir() == tmp_path / "mine"
+    monkeypatch.delenv(storage.CACHE_ENV)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert inventory.cache_dir() == tmp_path / "xdg" / "mnist-bench"
+    assert storage.cache_dir() == tmp_path / "xdg" / "mnist-bench"
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert inventory.cache_dir() == tmp_path / "home" / ".cache" / "mnist-bench"
+    assert storage.cache_dir() == tmp_path / "home" / ".cache" / "mnist-bench"
+
+
+def test_the_machine_peak_is_cached_in_the_same_folder(monkeypatch, tmp_path):
+    monkeypatch.setenv(storage.CACHE_ENV, str(tmp_path))
+    assert peak.cache_path().parent == tmp_path
+    measured = peak.peak_gflops()  # the real matmul, about 2 s
+    assert measured > 0 and json.loads(peak.cache_path().read_text())["gflops"] == measured
+    assert peak.peak_gflops() == measured  # read back, not measured again (that would differ)
 
 
 def test_unusable_cache_files_are_passed_over(monkeypatch, tmp_path):
-    monkeypatch.setenv(inventory.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv(storage.CACHE_ENV, str(tmp_path))
     key = inventory.cache_key("jax")
     info = {"backend": "jax", "devices": ["cpu"], "variants": []}
     path = tmp_path / "describe-jax.json"
@@ -147,7 +155,7 @@ def test_unusable_cache_files_are_passed_over(monkeypatch, tmp_path):
     path.mkdir()  # a folder where the file goes is not ours to replace
     assert inventory.read_cached("jax", key) is None
     assert inventory.write_cached("jax", key, info) is False and path.is_dir()
-    monkeypatch.setenv(inventory.CACHE_ENV, str(tmp_path / "file" / "sub"))
+    monkeypatch.setenv(storage.CACHE_ENV, str(tmp_path / "file" / "sub"))
     (tmp_path / "file").write_text("not a folder")
     assert inventory.write_cached("jax", key, info) is False  # unwritable: no error
 
