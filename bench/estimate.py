@@ -15,7 +15,7 @@ from mnist_bench.records import load_run
 if TYPE_CHECKING:
     from mnist_bench.identity import Job
 
-HISTORY_DIRS = (Path("results/runs"), Path("results/baseline"))
+HISTORY_DIRS = (Path("results/runs"), Path("results/baseline"), Path("results/published"))
 FALLBACK_GFLOPS = 15.0  # a middling backend on a 2-core CPU
 STARTUP_SECONDS = 5.0  # worker start and first-epoch tracing, roughly
 MEASURE_SECONDS = 6.0  # per-epoch test evaluation and the inference sweep, roughly
@@ -25,15 +25,18 @@ def history(
     folders=HISTORY_DIRS, warn: Callable[[str], None] | None = None
 ) -> dict[tuple[str, str, int], float]:
     """Median steady-state seconds per training sample for each (variant, backend, batch), from
-    the ok records of the run files in `folders`.
+    the ok records of the run files in `folders`: the trusted timings (neither contended nor
+    unstable) where a configuration has any, else all (a contended PyTorch epoch can take 60x
+    its quiet time, and would make a grid look like months).
 
     Files are read as every reader reads them (`load_run`: bounded, typed, consistent); a bad
     one is skipped, and `warn` (default: a note on stderr) says which and why.
     """
     warn = _note if warn is None else warn
     samples: dict[tuple[str, str, int], list[float]] = {}
+    trusted: dict[tuple[str, str, int], list[float]] = {}
     for folder in folders:
-        for path in sorted(Path(folder).glob("*.json")) if Path(folder).is_dir() else []:
+        for path in sorted(Path(folder).rglob("*.json")) if Path(folder).is_dir() else []:
             try:
                 records = load_run(path).records
             except UserError as exc:
@@ -44,7 +47,9 @@ def history(
                 if r.status == "ok" and rate and math.isfinite(1.0 / rate):
                     key = (r.variant, r.backend, r.settings.batch_size)
                     samples.setdefault(key, []).append(1.0 / rate)
-    return {k: statistics.median(v) for k, v in samples.items()}
+                    if not (r.contended or r.unstable):
+                        trusted.setdefault(key, []).append(1.0 / rate)
+    return {k: statistics.median(trusted.get(k) or v) for k, v in samples.items()}
 
 
 def _note(message: str) -> None:

@@ -16,6 +16,7 @@ import functools
 import hashlib
 import importlib.metadata
 import json
+import math
 import os
 import platform
 import time
@@ -329,10 +330,12 @@ def suite_table(config, *, probe: bool = True, color: bool = True) -> Table:
 
 
 def _duration(seconds: float) -> str:
-    if seconds != seconds:  # NaN: no history and no FLOPs
+    if not math.isfinite(seconds):  # NaN: no history and no FLOPs
         return "?"
     minutes, secs = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
+    if hours >= 48:  # a grid of days: hours and minutes would be false precision
+        return f"{hours / 24:,.1f} days"
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 

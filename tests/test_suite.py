@@ -118,3 +118,30 @@ def test_flag_and_suite_give_the_same_message(tmp_path, flag, toml, message):
     suite_text = by_suite.stderr.split("error: ", 1)[1]
     assert suite_text.startswith(f"{path}:") and suite_text.endswith(flag_text)
     assert not (tmp_path / "runs").exists()  # refused before anything was written
+
+
+def test_the_time_estimate_learns_from_trusted_timings_first():
+    """The committed CI baseline has three PyTorch two-dense records: two ran beside a busy
+    neighbour (contended, 92 and 140 s an epoch), one did not (14 s). The estimate takes the
+    one whose timing is trusted, not the median of the three."""
+    from mnist_bench import estimate
+    from mnist_bench.records import load_run
+
+    folder = ROOT / "results" / "baseline"
+    records = [r for r in load_run(folder / "ci.json").records if r.variant == "two-dense"]
+    torch = [r for r in records if r.backend == "torch"]
+    assert sorted(r.contended for r in torch) == [False, True, True]  # the premise
+    [quiet] = [r for r in torch if not r.contended]
+    learnt = estimate.history([folder], warn=lambda message: None)
+    assert learnt[("two-dense", "torch", 32)] == 1.0 / quiet.train_samples_per_second
+    # Where every record is contended (TensorFlow here), all of them still count.
+    tf = sorted(1.0 / r.train_samples_per_second for r in records if r.backend == "tensorflow")
+    assert all(r.contended for r in records if r.backend == "tensorflow")
+    assert learnt[("two-dense", "tensorflow", 32)] == tf[1]
+
+
+def test_a_grid_of_days_is_estimated_in_days():
+    from mnist_bench.inventory import _duration
+
+    assert [_duration(s) for s in (59, 3 * 3600 + 60, 100 * 3600)] == ["0m59s", "3h01m", "4.2 days"]
+    assert _duration(float("nan")) == _duration(float("inf")) == "?"
