@@ -16,13 +16,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mnist_bench import changepoints, identity
 from mnist_bench.errors import UserError
 from mnist_bench.identity import Job
 from mnist_bench.records import Record
-from mnist_bench.report import collect
+from mnist_bench.report import collect, jsonout
 from mnist_bench.report.rows import METRICS, Metric, Row, variant_label
 
 if TYPE_CHECKING:
@@ -52,6 +52,23 @@ out. A series needs {changepoints.MIN_POINTS} commits to be tested.
 
 exit codes: 0 ok; 1 --fail-on-step found a worse step (accuracy down, time up) in the latest
 --recent commits; 2 a bad file (see --skip-bad) or option."""
+
+# --format json: the keys, stable (a key is only ever added), as `--help` documents them.
+JSON_KEYS = """--format json prints one object (keys are only ever added; non-finite numbers null):
+  {command: history, runs (the RUN arguments), files (the run files read), alpha, warnings,
+  commits, series, fail_on_step}
+  commits, oldest first: {commit (the full hash; null for a run without one), label (as the
+    tables show it), dirty, time (UTC, the first run at it), run_ids}
+  series: {label, variant, backend, device, dataset, machine, configuration (every field of
+    the job but the seed), tested {METRIC: had enough commits to be tested}, points, steps}
+  points, in commit order: {commit, label, time, METRIC (the mean over seeds; null where
+    none), values {METRIC: one value per seed}}
+  steps, in commit order: {commit, label, time, metric, before, after, size (after - before),
+    relative (size / before), p_value, direction (worse or better)}
+  fail_on_step: null without --fail-on-step; else {recent, failed, reason (why, or null),
+    steps (the worse steps it fails on: a step's keys and series {label, variant, backend,
+    device, machine})}
+  METRIC: """ + ", ".join(m.name for m in TRACKED)
 
 
 @dataclass(frozen=True)
@@ -489,6 +506,104 @@ FORMATS: dict[str, Callable[[History], str]] = {
 }
 
 
+# ------------------------------------------------------------------------------ json
+def _commit_dict(commit: Commit) -> dict[str, Any]:
+    return {"commit": commit.sha, "label": commit.label, "time": jsonout.utc(commit.started)}
+
+
+def _step_dict(trend: Trend, step: changepoints.Step) -> dict[str, Any]:
+    return {
+        **_commit_dict(trend.commit_of(step)),
+        "metric": trend.metric.name,
+        "before": step.before,
+        "after": step.after,
+        "size": step.size,
+        "relative": step.relative,
+        "p_value": step.p_value,
+        "direction": "worse" if trend.worse(step) else "better",
+    }
+
+
+def _series_dict(history: History, series: Series) -> dict[str, Any]:
+    position = {c: i for i, c in enumerate(history.commits)}
+    by_commit: dict[Commit, dict[str, Point]] = {}
+    for trend in series.trends:
+        for point in trend.points:
+            by_commit.setdefault(point.commit, {})[trend.metric.name] = point
+    points = []
+    for commit in sorted(by_commit, key=position.__getitem__):
+        found = by_commit[commit]
+        means = {m.name: found[m.name].mean if m.name in found else None for m in TRACKED}
+        values = {m.name: found[m.name].values if m.name in found else [] for m in TRACKED}
+        points.append({**_commit_dict(commit), **means, "values": values})
+    steps = sorted(
+        ((position[t.commit_of(step)], i, t, step) for i, t in enumerate(series.trends)
+         for step in t.steps),
+        key=lambda item: item[:2],
+    )  # fmt: skip
+    return {
+        **_series_identity(series),
+        "dataset": series.job.dataset,
+        "configuration": series.job.fields(),
+        "tested": {t.metric.name: t.tested for t in series.trends},
+        "points": points,
+        "steps": [_step_dict(t, step) for _, _, t, step in steps],
+    }
+
+
+def _series_identity(series: Series) -> dict[str, Any]:
+    return {
+        "label": series.label,
+        "variant": series.job.variant,
+        "backend": series.job.backend,
+        "device": series.device,
+        "machine": series.machine,
+    }
+
+
+def render_json(
+    history: History,
+    *,
+    runs: Sequence[str],
+    warnings: Sequence[str] = (),
+    recent: int | None = None,
+) -> str:
+    """The `--format json` object (the keys `JSON_KEYS` documents); `recent` is --recent with
+    --fail-on-step, None without."""
+    fail_on_step = None
+    if recent is not None:
+        failing = history.failing(recent)
+        fail_on_step = {
+            "recent": recent,
+            "failed": bool(failing),
+            "reason": fail_reason(failing, recent) if failing else None,
+            "steps": [
+                {**_step_dict(t, step), "series": _series_identity(s)} for s, t, step in failing
+            ],
+        }
+    return jsonout.dumps(
+        {
+            "command": "history",
+            "runs": [str(r) for r in runs],
+            "files": [str(loaded.path) for loaded in history.runs],
+            "alpha": history.alpha,
+            "warnings": list(warnings),
+            "commits": [
+                {**_commit_dict(c), "dirty": c.dirty, "run_ids": list(c.run_ids)}
+                for c in history.commits
+            ],
+            "series": [_series_dict(history, s) for s in history.series],
+            "fail_on_step": fail_on_step,
+        }
+    )
+
+
+def fail_reason(failing: Sequence[tuple[Series, Trend, changepoints.Step]], recent: int) -> str:
+    """`2 worse step(s) at the latest 5 commit(s)`."""
+    where = f"the latest {recent} commit(s)" if recent else "any commit"
+    return f"{len(failing)} worse step(s) at {where}"
+
+
 # ------------------------------------------------------------------------------ plots
 def _title(series: Series) -> str:
     return f"{series.label} · {series.job.backend} · {series.device} · {series.machine}"
@@ -557,15 +672,15 @@ def plot_grid(history: History) -> Figure:
 
 # ------------------------------------------------------------------------------ command
 def add_history(p: argparse.ArgumentParser) -> None:
-    p.epilog = EPILOG
+    p.epilog = EPILOG + "\n\n" + JSON_KEYS
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("runs", nargs="+", metavar="RUN", help="run files or folders of them")
     p.add_argument(
         "--format",
-        choices=list(FORMATS),
+        choices=[*FORMATS, "json"],
         default="table",
-        help="table (rich; plain ASCII when piped), markdown (GitHub tables) or html (one "
-        "self-contained page with a figure per series)",
+        help="table (rich; plain ASCII when piped), markdown (GitHub tables), html (one "
+        "self-contained page with a figure per series) or json (one object, keys below)",
     )
     p.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output")
     p.add_argument(
@@ -618,8 +733,11 @@ def cmd_history(args: argparse.Namespace) -> int:
     if args.format == "html" and not args.output and sys.stdout.isatty():
         raise UserError("--format html writes a whole page: give --output FILE (or pipe it)")
 
+    warnings: list[str] = []
+
     def warn(message: str) -> None:
         print(f"mnist-bench history: warning: {message}", file=sys.stderr)
+        warnings.append(message)
 
     history = build(args.runs, alpha=args.alpha, skip_bad=args.skip_bad, warn=warn)
     inputs = [loaded.path for loaded in history.runs]
@@ -632,10 +750,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
     from mnist_bench.storage import write_atomic
 
-    if args.output:
-        write_atomic(Path(args.output), FORMATS[args.format](history).encode(), what="history")
-        print(f"history: {args.output}", file=sys.stderr)
-    elif args.format == "table":
+    if args.format == "table" and not args.output:
         from mnist_bench.console import make_console
 
         console = make_console()
@@ -643,7 +758,16 @@ def cmd_history(args: argparse.Namespace) -> int:
             console.print(table)
         console.print(summary_line(history), highlight=False)
     else:
-        sys.stdout.write(FORMATS[args.format](history))
+        if args.format == "json":
+            recent = args.recent if args.fail_on_step else None
+            text = render_json(history, runs=args.runs, warnings=warnings, recent=recent)
+        else:
+            text = FORMATS[args.format](history)
+        if args.output:
+            write_atomic(Path(args.output), text.encode(), what="history")
+            print(f"history: {args.output}", file=sys.stderr)
+        else:
+            sys.stdout.write(text)
     if args.plot:
         from mnist_bench.report.figures import png
 
@@ -652,7 +776,6 @@ def cmd_history(args: argparse.Namespace) -> int:
 
     if args.fail_on_step:
         failing = history.failing(args.recent)
-        where = f"the latest {args.recent} commit(s)" if args.recent else "any commit"
         for series, trend, step in failing:
             print(
                 f"mnist-bench history: worse step at {trend.commit_of(step).label}: "
@@ -664,6 +787,6 @@ def cmd_history(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         if failing:
-            print(f"mnist-bench history: {len(failing)} worse step(s) at {where}", file=sys.stderr)
+            print(f"mnist-bench history: {fail_reason(failing, args.recent)}", file=sys.stderr)
             return 1
     return 0

@@ -38,6 +38,21 @@ EPILOG = """examples:
 exit codes: 0 ok; 2 a bad file (see --skip-bad), no record with predicted labels, or no job
 run on two backends."""
 
+# --format json: the keys, stable (a key is only ever added), as `--help` documents them.
+JSON_KEYS = """--format json prints one object (keys are only ever added; non-finite numbers null):
+  {command: parity, runs (the RUN arguments), files (the run files read), warnings, notes
+  (what was left out, a line each), unlabelled, single (their counts), groups}
+  groups, one per job run on two or more backends (seed aside): {title (as the table titles
+    it), variant, dataset, devices {BACKEND: where it ran}, configuration (every field of the
+    job but backend and seed), backends, seeds, class_names (or null), accuracy {BACKEND: mean
+    test accuracy over its seeds}, spread (highest minus lowest), agreement {BACKEND:
+    {BACKEND: mean agreement over the seeds both ran, 1 with itself, null where no seed is
+    shared}}, pairs}
+  pairs: {a, b, seeds (both ran), agreements (one per seed), mean, min, accuracy_a,
+    accuracy_b (over those seeds), disagreeing (samples labelled differently), difference
+    (confusion matrix of a minus that of b, rows truth), largest (the cells that differ
+    most: [{truth, predicted, count}], class indices)}"""
+
 
 def agreement(a: Any, b: Any) -> float:
     """The share of samples two label arrays of one test set give the same label."""
@@ -391,16 +406,82 @@ def render_markdown(parity: Parity) -> str:
 FORMATS: dict[str, Callable[[Parity], str]] = {"table": render_text, "markdown": render_markdown}
 
 
+def _pair_dict(pair: Pair) -> dict[str, Any]:
+    return {
+        "a": pair.a,
+        "b": pair.b,
+        "seeds": list(pair.seeds),
+        "agreements": list(pair.agreements),
+        "mean": pair.mean,
+        "min": pair.min,
+        "accuracy_a": pair.accuracy_a,
+        "accuracy_b": pair.accuracy_b,
+        "disagreeing": pair.disagreeing,
+        "difference": pair.difference,
+        "largest": [
+            {"truth": i, "predicted": j, "count": count}
+            for i, j, count in largest_cells(pair.difference)
+        ],
+    }
+
+
+def _group_dict(parity: Parity, group: Group) -> dict[str, Any]:
+    def agreement_of(a: str, b: str) -> float | None:
+        if a == b:
+            return 1.0
+        pair = group.pair(a, b) or group.pair(b, a)
+        return None if pair is None else pair.mean
+
+    names = group.backends
+    configuration = group.job.fields()
+    del configuration["backend"]
+    return {
+        "title": parity.title(group),
+        "variant": group.job.variant,
+        "dataset": group.job.dataset,
+        "devices": {
+            b: next(iter(per.values())).record.where for b, per in group.by_backend.items()
+        },
+        "configuration": configuration,
+        "backends": names,
+        "seeds": sorted({s for per in group.by_backend.values() for s in per}),
+        "class_names": parity.class_names(group),
+        "accuracy": {b: group.accuracy(b) for b in names},
+        "spread": group.spread,
+        "agreement": {a: {b: agreement_of(a, b) for b in names} for a in names},
+        "pairs": [_pair_dict(p) for p in group.pairs],
+    }
+
+
+def render_json(parity: Parity, *, runs: Sequence[str], warnings: Sequence[str] = ()) -> str:
+    """The `--format json` object (the keys `JSON_KEYS` documents)."""
+    from mnist_bench.report import jsonout
+
+    return jsonout.dumps(
+        {
+            "command": "parity",
+            "runs": [str(r) for r in runs],
+            "files": [str(loaded.path) for loaded in parity.runs],
+            "warnings": list(warnings),
+            "notes": parity.notes,
+            "unlabelled": parity.unlabelled,
+            "single": parity.single,
+            "groups": [_group_dict(parity, g) for g in parity.groups],
+        }
+    )
+
+
 # ------------------------------------------------------------------------------ the command
 def add_parity(p: argparse.ArgumentParser) -> None:
-    p.epilog = EPILOG
+    p.epilog = EPILOG + "\n\n" + JSON_KEYS
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("runs", nargs="+", metavar="RUN", help="run files or folders of them")
     p.add_argument(
         "--format",
-        choices=list(FORMATS),
+        choices=[*FORMATS, "json"],
         default="table",
-        help="table (rich; plain ASCII when piped) or markdown (GitHub tables)",
+        help="table (rich; plain ASCII when piped), markdown (GitHub tables) or json (one "
+        "object, keys below)",
     )
     p.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output")
     p.add_argument(
@@ -411,26 +492,34 @@ def add_parity(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_parity(args: argparse.Namespace) -> int:
+    warnings: list[str] = []
+
     def warn(message: str) -> None:
         print(f"mnist-bench parity: warning: {message}", file=sys.stderr)
+        warnings.append(message)
 
     parity = build(args.runs, skip_bad=args.skip_bad, warn=warn)
-    if args.output:
-        from mnist_bench.storage import write_atomic
-
-        target = Path(args.output)
-        if target.is_dir():
-            raise UserError(f"--output {target}: is a folder")
-        if target.exists() and any(target.resolve() == r.path.resolve() for r in parity.runs):
-            raise UserError(f"--output {target}: is one of the run files read; not overwritten")
-        write_atomic(target, FORMATS[args.format](parity).encode(), what="parity")
-        print(f"parity: {target}", file=sys.stderr)
-    elif args.format == "table":
+    if args.format == "table" and not args.output:
         from mnist_bench.console import make_console
 
         console = make_console()
         for item in render_table(parity, color=console.is_terminal):
             console.print(item, highlight=False)
+        return 0
+    if args.format == "json":
+        text = render_json(parity, runs=args.runs, warnings=warnings)
     else:
-        sys.stdout.write(FORMATS[args.format](parity))
+        text = FORMATS[args.format](parity)
+    if not args.output:
+        sys.stdout.write(text)
+        return 0
+    from mnist_bench.storage import write_atomic
+
+    target = Path(args.output)
+    if target.is_dir():
+        raise UserError(f"--output {target}: is a folder")
+    if target.exists() and any(target.resolve() == r.path.resolve() for r in parity.runs):
+        raise UserError(f"--output {target}: is one of the run files read; not overwritten")
+    write_atomic(target, text.encode(), what="parity")
+    print(f"parity: {target}", file=sys.stderr)
     return 0

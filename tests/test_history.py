@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -236,21 +237,159 @@ def test_html_page_and_plot(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_table_and_markdown_import_no_framework_or_matplotlib(tmp_path):
-    runs = write_series(tmp_path / "runs", commits=4)
-    code = (
-        "import sys; from mnist_bench import cli; "
-        f"cli.main(['history', {str(runs)!r}, '--format', 'markdown']); "
-        "bad = {'keras', 'tensorflow', 'jax', 'torch', 'matplotlib'} & set(sys.modules); "
-        "print('IMPORTED', sorted(bad))"
+# ------------------------------------------------------------------------------ --format json
+TOP = {"command", "runs", "files", "alpha", "warnings", "commits", "series", "fail_on_step"}
+COMMIT = {"commit", "label", "dirty", "time", "run_ids"}
+SERIES = {
+    "label", "variant", "backend", "device", "dataset", "machine", "configuration", "tested",
+    "points", "steps",
+}  # fmt: skip
+POINT = {"commit", "label", "time", "values", *(m.name for m in history.TRACKED)}
+STEP = {
+    "commit", "label", "time", "metric", "before", "after", "size", "relative", "p_value",
+    "direction",
+}  # fmt: skip
+FAIL = {"recent", "failed", "reason", "steps"}
+
+
+def history_json(capsys, *args: str) -> tuple[int, dict]:
+    code = cli.main(["history", *args, "--format", "json"])
+    return code, json.loads(capsys.readouterr().out)  # stdout is the object, nothing else
+
+
+def test_json_names_the_injected_step_and_the_numbers_build_computes(tmp_path, capsys):
+    runs = write_series(tmp_path / "runs", accuracy_at=(11, -0.005))
+    code, data = history_json(capsys, str(runs), "--fail-on-step")
+    assert code == 1  # the exit code of the other formats
+    assert set(data) == TOP and data["command"] == "history"
+    assert data["runs"] == [str(runs)] and len(data["files"]) == 12
+    assert data["alpha"] == history.DEFAULT_ALPHA and data["warnings"] == []
+    assert [c["commit"] for c in data["commits"]] == [sha(i) for i in range(12)]
+    assert all(set(c) == COMMIT for c in data["commits"])
+    assert data["commits"][0]["time"] == "2026-12-01T09:00:00Z"
+    assert data["commits"][3]["label"] == sha(3)[:7] and data["commits"][3]["dirty"] is False
+
+    (series,) = data["series"]
+    assert set(series) == SERIES
+    assert (series["variant"], series["backend"], series["device"]) == (
+        "cnn-fast",
+        "tensorflow",
+        "cpu",
     )
+    assert series["configuration"]["epochs"] == 3 and "seed" not in series["configuration"]
+    assert series["tested"] == {"test_accuracy": True, "steady_epoch_seconds": True}
+    h = history.build([runs])
+    assert series["machine"] == h.series[0].machine
+    points = series["points"]
+    assert [p["commit"] for p in points] == [sha(i) for i in range(12)]
+    for metric in ("test_accuracy", "steady_epoch_seconds"):
+        built = trend(h, metric).points
+        assert [p["values"][metric] for p in points] == [b.values for b in built]
+        assert [p[metric] for p in points] == pytest.approx([b.mean for b in built])
+        assert points[0][metric] == pytest.approx(np.mean(points[0]["values"][metric]))
+    assert all(set(p) == POINT and len(p["values"]["test_accuracy"]) == 5 for p in points)
+
+    (step,) = series["steps"]
+    assert set(step) == STEP
+    (built,) = trend(h, "test_accuracy").steps
+    assert step["commit"] == sha(11) and step["label"] == sha(11)[:7]
+    assert step["metric"] == "test_accuracy" and step["direction"] == "worse"
+    assert step["size"] == pytest.approx(-0.005, abs=0.0006)
+    assert step["size"] == pytest.approx(built.size) and step["p_value"] == built.p_value
+    assert step["before"] == pytest.approx(np.mean([p["test_accuracy"] for p in points[:11]]))
+    assert step["after"] == pytest.approx(points[11]["test_accuracy"])
+
+    fail = data["fail_on_step"]
+    assert set(fail) == FAIL and fail["recent"] == history.DEFAULT_RECENT
+    assert fail["failed"] is True and fail["reason"] == "1 worse step(s) at the latest 5 commit(s)"
+    (failing,) = fail["steps"]
+    assert {k: failing[k] for k in STEP} == step
+    assert failing["series"]["variant"] == "cnn-fast" and failing["series"]["label"] == "cnn-fast"
+
+    # the step is 9 commits old: reported, not failed; without the flag, no verdict at all
+    code, data = history_json(capsys, str(runs), "--fail-on-step", "--recent", "0")
+    assert code == 1 and data["fail_on_step"]["reason"].endswith("at any commit")
+    old = write_series(tmp_path / "old", accuracy_at=(3, -0.005))
+    code, data = history_json(capsys, str(old), "--fail-on-step")
+    assert code == 0 and data["fail_on_step"]["failed"] is False
+    assert data["fail_on_step"]["reason"] is None and data["fail_on_step"]["steps"] == []
+    assert data["series"][0]["steps"][0]["commit"] == sha(3)
+    code, data = history_json(capsys, str(runs))
+    assert code == 0 and data["fail_on_step"] is None
+
+
+def test_json_as_a_process_and_to_a_file(tmp_path):
+    runs = write_series(tmp_path / "runs", time_at=(10, 1.10))
+    out = run_cli("history", str(runs), "--format", "json", "--fail-on-step")
+    assert out.returncode == 1, out.stderr
+    assert "worse step at" in out.stderr and "Traceback" not in out.stderr
+    data = json.loads(out.stdout)
+    (step,) = data["series"][0]["steps"]
+    assert (step["commit"], step["metric"]) == (sha(10), "steady_epoch_seconds")
+    assert step["relative"] == pytest.approx(0.10, abs=0.02)
+
+    target = tmp_path / "history.json"
+    written = run_cli("history", str(runs), "--format", "json", "--fail-on-step", "-o", str(target))
+    assert written.returncode == 1 and written.stdout == ""
+    assert json.loads(target.read_text()) == data
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp file left
+
+
+def test_json_nulls_warnings_and_untested_series(tmp_path, capsys):
+    folder = write_series(tmp_path / "runs", commits=2)
+    noisy = json.loads((folder / "run-01.json").read_text())
+    for record in noisy["records"]:
+        record["contended"] = True  # its timings are left out: no steady epoch at that commit
+    (folder / "run-01.json").write_text(json.dumps(noisy))
+    (folder / "broken.json").write_text("{not json")
+    code, data = history_json(capsys, str(folder), "--skip-bad", "--fail-on-step")
+    assert code == 0
+    assert any("broken.json" in w for w in data["warnings"])
+    assert any("nothing was tested" in w for w in data["warnings"])
+    (series,) = data["series"]
+    assert series["tested"] == {"test_accuracy": False, "steady_epoch_seconds": False}
+    assert series["steps"] == [] and data["fail_on_step"]["failed"] is False
+    first, second = series["points"]
+    assert first["steady_epoch_seconds"] > 0 and len(first["values"]["steady_epoch_seconds"]) == 5
+    assert second["steady_epoch_seconds"] is None and second["values"]["steady_epoch_seconds"] == []
+    assert second["test_accuracy"] == pytest.approx(np.mean(second["values"]["test_accuracy"]))
+
+
+def test_json_numbers_that_are_not_finite_become_null():
+    from mnist_bench.report import jsonout
+
+    data = {"a": float("nan"), "b": [1.0, float("inf"), {"c": -float("inf")}], "d": (2, "x")}
+    assert jsonout.finite(data) == {"a": None, "b": [1.0, None, {"c": None}], "d": [2, "x"]}
+    assert json.loads(jsonout.dumps(data))["b"] == [1.0, None, {"c": None}]
+
+
+def test_help_documents_every_json_key():
+    out = run_cli("history", "--help")
+    assert out.returncode == 0
+    text = " ".join(out.stdout.split())
+    assert "json" in text
+    keys = TOP | COMMIT | SERIES | POINT | STEP | FAIL | {"series", "history"}
+    missing = sorted(k for k in keys if not re.search(rf"\b{k}\b", text))
+    assert not missing, missing
+
+
+def test_table_markdown_and_json_import_no_framework_or_matplotlib(tmp_path):
+    runs = write_series(tmp_path / "runs", commits=4)
     done = run_cli("--version")  # the console script works at all
     assert done.returncode == 0
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    assert "IMPORTED []" in out.stdout, out.stdout + out.stderr
+    # json draws no table either: rich stays out too
+    for fmt, banned in (("markdown", ""), ("json", ", 'rich'")):
+        code = (
+            "import sys; from mnist_bench import cli; "
+            f"cli.main(['history', {str(runs)!r}, '--format', {fmt!r}]); "
+            f"bad = {{'keras', 'tensorflow', 'jax', 'torch', 'matplotlib'{banned}}} "
+            "& set(sys.modules); print('IMPORTED', sorted(bad), file=sys.stderr)"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+        assert "IMPORTED []" in out.stderr, out.stdout + out.stderr
 
 
 # ------------------------------------------------------------------------------ changepoints

@@ -116,6 +116,124 @@ def test_parity_agreement_matches_labels_compared_by_hand(run_file):
     assert re.search(rf"\| jax\s+\|\s+1 \| {re.escape(body[0][2])} \|", table.stdout)
 
 
+PUBLISHED = ROOT / "results" / "published" / "2026-11-24-epyc-2core" / "default.json"
+TOP = {"command", "runs", "files", "warnings", "notes", "unlabelled", "single", "groups"}
+GROUP = {
+    "title", "variant", "dataset", "devices", "configuration", "backends", "seeds",
+    "class_names", "accuracy", "spread", "agreement", "pairs",
+}  # fmt: skip
+PAIR = {
+    "a", "b", "seeds", "agreements", "mean", "min", "accuracy_a", "accuracy_b", "disagreeing",
+    "difference", "largest",
+}  # fmt: skip
+
+
+def parity_json(*args: str) -> dict:
+    out = run_cli("parity", *args, "--format", "json")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)  # stdout is the object, nothing else
+
+
+def test_parity_json_matches_the_labels_compared_by_hand():
+    """The published default run: the seed's three networks on three backends, full test set."""
+    data = parity_json(str(PUBLISHED))
+    assert set(data) == TOP and data["command"] == "parity"
+    assert data["runs"] == data["files"] == [str(PUBLISHED)]
+    assert data["warnings"] == data["notes"] == [] and data["unlabelled"] == data["single"] == 0
+    records = {(r.variant, r.backend): r for r in load_run(PUBLISHED).records}
+    labels = {key: unpack_labels(r.predicted_labels, r.test_samples) for key, r in records.items()}
+    assert [g["variant"] for g in data["groups"]] == ["single-dense", "two-dense", "flatten-dense"]
+    for group in data["groups"]:
+        variant, names = group["variant"], group["backends"]
+        assert set(group) == GROUP and group["title"] == variant
+        assert names == ["tensorflow", "jax", "torch"] and group["seeds"] == [0]
+        assert group["devices"] == dict.fromkeys(names, "cpu")
+        assert group["class_names"] == [str(i) for i in range(10)]
+        assert "backend" not in group["configuration"] and group["configuration"]["epochs"] == 5
+        accuracy = {b: records[variant, b].test_accuracy for b in names}
+        assert group["accuracy"] == accuracy
+        assert group["spread"] == pytest.approx(max(accuracy.values()) - min(accuracy.values()))
+        assert len(group["pairs"]) == 3
+        for pair in group["pairs"]:
+            assert set(pair) == PAIR
+            a, b = pair["a"], pair["b"]
+            x, y = labels[variant, a], labels[variant, b]
+            by_hand = float(np.mean(x == y))
+            assert pair["agreements"] == [by_hand] and pair["mean"] == pair["min"] == by_hand
+            assert group["agreement"][a][b] == group["agreement"][b][a] == by_hand
+            assert pair["disagreeing"] == int(np.sum(x != y))
+            assert (pair["accuracy_a"], pair["accuracy_b"]) == (accuracy[a], accuracy[b])
+            cm_a = np.array(records[variant, a].confusion_matrix)
+            cm_b = np.array(records[variant, b].confusion_matrix)
+            assert pair["difference"] == (cm_a - cm_b).tolist()
+            cells = [(c["truth"], c["predicted"], c["count"]) for c in pair["largest"]]
+            assert cells == parity.largest_cells(pair["difference"]) and len(cells) == 3
+        assert all(group["agreement"][n][n] == 1 for n in names)
+    # what the table shows, figure for figure
+    table = run_cli("parity", str(PUBLISHED)).stdout
+    two = next(g for g in data["groups"] if g["variant"] == "two-dense")
+    tf_jax = two["pairs"][0]
+    assert re.search(rf"\| tensorflow\s+\|\s+1 \| {tf_jax['mean']:.4f} \|", table), table
+    assert f"tensorflow - jax: {tf_jax['disagreeing']} sample(s) labelled differently" in table
+    assert f"(spread {two['spread']:.4f})" in table
+
+
+def test_parity_json_to_a_file_and_with_unlabelled_records(tmp_path):
+    old = _without_labels(PUBLISHED, tmp_path / "old.json")
+    target = tmp_path / "parity.json"
+    out = run_cli("parity", str(PUBLISHED), str(old), "--format", "json", "-o", str(target))
+    assert out.returncode == 0 and out.stdout == "", out.stderr
+    data = json.loads(target.read_text())
+    assert data["unlabelled"] == 9 and data["single"] == 0 and len(data["groups"]) == 3
+    assert data["notes"] == [
+        "9 ok record(s) have no predicted labels (written before run files kept them): left out"
+    ]
+    assert data["groups"] == parity_json(str(PUBLISHED))["groups"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.json", "parity.json"]  # no temp
+    (tmp_path / "broken.json").write_text("{not json")
+    data = parity_json(str(PUBLISHED), str(tmp_path / "broken.json"), "--skip-bad")
+    assert len(data["warnings"]) == 1 and "broken.json" in data["warnings"][0]
+    refused = run_cli("parity", str(old), "--format", "json")  # the error is one line, no JSON
+    assert refused.returncode == 2 and refused.stdout == "" and refused.stderr.count("\n") == 1
+
+
+@needs_two
+def test_parity_json_over_two_seeds(run_file):
+    (group,) = parity_json(str(run_file))["groups"]
+    assert group["seeds"] == [0, 1] and group["backends"] == list(BACKENDS)
+    labels = labels_of(run_file)
+    by_hand = [float(np.mean(labels["jax", s] == labels["torch", s])) for s in (0, 1)]
+    (pair,) = group["pairs"]
+    assert pair["agreements"] == by_hand and pair["seeds"] == [0, 1]
+    assert pair["mean"] == pytest.approx(np.mean(by_hand)) and pair["min"] == min(by_hand)
+    assert group["agreement"]["jax"]["torch"] == pytest.approx(np.mean(by_hand))
+
+
+def test_parity_help_documents_every_json_key():
+    out = run_cli("parity", "--help")
+    assert out.returncode == 0
+    text = " ".join(out.stdout.split())
+    keys = TOP | GROUP | PAIR | {"parity", "truth", "predicted", "count"}
+    missing = sorted(k for k in keys if not re.search(rf"\b{k}\b", text))
+    assert not missing, missing
+
+
+def test_parity_json_imports_no_framework():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, mnist_bench.cli\n"
+        f"mnist_bench.cli.main(['parity', {str(PUBLISHED)!r}, '--format', 'json'])\n"
+        "loaded = [m for m in ('keras', 'tensorflow', 'jax', 'torch', 'matplotlib', 'rich') "
+        "if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["command"] == "parity"
+
+
 def test_agreement_and_largest_cells_by_hand():
     a, b = np.array([1, 2, 3, 4]), np.array([1, 2, 0, 4])
     assert parity.agreement(a, a) == 1.0
