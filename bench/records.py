@@ -409,6 +409,8 @@ def _decode_run(path: Path) -> RunFile:
                     reason = f"schema {version}: {old}"
         raise UserError(f"{path}: not a mnist-bench run file ({reason})") from None
     except msgspec.DecodeError as exc:
+        if not _is_utf8(raw):  # msgspec 0.23 says so as a DecodeError, 0.22 as a UnicodeDecodeError
+            raise UserError(f"{path}: unreadable (not UTF-8 text)") from None
         reason = str(exc).removeprefix("JSON is malformed: ")
         raise UserError(f"{path}: malformed JSON ({reason})") from None
     except UnicodeDecodeError:
@@ -417,6 +419,14 @@ def _decode_run(path: Path) -> RunFile:
         raise UserError(f"{path}: not a mnist-bench run file ({exc})") from None
     except RecursionError:
         raise UserError(f"{path}: malformed JSON (nested too deeply)") from None
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 # ------------------------------------------------------------------------------ consistency

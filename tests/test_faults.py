@@ -436,7 +436,8 @@ def _mutated(**changes) -> str:
 @pytest.mark.parametrize(
     "content, reason",
     [
-        (b"\xff\xfe\x00garbage", "malformed JSON (invalid character (byte 0))"),
+        (b"\xff\xfe{\x00}\x00", "unreadable (not UTF-8 text)"),  # UTF-16, as Windows saves
+        (b"\x00garbage", "malformed JSON (invalid character (byte 0))"),
         (b'{"run_id": "\xff"}', "unreadable (not UTF-8 text)"),
         (b"[" * 100_000, "expected object, got array"),
         (b'{"schema_version": ' + b"9" * 5000 + b"}", "schema_version: integer value out of range"),
