@@ -223,7 +223,9 @@ def execute(run, *, figures: bool = True, fmt: str = "table") -> int:
         print(f"error: no record ran: {'; '.join(reasons)}", file=sys.stderr)
         code = 1
     if fmt == "json":
-        print(json.dumps(run_json(results, code), indent=2))
+        from mnist_bench.report import jsonout
+
+        print(jsonout.dumps(run_json(results, code)), end="")
     return code
 
 
@@ -345,7 +347,6 @@ def _add_env(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_env(args: argparse.Namespace) -> int:
-    import json
 
     from mnist_bench import environment, inventory, peak
 
@@ -369,7 +370,6 @@ def _add_schema(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
-    import json
 
     from mnist_bench import schema
 

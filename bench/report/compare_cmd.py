@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
 from typing import Any
 
 from mnist_bench import identity
 from mnist_bench.records import Record
-from mnist_bench.report import collect
+from mnist_bench.report import collect, jsonout
 from mnist_bench.report.compare import (
     BETTER,
     METRICS,
@@ -275,10 +273,6 @@ def _tolerance_dict(tol: Tolerances) -> dict[str, float]:
     return {"accuracy": tol.accuracy, "time": tol.time, "confidence": tol.confidence}
 
 
-def _number(value: float | None) -> float | None:
-    return value if value is None or math.isfinite(value) else None
-
-
 def row_dict(row: Row) -> dict[str, Any]:
     """A compared row as plain JSON data (the keys `--help` documents, `JSON_ROW_KEYS`)."""
     label = row.label
@@ -296,12 +290,12 @@ def row_dict(row: Row) -> dict[str, Any]:
             why = "unlike" if row.side == "both" else "one side only"
             change = Change(metric, sides["base"], sides["new"], skipped=why)
         metrics[metric.name] = {
-            "base": _number(change.base_mean),
-            "new": _number(change.new_mean),
-            "delta": _number(change.delta),
-            "relative": _number(change.relative),
+            "base": change.base_mean,
+            "new": change.new_mean,
+            "delta": change.delta,
+            "relative": change.relative,
             "verdict": change.verdict if change.skipped is None else None,
-            "p_value": _number(change.p_value),
+            "p_value": change.p_value,
             "skipped": change.skipped,
             "base_values": change.base,
             "new_values": change.new,
@@ -326,7 +320,7 @@ def row_dict(row: Row) -> dict[str, Any]:
 
 
 def _print_json(data: dict[str, Any]) -> None:
-    print(json.dumps(data, indent=2, allow_nan=False))
+    print(jsonout.dumps(data), end="")
 
 
 # ------------------------------------------------------------------------------- rendering

@@ -1,4 +1,4 @@
-"""`--format json` of `history` and `parity`: standard JSON (no NaN, no infinity). No framework."""
+"""`--format json` of every command: standard JSON (no NaN, no infinity). No framework."""
 
 from __future__ import annotations
 
