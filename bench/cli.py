@@ -223,7 +223,7 @@ def execute(run, *, figures: bool = True, fmt: str = "table") -> int:
         print(f"error: no record ran: {'; '.join(reasons)}", file=sys.stderr)
         code = 1
     if fmt == "json":
-        from mnist_bench.report import jsonout
+        from mnist_bench import jsonout
 
         print(jsonout.dumps(run_json(results, code)), end="")
     return code

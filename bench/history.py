@@ -18,11 +18,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mnist_bench import changepoints, identity
+from mnist_bench import changepoints, identity, jsonout
 from mnist_bench.errors import UserError
 from mnist_bench.identity import Job
 from mnist_bench.records import Record
-from mnist_bench.report import collect, jsonout
+from mnist_bench.report import collect
 from mnist_bench.report.rows import METRICS, Metric, Row, variant_label
 
 if TYPE_CHECKING:

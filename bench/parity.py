@@ -455,7 +455,7 @@ def _group_dict(parity: Parity, group: Group) -> dict[str, Any]:
 
 def render_json(parity: Parity, *, runs: Sequence[str], warnings: Sequence[str] = ()) -> str:
     """The `--format json` object (the keys `JSON_KEYS` documents)."""
-    from mnist_bench.report import jsonout
+    from mnist_bench import jsonout
 
     return jsonout.dumps(
         {

@@ -13,13 +13,12 @@ Events: ready, start, epoch, record, describe, done.
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import time
 from typing import Any
 
-from mnist_bench import backends
+from mnist_bench import backends, jsonout
 from mnist_bench.identity import WorkerRequest
 from mnist_bench.training import Trainer, count_flops
 
@@ -33,20 +32,9 @@ class Protocol:
         os.dup2(2, 1)
 
     def emit(self, event: str, **payload: Any) -> None:
-        line = json.dumps(_finite({"event": event, **payload}), allow_nan=False)
+        line = json.dumps(jsonout.finite({"event": event, **payload}), allow_nan=False)
         self._out.write(line + "\n")
         self._out.flush()
-
-
-def _finite(value: Any) -> Any:
-    """`value` with every NaN or infinity replaced by None: standard JSON, which has neither."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
 
 
 def backend_info(backend: str) -> dict[str, Any]:

@@ -356,7 +356,7 @@ def test_json_nulls_warnings_and_untested_series(tmp_path, capsys):
 
 
 def test_json_numbers_that_are_not_finite_become_null():
-    from mnist_bench.report import jsonout
+    from mnist_bench import jsonout
 
     data = {"a": float("nan"), "b": [1.0, float("inf"), {"c": -float("inf")}], "d": (2, "x")}
     assert jsonout.finite(data) == {"a": None, "b": [1.0, None, {"c": None}], "d": [2, "x"]}

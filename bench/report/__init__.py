@@ -6,6 +6,5 @@
 - `figures`: the HTML report's plots (matplotlib Figures); `run_figures`: the figures `run` draws
   per record and per variant.
 - `compare`: matching two sets of records and judging each change (compare and check).
-- `jsonout`: every command's `--format json` (non-finite numbers as null).
 - `report_cmd`, `compare_cmd`: the `report`, `compare` and `check` commands; `cli` re-exports them.
 """

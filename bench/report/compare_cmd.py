@@ -6,9 +6,9 @@ import argparse
 import sys
 from typing import Any
 
-from mnist_bench import identity
+from mnist_bench import identity, jsonout
 from mnist_bench.records import Record
-from mnist_bench.report import collect, jsonout
+from mnist_bench.report import collect
 from mnist_bench.report.compare import (
     BETTER,
     METRICS,

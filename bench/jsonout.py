@@ -1,4 +1,5 @@
-"""`--format json` of every command: standard JSON (no NaN, no infinity). No framework."""
+"""Standard JSON (no NaN, no infinity): every command's `--format json`, and the worker's
+messages to its launcher. No framework."""
 
 from __future__ import annotations
 
