@@ -99,6 +99,34 @@ def run_cli(
     )
 
 
+FRAMEWORKS = ("keras", "tensorflow", "jax", "torch")
+
+
+def cli_importing_none_of(
+    banned: tuple[str, ...], *args: str, exit_code: int = 0
+) -> subprocess.CompletedProcess:
+    """`mnist-bench ARGS` through `mnist_bench.cli.main` in a fresh interpreter, which must end
+    with `exit_code` and without having imported any of the `banned` modules (the frameworks,
+    matplotlib, Ray...): what keeps a command's start fast. Returns the finished process."""
+    script = (
+        "import sys, mnist_bench.cli\n"
+        "try:\n"
+        f"    code = mnist_bench.cli.main({list(args)!r})\n"
+        "except SystemExit as exc:\n"
+        "    code = exc.code\n"
+        f"loaded = sorted(m for m in {tuple(banned)!r} if m in sys.modules)\n"
+        "print(f'\\nfresh process: exit {code}, imported {loaded}', file=sys.stderr)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
+    last = out.stderr.rstrip().rpartition("\n")[2]
+    assert out.returncode == 0 and last == f"fresh process: exit {exit_code}, imported []", (
+        out.stderr[-3000:]
+    )
+    return out
+
+
 def only_run(folder: Path):
     """The one run file a test's run wrote into `folder`, loaded."""
     files = sorted(folder.glob("*.json"))

@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
-from conftest import BACKEND, ROOT, run_cli
-
-FRAMEWORKS = ("keras", "tensorflow", "jax", "torch")
+from conftest import BACKEND, FRAMEWORKS, cli_importing_none_of, run_cli
 
 
 def test_help_imports_no_framework():
-    code = (
-        "import sys, mnist_bench.cli\n"
-        "try:\n    mnist_bench.cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
-        f"loaded = [m for m in {FRAMEWORKS!r} if m in sys.modules]\n"
-        "assert not loaded, loaded\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    assert out.returncode == 0, out.stderr
+    out = cli_importing_none_of(FRAMEWORKS, "--help")
     assert "run" in out.stdout and "compare" in out.stdout
 
 

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_cli
+from conftest import FRAMEWORKS, ROOT, cli_importing_none_of, run_cli
 from mnist_bench.report import collect
 from mnist_bench.report.compare import METRICS, Tolerances, compare
 
@@ -180,13 +178,6 @@ def test_help_documents_every_json_key(command):
 
 
 def test_json_imports_no_framework():
-    code = (
-        "import sys, mnist_bench.cli\n"
-        f"mnist_bench.cli.main(['compare', {BASE!r}, {REGRESSED!r}, '--format', 'json'])\n"
-        "loaded = [m for m in ('keras', 'tensorflow', 'jax', 'torch', 'matplotlib', 'rich') "
-        "if m in sys.modules]\n"
-        "assert not loaded, loaded\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    assert out.returncode == 0, out.stderr
-    json.loads(out.stdout)
+    banned = (*FRAMEWORKS, "matplotlib", "rich")
+    out = cli_importing_none_of(banned, "compare", str(BASE), str(REGRESSED), "--format", "json")
+    assert json.loads(out.stdout)["command"] == "compare"

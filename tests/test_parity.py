@@ -12,7 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import INSTALLED, ROOT, make_record, only_run, run_cli
+from conftest import (
+    FRAMEWORKS,
+    INSTALLED,
+    ROOT,
+    cli_importing_none_of,
+    make_record,
+    only_run,
+    run_cli,
+)
 from mnist_bench import identity, parity, runner
 from mnist_bench.errors import UserError
 from mnist_bench.records import load_run, pack_labels, packed_length, unpack_labels
@@ -219,18 +227,8 @@ def test_parity_help_documents_every_json_key():
 
 
 def test_parity_json_imports_no_framework():
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, mnist_bench.cli\n"
-        f"mnist_bench.cli.main(['parity', {str(PUBLISHED)!r}, '--format', 'json'])\n"
-        "loaded = [m for m in ('keras', 'tensorflow', 'jax', 'torch', 'matplotlib', 'rich') "
-        "if m in sys.modules]\n"
-        "assert not loaded, loaded\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    assert out.returncode == 0, out.stderr
+    banned = (*FRAMEWORKS, "matplotlib", "rich")
+    out = cli_importing_none_of(banned, "parity", str(PUBLISHED), "--format", "json")
     assert json.loads(out.stdout)["command"] == "parity"
 
 

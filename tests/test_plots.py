@@ -10,11 +10,9 @@ from __future__ import annotations
 import base64
 import math
 import re
-import subprocess
-import sys
 
 import pytest
-from conftest import ROOT, make_record
+from conftest import ROOT, cli_importing_none_of, make_record
 from mnist_bench import cli
 from mnist_bench.report import compare, figures, report_cmd, run_figures
 from mnist_bench.report.markdown import render as markdown
@@ -75,14 +73,7 @@ def test_mfu_is_not_judged():
 
 
 def test_table_with_mfu_imports_no_matplotlib():
-    code = (
-        "import sys, mnist_bench.cli\n"
-        f"code = mnist_bench.cli.main(['report', {str(AMD)!r}, '--format', 'table'])\n"
-        "loaded = [m for m in ('matplotlib', 'seaborn') if m in sys.modules]\n"
-        "assert code == 0 and not loaded, (code, loaded)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    assert out.returncode == 0, out.stderr
+    out = cli_importing_none_of(("matplotlib", "seaborn"), "report", str(AMD), "--format", "table")
     assert "MFU %" in out.stdout
 
 
