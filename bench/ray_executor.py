@@ -39,6 +39,7 @@ NODE_RESOURCE = "mnist_bench_node"  # one unit per node: a job asks for all of i
 CONNECT_TIMEOUT = 15.0  # seconds for a cluster to answer; `ray.init` alone may wait for minutes
 POLL_SECONDS = 0.5  # `ray.wait` returns this often, so that a signal is handled at once
 EVERY_NODE = ("node", "kind")  # --on-every-node: each node, or one node of each kind
+NO_GPU = "a node offers its GPUs to Ray with ray start --num-gpus N"
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,21 @@ class RayExecutor:
             ]
         else:
             work = [(job, None) for job in run.pending]
-        yield from _Tasks(ray, self, run, observer).stream(work)
+        # A GPU job that no node can take would wait forever: it is skipped now, as a local
+        # run skips it where its backend sees no GPU.
+        gpus = {n["NodeID"] for n in nodes if n.get("Resources", {}).get("GPU", 0) > 0}
+        runs: list[tuple[Job, str | None]] = []
+        skipped: list[tuple[Job, str | None]] = []
+        for job, node in work:
+            takers = (node in gpus if node else gpus) if job.device == "gpu" else True
+            (runs if takers else skipped).append((job, node))
+        for job, node in skipped:
+            where = f"node {node}" if node else f"the Ray cluster at {self.address}"
+            record = Record(job=job, status="skipped", error=f"no GPU on {where} ({NO_GPU})")
+            record.machine = Machine(node_id=node) if node else None
+            observer.on_record(job, record)
+            yield record
+        yield from _Tasks(ray, self, run, observer).stream(runs)
 
 
 class _Tasks:

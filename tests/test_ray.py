@@ -221,6 +221,28 @@ def test_on_every_node_runs_the_suite_on_each_node(cluster, tmp_path):
 @pytest.mark.slow  # a real two-node cluster: run by .ci/run after the default tests
 @needs_namespaces
 @needs_ray
+def test_a_gpu_job_that_no_node_can_take_is_skipped_not_left_waiting(cluster, tmp_path):
+    """Neither node offers a GPU: Ray would keep a num_gpus task pending for ever."""
+    done = cluster.run(*TINY, "--device", "cpu", "--device", "gpu",
+                       "--results-dir", str(tmp_path / "mixed"))  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]  # the CPU record ran
+    run = load_run(next((tmp_path / "mixed").glob("*.json")))
+    by_device = {r.requested_device: r for r in run.records}
+    assert by_device["cpu"].status == "ok" and by_device["gpu"].status == "skipped"
+    assert by_device["gpu"].error.startswith(f"no GPU on the Ray cluster at {ADDRESS}")
+    assert "ray start --num-gpus" in by_device["gpu"].error
+    # On every node: a skipped record per node, and nothing ran at all (exit 1, one line).
+    every = ["--device", "gpu", "--on-every-node", "--results-dir", str(tmp_path / "every")]
+    done = cluster.run(*TINY, *every, timeout=120)  # nothing to wait for
+    assert done.returncode == 1 and "error: no record ran: no GPU on node" in done.stderr
+    run = load_run(next((tmp_path / "every").glob("*.json")))
+    assert [r.status for r in run.records] == ["skipped", "skipped"]
+    assert {r.machine.node_id for r in run.records} == {n["NodeID"] for n in cluster.nodes()}
+
+
+@pytest.mark.slow  # a real two-node cluster: run by .ci/run after the default tests
+@needs_namespaces
+@needs_ray
 def test_an_interrupted_driver_cancels_its_tasks_and_resume_finishes(cluster, tmp_path):
     driver = subprocess.Popen(
         cluster.enter(sys.executable, "-m", "mnist_bench", "run", "--executor", "ray",
