@@ -111,6 +111,13 @@ def _add_run(p: argparse.ArgumentParser) -> None:
         help='Ray runtime environment for the tasks, e.g. \'{"pip": ["mnist-bench[jax]"]}\'',
     )
     p.add_argument(
+        "--no-figures",
+        dest="figures",
+        action="store_false",
+        help="write the run file only, no PNGs beside it (a CI gate, a large grid; `report "
+        "--format html` draws from the run file at any time)",
+    )
+    p.add_argument(
         "--format",
         choices=("table", "json"),
         default="table",
@@ -145,7 +152,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 options_from_args(args), repeats=args.repeats, resume=args.resume, argv=sys.argv
             )
             run.executor = executor
-            return execute(run, fmt=args.format)
+            return execute(run, fmt=args.format, figures=args.figures)
         except Interrupted as exc:
             print("interrupted before the run started", file=sys.stderr)
             return 128 + exc.signum

@@ -53,6 +53,7 @@ def test_committed_notebook_is_clean():
     not set(BACKENDS) <= set(INSTALLED),
     reason="the notebook tells its story on all three backends (the default env, tox -e tests)",
 )
+@pytest.mark.slow  # trains for a minute or so: in .ci/run's slow step (default run under 10 min)
 def test_seed_notebook_runs_and_shows_its_results(tmp_path):
     nb = nbformat.read(NOTEBOOK, as_version=4)
     runs = tmp_path / "runs"

@@ -26,7 +26,8 @@ from mnist_bench.errors import UserError
 from mnist_bench.records import load_run, pack_labels, packed_length, unpack_labels
 
 BACKENDS = ("jax", "torch")  # the two quickest to start
-TINY = ("--epochs", "1", "--train-limit", "1000", "--test-limit", "300", "--infer-batch-sizes", "8")
+TINY = ("--epochs", "1", "--train-limit", "1000", "--test-limit", "300", "--infer-batch-sizes", "8",
+        "--no-figures")  # fmt: skip
 needs_two = pytest.mark.skipif(
     not set(BACKENDS) <= set(INSTALLED), reason="parity runs need jax and torch installed"
 )
@@ -80,6 +81,7 @@ def test_labels_pack_and_unpack():
         unpack_labels("not base64!", 2)
 
 
+@pytest.mark.slow  # trains for a minute or so: in .ci/run's slow step (default run under 10 min)
 @needs_two
 def test_a_run_stores_every_prediction(run_file, mnist):
     truth = mnist.y_test[:300]
@@ -96,6 +98,7 @@ def test_a_run_stores_every_prediction(run_file, mnist):
 
 
 # ------------------------------------------------------------------------------ the command
+@pytest.mark.slow  # trains for a minute or so: in .ci/run's slow step (default run under 10 min)
 @needs_two
 def test_parity_agreement_matches_labels_compared_by_hand(run_file):
     out = run_cli("parity", str(run_file), "--format", "markdown")
@@ -205,6 +208,7 @@ def test_parity_json_to_a_file_and_with_unlabelled_records(tmp_path):
     assert refused.returncode == 2 and refused.stdout == "" and refused.stderr.count("\n") == 1
 
 
+@pytest.mark.slow  # trains for a minute or so: in .ci/run's slow step (default run under 10 min)
 @needs_two
 def test_parity_json_over_two_seeds(run_file):
     (group,) = parity_json(str(run_file))["groups"]

@@ -11,9 +11,9 @@ from mnist_bench import timing
 pytestmark = pytest.mark.skipif("jax" not in INSTALLED, reason="jax not installed")
 
 
-# JAX in the default run; TensorFlow and PyTorch (about a minute each, with the determinism
-# cost's extra worker) in .ci/run's slow step, to keep the default command under 10 minutes.
-@pytest.mark.parametrize("backend", backend_params(slow=("tensorflow", "torch")))
+# About a minute a backend (three processes, with the determinism cost's extra worker): in
+# .ci/run's slow step, to keep the default command under 10 minutes.
+@pytest.mark.parametrize("backend", backend_params(slow=("tensorflow", "jax", "torch")))
 def test_two_processes_give_bit_identical_weights(tmp_path, backend):
     out = run_cli(
         "run",
@@ -28,6 +28,7 @@ def test_two_processes_give_bit_identical_weights(tmp_path, backend):
         "--infer-batch-sizes",
         "8",
         "--check-determinism",
+        "--no-figures",
         "--results-dir",
         str(tmp_path),
     )
@@ -64,6 +65,7 @@ def test_seeds_give_aggregates_with_intervals(tmp_path):
         "8",
         "--seeds",
         "0,1,2",
+        "--no-figures",
         "--results-dir",
         str(tmp_path),
     )

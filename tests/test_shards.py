@@ -362,13 +362,16 @@ def shard_files(tmp_path_factory) -> list[Path]:
     paths = []
     for i in (1, 2):
         before = set(folder.glob("*.json"))
-        out = run_cli("run", *SMALL, "--shard", f"{i}/2", "--results-dir", str(folder))
+        out = run_cli(
+            "run", *SMALL, "--shard", f"{i}/2", "--no-figures", "--results-dir", str(folder)
+        )
         assert out.returncode == 0, out.stderr[-3000:]
         (path,) = set(folder.glob("*.json")) - before
         paths.append(path)
     return paths
 
 
+@pytest.mark.slow  # trains for a minute or so: in .ci/run's slow step (default run under 10 min)
 @needs_backend
 def test_real_shards_merge_into_one_run_with_no_gap(shard_files, tmp_path):
     runs = [load_run(p) for p in shard_files]

@@ -89,7 +89,8 @@ def test_probe_without_steal_as_on_macos(monkeypatch):
 def test_a_real_record_carries_its_dispersion_steal_and_flag(tmp_path):
     result = run_cli(
         "run", "-b", BACKEND, "-v", "two-dense", "--epochs", "3", "--train-limit", "2000",
-        "--test-limit", "500", "--infer-batch-sizes", "32", "--results-dir", str(tmp_path),
+        "--test-limit", "500", "--infer-batch-sizes", "32", "--no-figures",
+        "--results-dir", str(tmp_path),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     [record] = only_run(tmp_path).records

@@ -19,6 +19,7 @@ def test_registry_names_defaults_and_errors():
         models.register("two-dense", input_shape=(784,), description="dup")(lambda: None)
 
 
+@pytest.mark.slow  # trains for a minute or so: in .ci/run's slow step (default run under 10 min)
 @pytest.mark.skipif("jax" not in INSTALLED, reason="jax not installed")
 def test_every_variant_trains(tmp_path):
     out = run_cli(
@@ -35,6 +36,7 @@ def test_every_variant_trains(tmp_path):
         "256",
         "--infer-batch-sizes",
         "8",
+        "--no-figures",
         "--results-dir",
         str(tmp_path),
     )
