@@ -354,7 +354,6 @@ def _add_env(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_env(args: argparse.Namespace) -> int:
-
     from mnist_bench import environment, inventory, peak
 
     env = environment.collect()
@@ -377,7 +376,6 @@ def _add_schema(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
-
     from mnist_bench import schema
 
     print(json.dumps(schema.run_file_schema(), indent=2))

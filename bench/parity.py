@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mnist_bench import identity
+from mnist_bench import identity, jsonout
 from mnist_bench.config import BACKENDS
 from mnist_bench.errors import UserError
 from mnist_bench.identity import Job
@@ -455,8 +455,6 @@ def _group_dict(parity: Parity, group: Group) -> dict[str, Any]:
 
 def render_json(parity: Parity, *, runs: Sequence[str], warnings: Sequence[str] = ()) -> str:
     """The `--format json` object (the keys `JSON_KEYS` documents)."""
-    from mnist_bench import jsonout
-
     return jsonout.dumps(
         {
             "command": "parity",

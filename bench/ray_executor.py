@@ -109,8 +109,8 @@ class RayExecutor:
         runs: list[tuple[Job, str | None]] = []
         skipped: list[tuple[Job, str | None]] = []
         for job, node in work:
-            takers = (node in gpus if node else gpus) if job.device == "gpu" else True
-            (runs if takers else skipped).append((job, node))
+            takeable = job.device != "gpu" or (node in gpus if node else bool(gpus))
+            (runs if takeable else skipped).append((job, node))
         for job, node in skipped:
             where = f"node {node}" if node else f"the Ray cluster at {self.address}"
             record = Record(job=job, status="skipped", error=f"no GPU on {where} ({NO_GPU})")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -125,6 +126,14 @@ def cli_importing_none_of(
         out.stderr[-3000:]
     )
     return out
+
+
+def undocumented_json_keys(command: str, keys: set[str]) -> list[str]:
+    """The `keys` that `mnist-bench COMMAND --help` does not name (its `--format json` keys)."""
+    out = run_cli(command, "--help")
+    assert out.returncode == 0 and "json" in out.stdout, out.stderr
+    text = " ".join(out.stdout.split())
+    return sorted(k for k in keys if not re.search(rf"\b{k}\b", text))
 
 
 def only_run(folder: Path):
