@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mnist_bench import output as policy
 from mnist_bench.config import parse_shard
 from mnist_bench.errors import UserError
 from mnist_bench.identity import Job
@@ -278,13 +279,13 @@ def add_merge(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "shards", nargs="+", metavar="SHARD", help="the shards' run files, or folders of them"
     )
-    p.add_argument(
-        "--output",
-        "-o",
-        required=True,
+    policy.add_options(
+        p,
+        what="the merged run file",
         metavar="RUN.json",
-        help="the merged run file to write (a new file: merge never replaces one; keep it out "
-        "of the shards' folder, or a report over the folder reads every record twice)",
+        required=True,
+        note=" (keep it out of the shards' folder, or a report over the folder reads every "
+        "record twice)",
     )
     p.add_argument(
         "--allow-missing",
@@ -300,8 +301,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if output.suffix != ".json":
         raise UserError(f"--output {output}: name a .json file (report reads folders' *.json)")
-    if output.exists() or output.is_symlink():
-        raise UserError(f"--output {output}: exists; merge writes a new file, never over one")
+    policy.check(output, force=args.force, inputs=args.shards)
     merged = merge(args.shards)
     for line in merged.missing:
         print(f"mnist-bench merge: {line}", file=sys.stderr)
@@ -312,12 +312,8 @@ def cmd_merge(args: argparse.Namespace) -> int:
         )
         return 1
     storage.ensure_dir(output.parent)
-    try:
-        storage.write_json(output, merged.run.to_dict(), exclusive=True)
-    except FileExistsError:
-        raise UserError(
-            f"--output {output}: exists; merge writes a new file, never over one"
-        ) from None
+    payload = storage.json_bytes(merged.run.to_dict())
+    policy.write(output, payload, force=args.force, inputs=args.shards, what="results")
     run = merged.run
     print(
         f"merge: {output} ({len(run.records)} record(s) from {len(run.merged_from)} shard(s), "
