@@ -346,6 +346,17 @@ def _decoders() -> tuple[Any, Any]:
     return msgspec.json.Decoder(RunFile), msgspec.json.Decoder(_Envelope)
 
 
+def run_files_in(folder: Path) -> list[Path]:
+    """The `*.json` files under `folder`, sorted, leaving out hidden folders (a name starting
+    with `.`) inside it: a `baseline update` stages its run in one until the run is complete."""
+    return sorted(
+        path
+        for path in folder.rglob("*.json")
+        if not any(part.startswith(".") for part in path.relative_to(folder).parent.parts)
+        and path.is_file()
+    )
+
+
 def load_run(path: str | Path) -> RunFile:
     """Read and validate one run file: its types (`_decode_run`), then what the schema cannot
     say (`check_consistency`).
