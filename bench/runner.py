@@ -12,6 +12,7 @@ import dataclasses
 import math
 import os
 import signal
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,14 @@ from mnist_bench import (
 from mnist_bench.config import BACKENDS, PROCESS_SETTINGS, RunConfig
 from mnist_bench.errors import UserError
 from mnist_bench.identity import Job, WorkerRequest, dataset_digest
-from mnist_bench.records import SCHEMA_VERSION, DeterminismCost, Record, RunFile, load_run
+from mnist_bench.records import (
+    SCHEMA_VERSION,
+    DeterminismCost,
+    Record,
+    RunFile,
+    load_run,
+    make_writable,
+)
 from mnist_bench.report.rows import HEADLINE
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -294,6 +302,15 @@ class Run:
     def _add(self, record: Record) -> None:
         if record.achieved_gflops and record.device == "cpu" and self.peak_gflops:
             record.mfu = record.achieved_gflops / self.peak_gflops
+        dropped, problem = make_writable(record)
+        name = f"{record.variant} on {record.backend}, seed {record.seed}"
+        if dropped:
+            print(
+                f"mnist-bench: warning: {name}: left out {', '.join(dropped)} (not a valid value)",
+                file=sys.stderr,
+            )
+        if problem:
+            record = launcher.failed_record(record.job, f"not saved as measured: {problem}")
         self.file.records.append(record)
         self.journal.append(record, self.file.environment)
 
