@@ -76,9 +76,11 @@ class Update:
             raise UserError(f"{where}: cannot create a staging folder ({exc.strerror})") from None
         try:
             return Run.start(dataclasses.replace(config, results_dir=str(staging)), argv)
-        except BaseException:
+        except BaseException:  # nothing ran yet: the run file, if made, holds no record
+            for path in staging.glob("*.json"):
+                self.discard(path)
             with contextlib.suppress(OSError):
-                staging.rmdir()  # empty unless the run file was made: then it says what ran
+                staging.rmdir()
             raise
 
     def resume(self, path: str | Path) -> Run | Path:

@@ -231,3 +231,13 @@ def test_resume_takes_only_a_staged_run_of_this_baseline(tmp_path):
     )  # fmt: skip
     assert out.returncode == 2
     assert f"--resume {staged}: staged from another suite than {suite}" in out.stderr
+
+
+def test_an_update_that_cannot_start_leaves_no_staging_folder(tmp_path):
+    suite = tmp_path / "tiny.toml"
+    suite.write_text(f'data = "{tmp_path / "none.npz"}"\n' + tiny_suite(tmp_path).read_text())
+    folder = tmp_path / "baseline"
+    out = run_cli("baseline", "update", "--suite", str(suite), "--baseline-dir", str(folder))
+    assert out.returncode == 2 and "none.npz" in out.stderr, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["baseline", "tiny.toml"]
