@@ -281,7 +281,7 @@ def add_merge(p: argparse.ArgumentParser) -> None:
     )
     policy.add_options(
         p,
-        what="the merged run file",
+        what="the merged run",
         metavar="RUN.json",
         required=True,
         note=" (keep it out of the shards' folder, or a report over the folder reads every "

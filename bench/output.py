@@ -24,8 +24,8 @@ from pathlib import Path
 from mnist_bench.errors import UserError
 
 RULE = (
-    "an existing file is refused unless --force; one of the files read, a symlink, a folder or "
-    "a device never"
+    "an existing file only with --force; never one of the files read, a symlink, a folder or "
+    "a device"
 )
 FORCE_HELP = (
     "replace an existing regular file at the output path (never one of the files read, a "
@@ -56,7 +56,7 @@ def add_options(
         "-o",
         metavar=metavar,
         required=required,
-        help=f"write {what} to this file (atomically){note}; {RULE}",
+        help=f"write {what} here (atomically){note}; {RULE}",
     )
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
 
