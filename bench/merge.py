@@ -284,8 +284,8 @@ def add_merge(p: argparse.ArgumentParser) -> None:
         what="the merged run",
         metavar="RUN.json",
         required=True,
-        note=" (keep it out of the shards' folder, or a report over the folder reads every "
-        "record twice)",
+        note=", outside the shards' folder (a report over that folder would read every record "
+        "twice)",
     )
     p.add_argument(
         "--allow-missing",
