@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, run_cli
-from mnist_bench import environment
-from mnist_bench.records import load_run
-from mnist_bench.report import collect
+from mnist_bench.core import environment
+from mnist_bench.runfile import collect
+from mnist_bench.runfile.records import load_run
 
 INSTALLED = environment.installed_backends()
 BACKEND = "jax" if "jax" in INSTALLED else (INSTALLED[0] if INSTALLED else None)

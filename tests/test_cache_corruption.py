@@ -11,10 +11,11 @@ import os
 
 import pytest
 from conftest import BACKEND, INSTALLED, make_record, needs_backend, run_cli
-from mnist_bench import inventory, journal, peak, storage
-from mnist_bench.config import RunConfig
-from mnist_bench.records import load_run, make_writable
-from mnist_bench.runner import Run
+from mnist_bench.core.config import RunConfig
+from mnist_bench.execute import inventory, peak
+from mnist_bench.execute.runner import Run
+from mnist_bench.runfile import journal, storage
+from mnist_bench.runfile.records import load_run, make_writable
 from rich.console import Console
 
 BAD_PEAKS = [

@@ -1,4 +1,4 @@
-"""Every command that writes a file on request follows one policy (`mnist_bench.output`): an
+"""Every command that writes a file on request follows one policy (`mnist_bench.runfile.output`): an
 existing file only with --force; never one of its inputs, a symlink, a folder or a device, even
 with --force; the write is atomic; the refusal is one line in the same words everywhere."""
 
@@ -11,7 +11,8 @@ import stat
 
 import pytest
 from conftest import ROOT
-from mnist_bench import cli, output
+from mnist_bench import cli
+from mnist_bench.runfile import output
 
 RUN = ROOT / "tests" / "fixtures" / "report" / "amd-jax-torch.json"
 PUBLISHED = ROOT / "results" / "published" / "2026-11-24-epyc-2core" / "default.json"
