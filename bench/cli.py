@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -185,10 +184,11 @@ def _executor(args: argparse.Namespace):
     return executor
 
 
-def execute(run, *, figures: bool = True, fmt: str = "table") -> int:
+def execute(run, *, figures: bool = True, fmt: str = "table", finish: str | None = None) -> int:
     """Run with live progress; then figures, the table, and the exit code. Shared by `run` and
     `baseline update`. With `fmt="json"`, standard output gets one JSON object (`run_json`)
-    and everything else goes to standard error.
+    and everything else goes to standard error. `finish`: the command an interrupted run is
+    finished with (default: `mnist-bench run --resume RUN.json`).
 
     The first SIGINT or SIGTERM stops the run: the record in hand is dropped, its worker killed,
     and the run file marked `interrupted` with what is left. A second one, or any once the run
@@ -219,7 +219,7 @@ def execute(run, *, figures: bool = True, fmt: str = "table") -> int:
     if code:
         print(
             f"interrupted: {len(records)} record(s) saved, {len(run.file.pending)} left; "
-            f"finish with: mnist-bench run --resume {run.path}",
+            f"finish with: {finish or f'mnist-bench run --resume {run.path}'}",
             file=sys.stderr,
         )
     elif bad := [r for r in records if r.status in ("failed", "diverged")]:
@@ -272,34 +272,52 @@ def _add_baseline(p: argparse.ArgumentParser) -> None:
         "--baseline-dir",
         default="results/baseline",
         metavar="DIR",
-        help="where the baseline lives (default: results/baseline)",
+        help="where the baseline lives (default: results/baseline); the run is staged in a "
+        "hidden folder beside it (.baseline.update-XXXX) until it is complete",
+    )
+    p.add_argument(
+        "--resume",
+        metavar="RUN.json",
+        help="finish an interrupted update: the staged run file it named",
     )
 
 
 def _cmd_baseline(args: argparse.Namespace) -> int:
-    import tempfile
     from pathlib import Path
 
-    from mnist_bench.execute.runner import Run
-    from mnist_bench.plan import suite
-    from mnist_bench.runfile import storage
+    from mnist_bench.execute.baseline import Update
+    from mnist_bench.execute.runner import Interrupted, interruptible
 
-    target = storage.ensure_dir(Path(args.baseline_dir))
-    final = target / f"{Path(args.suite).stem}.json"  # the one file this command replaces
-    if final.exists() and not final.is_file():
-        raise UserError(f"{final}: not a regular file; baseline not updated")
-    with tempfile.TemporaryDirectory(dir=target, prefix=".staging-") as staging:
-        run = Run.start(suite.load(args.suite, overrides={"results_dir": staging}), sys.argv)
-        code = execute(run, figures=False)
+    update = Update(Path(args.suite), Path(args.baseline_dir))
+    update.check()
+    if not args.resume:
+        for path in update.stopped():
+            print(
+                f"mnist-bench baseline: note: an earlier update stopped; finish it with: "
+                f"{update.resume_command(path)} (or delete {path.parent})",
+                file=sys.stderr,
+            )
+    with interruptible():
+        try:
+            run = update.resume(args.resume) if args.resume else update.start(sys.argv)
+        except Interrupted as exc:
+            print("interrupted before the run started; baseline not updated", file=sys.stderr)
+            return 128 + exc.signum
+    if isinstance(run, Path):  # staged and complete: only the rename was left
+        update.finish(run)
+    else:
+        code = execute(run, figures=False, finish=update.resume_command(run.path))
         if code:
+            if code == 1:  # failed records: nothing to resume, nothing worth keeping
+                update.discard(run.path)
             print(
                 f"error: baseline not updated (the run did not complete cleanly); "
-                f"{target} is unchanged",
+                f"{update.final} is unchanged",
                 file=sys.stderr,
             )
             return code
-        os.replace(run.path, final)
-    print(f"baseline updated: {final} (commit it)")
+        update.finish(run.path)
+    print(f"baseline updated: {update.final} (commit it)")
     return 0
 
 

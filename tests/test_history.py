@@ -194,7 +194,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
         ([str(runs), "--alpha", "1.5"], "--alpha 1.5 is not between 0 and 1"),
         ([str(runs), "--recent", "-1"], "--recent -1 is negative"),
         ([str(runs), "--plot", str(tmp_path / "p.svg")], "name a .png file"),
-        ([str(runs), "-o", str(runs / "run-01.json")], "is one of the run files read"),
+        ([str(runs), "-o", str(runs / "run-01.json")], "is one of the files this command reads"),
         ([str(runs), "-o", str(tmp_path)], "is a folder"),
     ]
     for args, message in cases:

@@ -309,14 +309,17 @@ def test_merge_refuses_shards_of_other_grids(tmp_path, capsys):
     assert code == 2 and "not a shard's run file" in err, err
 
 
-def test_merge_never_writes_over_a_file(tmp_path, capsys):
+def test_merge_writes_over_a_file_only_with_force_and_never_over_a_shard(tmp_path, capsys):
     paths = write_shards(tmp_path / "shards", 2)
     mine = tmp_path / "mine.json"
     mine.write_text("keep me")
     code, err = merge_cli(capsys, *map(str, paths), "-o", str(mine))
-    assert code == 2 and "exists" in err and mine.read_text() == "keep me", err
-    code, err = merge_cli(capsys, *map(str, paths), "-o", str(paths[0]))
-    assert code == 2 and "exists" in err, err
+    assert code == 2 and "exists; pass --force" in err and mine.read_text() == "keep me", err
+    for force in ([], ["--force"]):
+        code, err = merge_cli(capsys, *map(str, paths), "-o", str(paths[0]), *force)
+        assert code == 2 and "one of the files this command reads" in err, err
+    code, err = merge_cli(capsys, *map(str, paths), "-o", str(mine), "--force")
+    assert code == 0 and json.loads(mine.read_text())["shard"] is None, err
     code, err = merge_cli(capsys, *map(str, paths), "-o", str(tmp_path / "m.txt"))
     assert code == 2 and ".json" in err, err
     assert len(err.strip().splitlines()) == 1

@@ -23,7 +23,7 @@ from mnist_bench.analyse.rows import METRICS, Metric, Row, variant_label
 from mnist_bench.core import identity, jsonout
 from mnist_bench.core.errors import UserError
 from mnist_bench.core.identity import Job
-from mnist_bench.runfile import collect
+from mnist_bench.runfile import collect, output
 from mnist_bench.runfile.records import Record
 
 if TYPE_CHECKING:
@@ -683,11 +683,12 @@ def add_history(p: argparse.ArgumentParser) -> None:
         help="table (rich; plain ASCII when piped), markdown (GitHub tables), html (one "
         "self-contained page with a figure per series) or json (one object, keys below)",
     )
-    p.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output")
+    output.add_options(p, what="the history", note=" instead of standard output")
     p.add_argument(
         "--plot",
         metavar="FILE.png",
-        help="also draw accuracy and steady epoch time against commit, every series, as a PNG",
+        help="also draw accuracy and steady epoch time against commit, every series, as a PNG "
+        "(written as --output is: --force replaces an existing file)",
     )
     p.add_argument(
         "--skip-bad",
@@ -717,13 +718,6 @@ def add_history(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _check_target(path: Path, option: str, inputs: Sequence[Path]) -> None:
-    if path.is_dir():
-        raise UserError(f"{option} {path}: is a folder")
-    if path.exists() and any(path.resolve() == p.resolve() for p in inputs):
-        raise UserError(f"{option} {path}: is one of the run files read; not overwritten")
-
-
 def cmd_history(args: argparse.Namespace) -> int:
     if not 0 < args.alpha < 1:
         raise UserError(f"--alpha {args.alpha:g} is not between 0 and 1")
@@ -733,6 +727,12 @@ def cmd_history(args: argparse.Namespace) -> int:
         raise UserError(f"--plot {args.plot}: writes a PNG; name a .png file")
     if args.format == "html" and not args.output and sys.stdout.isatty():
         raise UserError("--format html writes a whole page: give --output FILE (or pipe it)")
+    output.check_force(args, "output", "plot")
+    targets = [t for t in (args.output, args.plot) if t]
+    if len(targets) == 2 and Path(args.output).absolute() == Path(args.plot).absolute():
+        raise UserError(f"--output and --plot both name {args.plot}; name two files")
+    for target in targets:
+        output.check(target, force=args.force, inputs=args.runs)
 
     warnings: list[str] = []
 
@@ -741,15 +741,9 @@ def cmd_history(args: argparse.Namespace) -> int:
         warnings.append(message)
 
     history = build(args.runs, alpha=args.alpha, skip_bad=args.skip_bad, warn=warn)
-    inputs = [loaded.path for loaded in history.runs]
-    targets = [(args.output, "--output"), (args.plot, "--plot")]
-    for target, option in targets:
-        if target:
-            _check_target(Path(target), option, inputs)
+    inputs = [*args.runs, *(loaded.path for loaded in history.runs)]
     if not any(t.tested for s in history.series for t in s.trends):
         warn(f"no series has {changepoints.MIN_POINTS} commits with values: nothing was tested")
-
-    from mnist_bench.runfile.storage import write_atomic
 
     if args.format == "table" and not args.output:
         from mnist_bench.render.console import make_console
@@ -765,14 +759,15 @@ def cmd_history(args: argparse.Namespace) -> int:
         else:
             text = FORMATS[args.format](history)
         if args.output:
-            write_atomic(Path(args.output), text.encode(), what="history")
+            output.write(args.output, text, force=args.force, inputs=inputs, what="history")
             print(f"history: {args.output}", file=sys.stderr)
         else:
             sys.stdout.write(text)
     if args.plot:
         from mnist_bench.render.figures import png
 
-        write_atomic(Path(args.plot), png(plot_grid(history)), what="plot")
+        figure = png(plot_grid(history))
+        output.write(args.plot, figure, force=args.force, inputs=inputs, what="plot")
         print(f"plot: {args.plot}", file=sys.stderr)
 
     if args.fail_on_step:

@@ -22,7 +22,7 @@ from mnist_bench.core import identity, jsonout
 from mnist_bench.core.config import BACKENDS
 from mnist_bench.core.errors import UserError
 from mnist_bench.core.identity import Job
-from mnist_bench.runfile import collect
+from mnist_bench.runfile import collect, output
 from mnist_bench.runfile.records import Record, unpack_labels
 
 TOP_CELLS = 3  # confusion cells named per pair
@@ -481,7 +481,7 @@ def add_parity(p: argparse.ArgumentParser) -> None:
         help="table (rich; plain ASCII when piped), markdown (GitHub tables) or json (one "
         "object, keys below)",
     )
-    p.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output")
+    output.add_options(p, what="the comparison", note=" instead of standard output")
     p.add_argument(
         "--skip-bad",
         action="store_true",
@@ -496,6 +496,9 @@ def cmd_parity(args: argparse.Namespace) -> int:
         print(f"mnist-bench parity: warning: {message}", file=sys.stderr)
         warnings.append(message)
 
+    output.check_force(args, "output")
+    if args.output:
+        output.check(args.output, force=args.force, inputs=args.runs)
     parity = build(args.runs, skip_bad=args.skip_bad, warn=warn)
     if args.format == "table" and not args.output:
         from mnist_bench.render.console import make_console
@@ -511,13 +514,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
     if not args.output:
         sys.stdout.write(text)
         return 0
-    from mnist_bench.runfile.storage import write_atomic
-
-    target = Path(args.output)
-    if target.is_dir():
-        raise UserError(f"--output {target}: is a folder")
-    if target.exists() and any(target.resolve() == r.path.resolve() for r in parity.runs):
-        raise UserError(f"--output {target}: is one of the run files read; not overwritten")
-    write_atomic(target, text.encode(), what="parity")
-    print(f"parity: {target}", file=sys.stderr)
+    inputs = [*args.runs, *(loaded.path for loaded in parity.runs)]
+    output.write(args.output, text, force=args.force, inputs=inputs, what="parity")
+    print(f"parity: {args.output}", file=sys.stderr)
     return 0

@@ -9,13 +9,12 @@ import argparse
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mnist_bench.analyse.rows import GROUP_KEYS
 from mnist_bench.core.errors import UserError
 from mnist_bench.render import formats
-from mnist_bench.runfile import collect
+from mnist_bench.runfile import collect, output
 from mnist_bench.runfile.records import Record
 
 if TYPE_CHECKING:
@@ -40,12 +39,7 @@ def add_report(p: argparse.ArgumentParser) -> None:
         default="table",
         help=formats.help_text(),
     )
-    p.add_argument(
-        "--output",
-        "-o",
-        metavar="FILE",
-        help="write here (atomically) instead of standard output",
-    )
+    output.add_options(p, what="the report", note=" instead of standard output")
     p.add_argument(
         "--group-by",
         default="variant,backend,device",
@@ -145,11 +139,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     def warn(message: str) -> None:
         print(f"mnist-bench report: warning: {message}", file=sys.stderr)
 
+    output.check_force(args, "output")
+    if args.output:
+        output.check(args.output, force=args.force, inputs=args.runs)
     report = build(args.runs, by=by, skip_bad=args.skip_bad, warn=warn)
     if args.output:
-        from mnist_bench.runfile.storage import write_atomic
-
-        write_atomic(Path(args.output), formats.render(report, args.format, raw=args.raw).encode())
+        text = formats.render(report, args.format, raw=args.raw)
+        inputs = [*args.runs, *(loaded.path for loaded in report.runs)]
+        output.write(args.output, text, force=args.force, inputs=inputs, what="report")
         print(
             f"report: {args.output} ({len(report.rows)} rows from {len(report.runs)} run file(s))",
             file=sys.stderr,

@@ -96,20 +96,62 @@ def _cache_path(backend: str) -> Path:
     return cache_dir() / f"describe-{backend}.json"
 
 
-def read_cached(backend: str, key: dict[str, Any]) -> dict[str, Any] | None:
-    """The cached description of `backend` if its key is `key`; None if absent, unreadable,
-    malformed or stale."""
+def read_cached(
+    backend: str, key: dict[str, Any], warn: Callable[[str], None] | None = None
+) -> dict[str, Any] | None:
+    """The cached description of `backend` if its key is `key`; None if absent, stale (another
+    key) or corrupt. A corrupt one (unreadable, not JSON, another shape, a count that is no
+    count) is passed to `warn` first, in one line."""
+    path = _cache_path(backend)
     try:
-        raw = files.read_bytes(_cache_path(backend), limit=files.CACHE_LIMIT, what="cache file")
+        raw = files.read_bytes(path, limit=files.CACHE_LIMIT, what="cache file")
         data = json.loads(raw)
-    except (OSError, ValueError, UserError, RecursionError):
+    except FileNotFoundError:
         return None
-    if not isinstance(data, dict) or data.get("key") != key:
+    except OSError as exc:
+        return _corrupt(warn, f"{path}: unreadable ({exc.strerror or exc})")
+    except UserError as exc:
+        return _corrupt(warn, str(exc))
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, nested too deeply
+        return _corrupt(warn, f"{path}: not a JSON cache")
+    if not isinstance(data, dict) or not isinstance(data.get("key"), dict):
+        return _corrupt(warn, f"{path}: not a description cache")
+    if data["key"] != key:
         return None
     info = data.get("info")
-    if not isinstance(info, dict) or not isinstance(info.get("variants"), list):
-        return None
+    problem = _info_problem(info)
+    if problem:
+        return _corrupt(warn, f"{path}: {problem}")
     return info
+
+
+def _corrupt(warn: Callable[[str], None] | None, message: str) -> None:
+    if warn is not None:
+        warn(message)
+    return None
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
+
+
+def _info_problem(info: Any) -> str | None:
+    """What is wrong with a cached description, in a few words; None if nothing is."""
+    if not isinstance(info, dict):
+        return "info is not an object"
+    devices = info.get("devices", [])
+    if not isinstance(devices, list) or not all(isinstance(d, str) for d in devices):
+        return "devices is not a list of names"
+    variants = info.get("variants")
+    if not isinstance(variants, list):
+        return "variants is not a list"
+    for i, variant in enumerate(variants):
+        if not isinstance(variant, dict) or not isinstance(variant.get("name"), str):
+            return f"variants[{i}] has no name"
+        for field in ("params", "flops_per_train_sample", "flops_per_infer_sample"):
+            if not _is_count(variant.get(field)):
+                return f"variants[{i}].{field} is not a count"
+    return None
 
 
 def write_cached(backend: str, key: dict[str, Any], info: dict[str, Any]) -> bool:
@@ -169,8 +211,14 @@ def describe_backends(
     keys = {b: cache_key(b) for b in backends}
     found: dict[str, dict[str, Any]] = {}
     if not refresh:
+
+        def warn(message: str) -> None:
+            console.print(
+                f"list: warning: {message}; describing it again", highlight=False, soft_wrap=True
+            )
+
         for backend in backends:
-            info = read_cached(backend, keys[backend])
+            info = read_cached(backend, keys[backend], warn)
             if info is not None:
                 found[backend] = {**info, "cached": True}
     if found:

@@ -28,6 +28,7 @@ from typing import Any
 from mnist_bench.core.config import parse_shard
 from mnist_bench.core.errors import UserError
 from mnist_bench.core.identity import Job
+from mnist_bench.runfile import output as policy
 from mnist_bench.runfile.records import (
     SCHEMA_VERSION,
     Machine,
@@ -281,13 +282,13 @@ def add_merge(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "shards", nargs="+", metavar="SHARD", help="the shards' run files, or folders of them"
     )
-    p.add_argument(
-        "--output",
-        "-o",
-        required=True,
+    policy.add_options(
+        p,
+        what="the merged run",
         metavar="RUN.json",
-        help="the merged run file to write (a new file: merge never replaces one; keep it out "
-        "of the shards' folder, or a report over the folder reads every record twice)",
+        required=True,
+        note=", outside the shards' folder (a report over that folder would read every record "
+        "twice)",
     )
     p.add_argument(
         "--allow-missing",
@@ -303,8 +304,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if output.suffix != ".json":
         raise UserError(f"--output {output}: name a .json file (report reads folders' *.json)")
-    if output.exists() or output.is_symlink():
-        raise UserError(f"--output {output}: exists; merge writes a new file, never over one")
+    policy.check(output, force=args.force, inputs=args.shards)
     merged = merge(args.shards)
     for line in merged.missing:
         print(f"mnist-bench merge: {line}", file=sys.stderr)
@@ -315,12 +315,8 @@ def cmd_merge(args: argparse.Namespace) -> int:
         )
         return 1
     storage.ensure_dir(output.parent)
-    try:
-        storage.write_json(output, merged.run.to_dict(), exclusive=True)
-    except FileExistsError:
-        raise UserError(
-            f"--output {output}: exists; merge writes a new file, never over one"
-        ) from None
+    payload = storage.json_bytes(merged.run.to_dict())
+    policy.write(output, payload, force=args.force, inputs=args.shards, what="results")
     run = merged.run
     print(
         f"merge: {output} ({len(run.records)} record(s) from {len(run.merged_from)} shard(s), "

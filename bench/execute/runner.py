@@ -12,6 +12,7 @@ import dataclasses
 import math
 import os
 import signal
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,14 @@ from mnist_bench.core.identity import Job, WorkerRequest, dataset_digest
 from mnist_bench.execute import launcher, peak
 from mnist_bench.plan import shards
 from mnist_bench.runfile import journal, storage
-from mnist_bench.runfile.records import SCHEMA_VERSION, DeterminismCost, Record, RunFile, load_run
+from mnist_bench.runfile.records import (
+    SCHEMA_VERSION,
+    DeterminismCost,
+    Record,
+    RunFile,
+    load_run,
+    make_writable,
+)
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -287,6 +295,15 @@ class Run:
     def _add(self, record: Record) -> None:
         if record.achieved_gflops and record.device == "cpu" and self.peak_gflops:
             record.mfu = record.achieved_gflops / self.peak_gflops
+        dropped, problem = make_writable(record)
+        name = f"{record.variant} on {record.backend}, seed {record.seed}"
+        if dropped:
+            print(
+                f"mnist-bench: warning: {name}: left out {', '.join(dropped)} (not a valid value)",
+                file=sys.stderr,
+            )
+        if problem:
+            record = launcher.failed_record(record.job, f"not saved as measured: {problem}")
         self.file.records.append(record)
         self.journal.append(record, self.file.environment)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mnist_bench.core.errors import UserError
-from mnist_bench.runfile.records import load_run
+from mnist_bench.runfile.records import load_run, run_files_in
 
 if TYPE_CHECKING:
     from mnist_bench.core.identity import Job
@@ -36,7 +36,7 @@ def history(
     samples: dict[tuple[str, str, int], list[float]] = {}
     trusted: dict[tuple[str, str, int], list[float]] = {}
     for folder in folders:
-        for path in sorted(Path(folder).rglob("*.json")) if Path(folder).is_dir() else []:
+        for path in run_files_in(Path(folder)) if Path(folder).is_dir() else []:
             try:
                 records = load_run(path).records
             except UserError as exc:

@@ -28,6 +28,7 @@ from mnist_bench.analyse.rows import HEADLINE, METRICS, Metric, Row
 from mnist_bench.core import identity, stats
 from mnist_bench.core.config import TrainSettings
 from mnist_bench.core.errors import UserError
+from mnist_bench.runfile import output
 from mnist_bench.runfile.records import Record
 
 if TYPE_CHECKING:
@@ -89,12 +90,7 @@ def add_export(p: argparse.ArgumentParser) -> None:
         f"(default: the headline ones, of --direction for github-action-benchmark): "
         f"{', '.join(m.name for m in METRICS)}",
     )
-    p.add_argument(
-        "--output", "-o", metavar="FILE", help="JSON formats: write here (atomically), not stdout"
-    )
-    p.add_argument(
-        "--force", action="store_true", help="let --output replace a file that exists already"
-    )
+    output.add_options(p, what="the export (JSON formats)", note=" instead of standard output")
     p.add_argument(
         "--tracking-uri",
         metavar="URI",
@@ -138,8 +134,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UserError(f"{mlflow_only[0]} goes with --to mlflow")
     if args.direction and args.to != "github-action-benchmark":
         raise UserError("--direction goes with --to github-action-benchmark")
-    if args.force and not args.output:
-        raise UserError("--force goes with --output FILE")
+    output.check_force(args, "output")
     uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     if args.to == "mlflow" and not uri:
         raise UserError("--to mlflow needs --tracking-uri URI (or MLFLOW_TRACKING_URI)")
@@ -152,6 +147,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     from mnist_bench.commands.report import build
 
+    if args.output:
+        output.check(args.output, force=args.force, inputs=args.runs)
     report = build(
         args.runs, by=("variant", "backend", "device"), skip_bad=args.skip_bad, warn=warn
     )
@@ -173,7 +170,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         warn(message)
     text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     if args.output:
-        write_output(Path(args.output), text, force=args.force)
+        inputs = [*args.runs, *(loaded.path for loaded in report.runs)]
+        output.write(args.output, text, force=args.force, inputs=inputs, what="export")
         print(f"export: {args.output} ({_count(data)} values)", file=sys.stderr)
     else:
         sys.stdout.write(text)
@@ -372,24 +370,6 @@ def mixing_warnings(rows: list[Row], report: Report) -> list[str]:
                 f"{what}; export one commit's runs from one machine at a time for a time series"
             )
     return out
-
-
-def write_output(path: Path, text: str, *, force: bool) -> None:
-    """Write `text` to `path` atomically; an existing file is replaced only with `force`.
-
-    Raises:
-        UserError: the file exists (without `force`), is a folder, or cannot be written.
-    """
-    from mnist_bench.runfile.storage import write_atomic
-
-    if path.is_dir():
-        raise UserError(f"{path}: is a folder; give --output a file name")
-    if path.exists() and not path.is_file():
-        raise UserError(f"{path}: not a regular file; not replaced")
-    try:
-        write_atomic(path, text.encode(), exclusive=not force, what="export")
-    except FileExistsError:
-        raise UserError(f"{path}: exists; pass --force to replace it") from None
 
 
 # ------------------------------------------------------------------------------------ MLflow

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mnist_bench.core.errors import UserError
-from mnist_bench.runfile.records import Machine, Record, RunFile, load_run
+from mnist_bench.runfile.records import Machine, Record, RunFile, load_run, run_files_in
 
 
 @dataclass(frozen=True)
@@ -27,12 +27,13 @@ class LoadedRun:
 
 
 def run_files(paths: Iterable[str | Path]) -> list[Path]:
-    """The run files named by `paths`: files as given, folders searched recursively for *.json."""
+    """The run files named by `paths`: files as given, folders searched recursively for *.json
+    (outside hidden folders: `records.run_files_in`)."""
     found: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*.json") if p.is_file())
+            files = run_files_in(path)
             if not files:
                 raise UserError(f"{path}: folder holds no run files (*.json)")
             found.extend(files)

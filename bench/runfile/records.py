@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -346,6 +347,17 @@ def _decoders() -> tuple[Any, Any]:
     return msgspec.json.Decoder(RunFile), msgspec.json.Decoder(_Envelope)
 
 
+def run_files_in(folder: Path) -> list[Path]:
+    """The `*.json` files under `folder`, sorted, leaving out hidden folders (a name starting
+    with `.`) inside it: a `baseline update` stages its run in one until the run is complete."""
+    return sorted(
+        path
+        for path in folder.rglob("*.json")
+        if not any(part.startswith(".") for part in path.relative_to(folder).parent.parts)
+        and path.is_file()
+    )
+
+
 def load_run(path: str | Path) -> RunFile:
     """Read and validate one run file: its types (`_decode_run`), then what the schema cannot
     say (`check_consistency`).
@@ -491,6 +503,27 @@ def check_consistency(run: RunFile) -> None:
                 f"determinism_cost.{backend}.noisy_pairs: {cost.noisy_pairs} is outside "
                 f"0..{cost.pairs} (its pairs)"
             )
+
+
+def make_writable(r: Record) -> tuple[list[str], str | None]:
+    """Fit a record just made to be written and read back, before it reaches a file.
+
+    Each number of `RANGES` outside its range (NaN and infinity included) is dropped to None.
+    Returns what was dropped (`name value` each) and what is wrong still, if anything (a list
+    item, a matrix, a value JSON cannot hold): such a record cannot be saved as measured.
+    """
+    dropped = []
+    for name, (low, high) in RANGES.items():
+        value = getattr(r, name)
+        if value is not None and not (isinstance(value, int | float) and low <= value <= high):
+            dropped.append(f"{name} {_short(value)}")
+            setattr(r, name, None)
+    try:
+        _check_record(r, "record")
+        json.dumps(r.to_dict(), allow_nan=False)
+    except (ValueError, TypeError) as exc:
+        return dropped, str(exc)
+    return dropped, None
 
 
 def _check_record(r: Record, where: str) -> None:

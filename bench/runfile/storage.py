@@ -58,8 +58,12 @@ def write_json(path: Path, data: dict[str, Any], *, exclusive: bool = False) -> 
     Raises:
         UserError: the write failed; the message names the path.
     """
-    payload = json.dumps(data, indent=1, allow_nan=False).encode() + b"\n"
-    write_atomic(path, payload, exclusive=exclusive, what="results")
+    write_atomic(path, json_bytes(data), exclusive=exclusive, what="results")
+
+
+def json_bytes(data: dict[str, Any]) -> bytes:
+    """A run file's bytes: indented JSON, no NaN or infinity."""
+    return json.dumps(data, indent=1, allow_nan=False).encode() + b"\n"
 
 
 def write_atomic(path: Path, payload: bytes, *, exclusive: bool = False, what: str = "") -> None:
