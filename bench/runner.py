@@ -28,7 +28,7 @@ from mnist_bench import (
     stats,
     storage,
 )
-from mnist_bench.config import BACKENDS, PROCESS_SETTINGS, RunConfig
+from mnist_bench.config import BACKENDS, PROCESS_SETTINGS, RunConfig, check_job_count
 from mnist_bench.errors import UserError
 from mnist_bench.identity import Job, WorkerRequest, dataset_digest
 from mnist_bench.records import SCHEMA_VERSION, DeterminismCost, Record, RunFile, load_run
@@ -101,7 +101,8 @@ def expand_jobs(config: RunConfig, dataset: str = "mnist", digest: str = "") -> 
     device, seed. `dataset` and `digest` name the data they train on.
 
     Raises:
-        UserError: an unknown variant, no backend installed, or two jobs that are one.
+        UserError: an unknown variant, no backend installed, two jobs that are one, or more
+            than `config.MAX_JOBS` jobs.
     """
     names = config.variants or models.default_names()
     if "all" in names:
@@ -115,6 +116,9 @@ def expand_jobs(config: RunConfig, dataset: str = "mnist", digest: str = "") -> 
     # (repeat, op determinism): --check-determinism trains each job twice with the switches
     # on, and once more with them off for what they cost (`determinism_cost`).
     passes = ((0, False), (0, True), (1, True)) if config.check_determinism else ((0, None),)
+    lists = {"variants": variants, "backends": backends, "devices": config.devices}
+    lists.update({"seeds": config.seeds, "grid points": config.grid, "passes": passes})
+    check_job_count({name: len(items) for name, items in lists.items()})
     jobs: dict[tuple, Job] = {}
     for backend in backends:
         for repeat, deterministic in passes:
