@@ -450,12 +450,12 @@ def to_mlflow(report: Report, uri: str, experiment: str) -> MlflowExport:
 
     from mnist_bench import network
 
+    seconds = _request_seconds()
     client = _connect(uri)
     from mlflow.exceptions import MlflowException
     from requests import RequestException
 
     done = MlflowExport(uri, experiment)
-    seconds = _request_seconds()
     try:
         with network.bounded(seconds):
             experiment_id = _experiment(client, uri, experiment)
@@ -492,13 +492,14 @@ def _request_seconds() -> float:
     on each socket operation), 10 s unless the user set it."""
     import math
 
-    text = os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"]
+    name = "MLFLOW_HTTP_REQUEST_TIMEOUT"
+    text = os.environ.get(name, _MLFLOW_ENV[name])
     try:
         seconds = float(text)
     except ValueError:
         seconds = math.nan
     if not 0 < seconds < math.inf:
-        raise UserError(f"MLFLOW_HTTP_REQUEST_TIMEOUT must be seconds > 0 (got {text!r})")
+        raise UserError(f"{name} must be seconds > 0 (got {text!r})")
     return seconds
 
 

@@ -100,14 +100,15 @@ def read_bytes(path: str | Path, *, limit: int, what: str) -> bytes:
     with open_regular(path, limit=limit, what=what) as f:
         # As much as the file holds, plus a byte to see it grow: a read of `limit` bytes would
         # reserve all of them up front, whatever the file's size.
-        size = os.fstat(f.fileno()).st_size
+        want = min(os.fstat(f.fileno()).st_size, limit) + 1
         chunks, total = [], 0
         while total <= limit:
-            chunk = f.read(min(max(size + 1 - total, _CHUNK), limit + 1 - total))
-            if not chunk:
+            ask = min(want, limit + 1 - total)
+            chunks.append(f.read(ask))
+            total += len(chunks[-1])
+            if len(chunks[-1]) < ask:  # the end of the file
                 break
-            chunks.append(chunk)
-            total += len(chunk)
+            want = _CHUNK
     if total > limit:
         raise UserError(f"{path}: too large for a {what} (over {size_text(limit)}, the limit)")
     return b"".join(chunks)
