@@ -194,7 +194,7 @@ def test_resume_of_a_run_file_planning_ten_million_jobs_is_one_line(tmp_path):
     run = json.loads(RUN_FILE.read_text())
     run["status"] = "interrupted"
     run["config"]["seeds"] = list(range(1000))
-    run["config"]["grid"] = [{"epochs": epochs} for epochs in range(1, 10_001)]
+    run["config"]["grid"] = [{"batch_size": size} for size in range(1, 10_001)]
     path = tmp_path / "hostile.json"
     path.write_text(json.dumps(run))
     before = path.read_bytes()
