@@ -356,11 +356,15 @@ class RunConfig:
             value = getattr(self, f.name)
             if isinstance(value, list):
                 object.__setattr__(self, f.name, tuple(value))
-        lists = ("variants", "backends", "devices", "seeds", "grid points")
-        counts = {name: getattr(self, name.split()[0]) for name in lists}
-        counts = {k: len(v) or 1 if isinstance(v, tuple) else 1 for k, v in counts.items()}
-        passes = 3 if self.check_determinism is True else 1  # --check-determinism: three
-        check_job_count({**counts, "passes": passes})
+        if isinstance(self.learning_rate, int) and not isinstance(self.learning_rate, bool):
+            object.__setattr__(self, "learning_rate", float(self.learning_rate))
+        # Counted before anything is checked item by item; an empty list is the defaults,
+        # counted exactly when the jobs are planned (`runner.expand_jobs`).
+        lists = {"variants": self.variants, "backends": self.backends, "devices": self.devices}
+        lists.update({"seeds": self.seeds, "grid points": self.grid})
+        counts = {k: len(v) or 1 if isinstance(v, tuple) else 1 for k, v in lists.items()}
+        counts["passes"] = 3 if self.check_determinism is True else 1  # --check-determinism
+        check_job_count(counts)
         _validate(self)
         if self.shard is not None:  # kept as "I/N", the form the run file shows
             object.__setattr__(self, "shard", "{}/{}".format(*parse_shard(self.shard)))
