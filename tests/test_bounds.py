@@ -113,6 +113,14 @@ def test_run_config_counts_before_it_validates_the_grid():
         RunConfig(grid=points, check_determinism=True)
 
 
+def test_the_count_leaves_the_other_checks_as_they_were():
+    assert type(RunConfig(learning_rate=1).learning_rate) is float
+    with pytest.raises(ConfigError, match="seeds lists 0 twice"):
+        RunConfig(seeds=(0, 0))
+    with pytest.raises(ConfigError, match="variants must be a non-empty list"):
+        RunConfig(variants=5)
+
+
 def test_the_exact_count_takes_every_variant_and_backend():
     """`all` and the default backends are known only when the jobs are planned: the count there
     is exact, still before a job is built."""
@@ -421,15 +429,33 @@ def test_mlflow_timeout_must_be_seconds(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-def test_mlflow_export_reads_free_form_environment_blocks_of_any_type(tmp_path):
+def _odd_environment(tmp_path: Path) -> Path:
     """`environment.packages` and `environment.backends.<b>` are free-form: every reader
-    accepts a file where they hold another type, and so does the export."""
+    accepts a file where they hold another type."""
     run = json.loads(RUN_FILE.read_text())
     run["environment"]["packages"] = "keras 3"
     run["environment"]["backends"]["jax"] = 5
     path = tmp_path / "odd.json"
     path.write_text(json.dumps(run))
     assert cli("report", str(path)).returncode == 0
+    return path
+
+
+def test_mlflow_tags_read_free_form_environment_blocks_of_any_type(tmp_path):
+    from mnist_bench import export
+    from mnist_bench.records import load_run
+    from mnist_bench.report.collect import LoadedRun
+
+    path = _odd_environment(tmp_path)
+    loaded = LoadedRun(path, load_run(path))
+    tags = export._tags(loaded, loaded.run.records[0], "k")
+    assert "mnist_bench.keras" not in tags and "mnist_bench.jax" not in tags
+    assert tags["mnist_bench.run_id"] == loaded.run.run_id
+
+
+@pytest.mark.slow  # MLflow's SQLite store makes its tables: a minute on a busy machine
+def test_mlflow_export_reads_free_form_environment_blocks_of_any_type(tmp_path):
+    path = _odd_environment(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     out = cli(  # MLflow keeps artifacts in ./mlruns
         "export", str(path), "--to", "mlflow", "--tracking-uri", uri, timeout=180, cwd=tmp_path
