@@ -23,10 +23,11 @@ from pathlib import Path
 
 import pytest
 from conftest import BACKEND, ROOT
-from mnist_bench import files, network
-from mnist_bench.config import MAX_JOBS, ConfigError, RunConfig, check_job_count
-from mnist_bench.errors import UserError
-from mnist_bench.ray_executor import RUNTIME_ENV_DEPTH, runtime_env_option
+from mnist_bench.core.config import MAX_JOBS, ConfigError, RunConfig, check_job_count
+from mnist_bench.core.errors import UserError
+from mnist_bench.execute.ray_executor import RUNTIME_ENV_DEPTH, runtime_env_option
+from mnist_bench.publish import network
+from mnist_bench.runfile import files
 from test_files import assert_one_line_exit_2, fifo, sparse
 
 RUN_FILE = ROOT / "tests" / "fixtures" / "report" / "intel-jax.json"  # 20 KB, 7 records
@@ -124,7 +125,7 @@ def test_the_count_leaves_the_other_checks_as_they_were():
 def test_the_exact_count_takes_every_variant_and_backend():
     """`all` and the default backends are known only when the jobs are planned: the count there
     is exact, still before a job is built."""
-    from mnist_bench.runner import expand_jobs
+    from mnist_bench.execute.runner import expand_jobs
 
     config = RunConfig(variants=("all",), backends=(BACKEND,), seeds=tuple(range(2000)))
     with pytest.raises(UserError, match=r"14,000 jobs \(7 variants x 2,000 seeds\)"):
@@ -442,9 +443,9 @@ def _odd_environment(tmp_path: Path) -> Path:
 
 
 def test_mlflow_tags_read_free_form_environment_blocks_of_any_type(tmp_path):
-    from mnist_bench import export
-    from mnist_bench.records import load_run
-    from mnist_bench.report.collect import LoadedRun
+    from mnist_bench.publish import export
+    from mnist_bench.runfile.collect import LoadedRun
+    from mnist_bench.runfile.records import load_run
 
     path = _odd_environment(tmp_path)
     loaded = LoadedRun(path, load_run(path))
