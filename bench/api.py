@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import itertools
 import signal
 import sys
 import threading
@@ -32,7 +33,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from mnist_bench.core.config import RunConfig
+from mnist_bench.core.config import MAX_JOBS, RunConfig
 from mnist_bench.core.errors import UserError
 from mnist_bench.results import Comparison, Results, Verdict
 
@@ -83,7 +84,11 @@ def _normalize(name: str, value: Any) -> Any:
     elif isinstance(value, int | float):
         value = [value]
     elif isinstance(value, Iterable) and not isinstance(value, dict | bytes):
-        value = list(value)
+        if isinstance(value, Sequence) and len(value) > MAX_JOBS:  # `range(10**9)`: never listed
+            raise Error(f"{name}: {len(value):,} values; a run plans at most {MAX_JOBS:,} jobs")
+        value = list(itertools.islice(value, MAX_JOBS + 1))  # an endless iterator: a bounded part
+        if len(value) > MAX_JOBS:
+            raise Error(f"{name}: over {MAX_JOBS:,} values; a run plans at most {MAX_JOBS:,} jobs")
     else:
         return value  # RunConfig names what is wrong with it
     if cli.get("action") == "append":  # repeatable flags: a name given twice counts once
@@ -109,6 +114,8 @@ def config_from_options(
             raise Error(f"{flag('repeats')} must be an integer >= 1 (got {repeats!r})")
         if repeats < 1:
             raise Error(f"{flag('repeats')} must be at least 1")
+        if repeats > MAX_JOBS:  # before a seed is made
+            raise Error(f"{flag('repeats')} {repeats:,}: a run plans at most {MAX_JOBS:,} jobs")
         values["seeds"] = tuple(range(repeats))
     if values.get("suite"):
         from mnist_bench.plan import suite

@@ -98,13 +98,19 @@ def load(spec: str | Path | None = None) -> Dataset:
                 "(apt-get install dataset-fashion-mnist), or pass --data FOLDER"
             )
         return _load_idx_dir(FASHION_DIR, "fashion-mnist", FASHION_CLASSES)
-    path = Path(spec).expanduser()
-    if not path.exists():
+    try:
+        path = Path(spec).expanduser()
+        exists, folder = path.exists(), path.is_dir()
+    except RuntimeError:  # `~name/...` where no user is called `name`
+        raise UserError(f"{spec}: no such user's home folder") from None
+    except OSError as exc:  # a name too long, a permission refused
+        raise UserError(f"{spec}: unreadable ({exc.strerror})") from None
+    if not exists:
         raise UserError(
             f"{path}: no such file or folder (--data takes mnist, fashion-mnist, "
             "a Keras-layout .npz file, or a folder of IDX .gz files)"
         )
-    if path.is_dir():
+    if folder:
         classes = FASHION_CLASSES if "fashion" in path.name.lower() else DIGIT_CLASSES
         return _load_idx_dir(path, path.name, classes)
     return _load_npz(path, path.stem)

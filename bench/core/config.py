@@ -23,6 +23,9 @@ SCHEDULES = ("constant", "cosine", "one-cycle")
 DEVICES = ("auto", "cpu", "gpu")
 BACKENDS = ("tensorflow", "jax", "torch")
 MAX_SEED = 2**32 - 1  # numpy's (and so keras.utils.set_random_seed's) seed range: 0 .. 2**32-1
+MAX_JOBS = 10_000  # a day of training at 10 s a job; its run file (2.4 KB a record) is 24 MB
+MAX_NAME = 255  # a variant's or dataset's name: a file name's own limit (NAME_MAX)
+MAX_PATH = 4096  # a path: Linux's PATH_MAX
 
 
 class ConfigError(UserError, ValueError):
@@ -105,6 +108,11 @@ def _check_one(name: str, value: Any, check: dict[str, Any], each: bool = False)
     if ok and "choices" in check and value not in check["choices"]:
         valid = ", ".join(check["choices"])
         raise ConfigError(name, f"unknown {name.removesuffix('s')} {value!r}; valid: {valid}")
+    if ok and kind == "str" and len(value) > check.get("max_length", math.inf):
+        must = "must each be" if each else "must be"
+        raise ConfigError(
+            name, f"{name} {must} at most {check['max_length']} characters (got {len(value):,})"
+        )
     if ok and kind in ("int", "number"):
         ok = (
             value >= check.get("min", -math.inf)
@@ -198,7 +206,7 @@ class RunConfig:
             "variant to run; repeat or comma-separate for several; `all` for every one (default: "
             "the seed notebook's three: single-dense, two-dense, flatten-dense; see"
             " `mnist-bench list`)",
-            {"kind": "str", "list": True, "empty": True},
+            {"kind": "str", "list": True, "empty": True, "max_length": MAX_NAME},
             flags=("--variant", "-v"),
             action="append",
             metavar="NAME",
@@ -256,7 +264,7 @@ class RunConfig:
         metadata=_opt(
             "dataset: mnist (bundled), fashion-mnist (apt-get install dataset-fashion-mnist), "
             "a Keras-layout .npz file, or an IDX folder",
-            {"kind": "str"},
+            {"kind": "str", "max_length": MAX_PATH},
             metavar="DATA",
         ),
     )
@@ -268,7 +276,11 @@ class RunConfig:
     )
     results_dir: str = field(
         default="results/runs",
-        metadata=_opt("folder for the run's JSON file and figures", {"kind": "str"}, metavar="DIR"),
+        metadata=_opt(
+            "folder for the run's JSON file and figures",
+            {"kind": "str", "max_length": MAX_PATH},
+            metavar="DIR",
+        ),
     )
     targets: tuple[float, ...] = field(
         default=(0.97, 0.98, 0.99),
@@ -324,7 +336,7 @@ class RunConfig:
         metadata=_opt(
             "a TOML suite file: variants x backends x devices x seeds x settings grid "
             "(see suites/); options given on the command line override it",
-            {"kind": "str", "optional": True},
+            {"kind": "str", "optional": True, "max_length": MAX_PATH},
             metavar="FILE.toml",
         ),
     )
@@ -334,7 +346,7 @@ class RunConfig:
             "run only share I of N of the grid (1-based, e.g. 2/3): the same split in every "
             "process, balanced by estimated time, for a CI matrix; join the shards' run files "
             "with `mnist-bench merge`",
-            {"kind": "str", "optional": True},
+            {"kind": "str", "optional": True, "max_length": 32},
             metavar="I/N",
         ),
     )
@@ -346,6 +358,13 @@ class RunConfig:
                 object.__setattr__(self, f.name, tuple(value))
         if isinstance(self.learning_rate, int) and not isinstance(self.learning_rate, bool):
             object.__setattr__(self, "learning_rate", float(self.learning_rate))
+        # Counted before anything is checked item by item; an empty list is the defaults,
+        # counted exactly when the jobs are planned (`runner.expand_jobs`).
+        lists = {"variants": self.variants, "backends": self.backends, "devices": self.devices}
+        lists.update({"seeds": self.seeds, "grid points": self.grid})
+        counts = {k: len(v) or 1 if isinstance(v, tuple) else 1 for k, v in lists.items()}
+        counts["passes"] = 3 if self.check_determinism is True else 1  # --check-determinism
+        check_job_count(counts)
         _validate(self)
         if self.shard is not None:  # kept as "I/N", the form the run file shows
             object.__setattr__(self, "shard", "{}/{}".format(*parse_shard(self.shard)))
@@ -388,6 +407,25 @@ class RunConfig:
 
 
 GRID_FIELDS = tuple(name for name in SETTINGS_FIELDS if name != "op_determinism")
+
+
+def check_job_count(counts: dict[str, int]) -> None:
+    """Refuse a run whose grid plans more than `MAX_JOBS` jobs, from the lengths of its lists
+    (`{"variants": 3, "seeds": 5}`), before any job is built.
+
+    Raises:
+        ConfigError: their product is over `MAX_JOBS`.
+    """
+    total = math.prod(counts.values())
+    if total > MAX_JOBS:
+        shape = " x ".join(f"{n:,} {name}" for name, n in counts.items() if n != 1)
+        raise ConfigError(
+            "jobs",
+            f"the grid makes {total:,} jobs ({shape}); a run plans at most {MAX_JOBS:,}: "
+            "split it into several runs",
+        )
+
+
 MAX_SHARDS = 10_000
 
 

@@ -22,7 +22,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from mnist_bench.core.config import BACKENDS, DEVICES, MAX_SEED, SETTINGS_FIELDS, TrainSettings
+from mnist_bench.core.config import (
+    BACKENDS,
+    DEVICES,
+    MAX_NAME,
+    MAX_SEED,
+    SETTINGS_FIELDS,
+    TrainSettings,
+)
 
 # The fields of a configuration, flattened, in the order they are shown.
 CONFIG_FIELDS = ("variant", "backend", "device", "dataset", *SETTINGS_FIELDS, "dataset_digest")
@@ -63,6 +70,9 @@ class Job:
             raise ValueError(f"seed {self.seed} is outside 0..{MAX_SEED}")
         if self.repeat < 0:
             raise ValueError(f"repeat {self.repeat} is negative")
+        for name in ("variant", "dataset"):
+            if len(getattr(self, name)) > MAX_NAME:
+                raise ValueError(f"{name} name is over {MAX_NAME} characters")
 
     @functools.cached_property
     def config_key(self) -> tuple:

@@ -24,7 +24,6 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mnist_bench.core.errors import UserError
@@ -39,6 +38,8 @@ NODE_RESOURCE = "mnist_bench_node"  # one unit per node: a job asks for all of i
 CONNECT_TIMEOUT = 15.0  # seconds for a cluster to answer; `ray.init` alone may wait for minutes
 POLL_SECONDS = 0.5  # `ray.wait` returns this often, so that a signal is handled at once
 EVERY_NODE = ("node", "kind")  # --on-every-node: each node, or one node of each kind
+# Ray's runtime envs nest a few levels (env_vars, pip: {packages: [...]}, container: {...})
+RUNTIME_ENV_DEPTH = 16
 NO_GPU = "a node offers its GPUs to Ray with ray start --num-gpus N"
 
 
@@ -334,22 +335,58 @@ def _quiet_stderr() -> Iterator[None]:
 
 
 def runtime_env_option(text: str | None) -> dict[str, Any] | None:
-    """`--runtime-env`: a JSON object, or a file holding one."""
+    """`--runtime-env`: a JSON object, or a regular file holding one, of at most
+    `files.RUNTIME_ENV_LIMIT` bytes and `RUNTIME_ENV_DEPTH` levels of nesting.
+
+    Raises:
+        UserError: unreadable, not a regular file, too large, not UTF-8 JSON, too deep, or
+            not an object.
+    """
+    from mnist_bench.runfile import files
+
     if text is None:
         return None
-    raw = text
+    raw = text.encode("utf-8", "surrogateescape")
     if not text.lstrip().startswith("{"):
         try:
-            raw = Path(text).read_text()
+            raw = files.read_bytes(text, limit=files.RUNTIME_ENV_LIMIT, what="runtime env")
+        except UserError as exc:
+            raise UserError(f"--runtime-env {exc}") from None
         except OSError as exc:
             raise UserError(f"--runtime-env {text}: unreadable ({exc.strerror})") from None
+    if len(raw) > files.RUNTIME_ENV_LIMIT:
+        raise UserError(
+            f"--runtime-env: too large ({files.size_text(len(raw))}; "
+            f"limit {files.size_text(files.RUNTIME_ENV_LIMIT)})"
+        )
     try:
-        value = json.loads(raw)
+        value = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise UserError("--runtime-env: not JSON (not UTF-8 text)") from None
     except ValueError as exc:
         raise UserError(f"--runtime-env: not JSON ({exc})") from None
+    except RecursionError:  # deeper than the parser goes
+        too_deep = True
+    else:
+        too_deep = _depth(value) > RUNTIME_ENV_DEPTH
+    if too_deep:
+        raise UserError(f"--runtime-env: nested more than {RUNTIME_ENV_DEPTH} levels deep")
     if not isinstance(value, dict):
         raise UserError('--runtime-env must be a JSON object, e.g. {"pip": ["mnist-bench[jax]"]}')
     return value
+
+
+def _depth(value: Any) -> int:
+    """Levels of nesting of a parsed JSON value (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
 
 
 # ------------------------------------------------------------------------------ on the node

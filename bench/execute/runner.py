@@ -20,7 +20,7 @@ from typing import Any
 from mnist_bench import data, models
 from mnist_bench.analyse.rows import HEADLINE
 from mnist_bench.core import environment, identity, stats
-from mnist_bench.core.config import BACKENDS, PROCESS_SETTINGS, RunConfig
+from mnist_bench.core.config import BACKENDS, PROCESS_SETTINGS, RunConfig, check_job_count
 from mnist_bench.core.errors import UserError
 from mnist_bench.core.identity import Job, WorkerRequest, dataset_digest
 from mnist_bench.execute import launcher, peak
@@ -102,7 +102,8 @@ def expand_jobs(config: RunConfig, dataset: str = "mnist", digest: str = "") -> 
     device, seed. `dataset` and `digest` name the data they train on.
 
     Raises:
-        UserError: an unknown variant, no backend installed, or two jobs that are one.
+        UserError: an unknown variant, no backend installed, two jobs that are one, or more
+            than `config.MAX_JOBS` jobs.
     """
     names = config.variants or models.default_names()
     if "all" in names:
@@ -116,6 +117,9 @@ def expand_jobs(config: RunConfig, dataset: str = "mnist", digest: str = "") -> 
     # (repeat, op determinism): --check-determinism trains each job twice with the switches
     # on, and once more with them off for what they cost (`determinism_cost`).
     passes = ((0, False), (0, True), (1, True)) if config.check_determinism else ((0, None),)
+    lists = {"variants": variants, "backends": backends, "devices": config.devices}
+    lists.update({"seeds": config.seeds, "grid points": config.grid, "passes": passes})
+    check_job_count({name: len(items) for name, items in lists.items()})
     jobs: dict[tuple, Job] = {}
     for backend in backends:
         for repeat, deterministic in passes:

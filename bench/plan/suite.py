@@ -30,6 +30,7 @@ from mnist_bench.core.config import (
     ConfigError,
     RunConfig,
     TrainSettings,
+    check_job_count,
     check_value,
     checks,
 )
@@ -123,6 +124,10 @@ class _Validator:
         values = {k: v for k, v in raw.items() if k not in ("description", "settings", "grid")}
         values.update(settings)
         keys = list(grid)
+        try:  # counted before the grid is built
+            check_job_count({key: len(grid[key]) for key in keys})
+        except ConfigError as exc:
+            raise UserError(f"{self.path}: {exc}") from None
         points = [
             dict(zip(keys, combo, strict=True))
             for combo in itertools.product(*(grid[k] for k in keys))

@@ -375,13 +375,14 @@ def mixing_warnings(rows: list[Row], report: Report) -> list[str]:
 # ------------------------------------------------------------------------------------ MLflow
 KEY_TAG = "mnist_bench.key"  # one record of one run file: what makes a second export add nothing
 # Set unless the user has set them: no usage report leaves this machine, and a server that
-# stops answering fails the export within seconds, not after minutes of retries.
+# stops answering fails the export within seconds, not after minutes of retries. The timeout
+# bounds each whole request too, retries included (`network.bounded`).
 _MLFLOW_ENV = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",  # stdout is ours
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",  # a search or a batch of metrics takes well under 1 s
 }
 _CONNECT_TIMEOUT = 5.0  # seconds to open a connection to the server before giving up
 _MAX_METRICS = 1000  # per log_batch call (MLflow's limit)
@@ -427,14 +428,21 @@ def to_mlflow(report: Report, uri: str, experiment: str) -> MlflowExport:
     """
     import tempfile
 
+    from mnist_bench.publish import network
+
+    seconds = _request_seconds()
     client = _connect(uri)
     from mlflow.exceptions import MlflowException
     from requests import RequestException
 
     done = MlflowExport(uri, experiment)
     try:
-        experiment_id = _experiment(client, uri, experiment)
-        with tempfile.TemporaryDirectory(prefix="mnist-bench-export-") as tmp:
+        with network.bounded(seconds):
+            experiment_id = _experiment(client, uri, experiment)
+        with (
+            tempfile.TemporaryDirectory(prefix="mnist-bench-export-") as tmp,
+            network.bounded(seconds),
+        ):
             for loaded in report.runs:
                 seen: dict[tuple, int] = {}
                 for record in loaded.run.records:
@@ -454,9 +462,25 @@ def to_mlflow(report: Report, uri: str, experiment: str) -> MlflowExport:
                     _log_record(client, experiment_id, loaded, record, key, Path(tmp))
                     done.remade += bool(found)
                     done.created += not found
-    except (MlflowException, RequestException, OSError) as exc:
+    except (MlflowException, RequestException, OSError, network.NetworkBound) as exc:
         raise UserError(f"MLflow at {uri}: {_first_line(exc)}") from None
     return done
+
+
+def _request_seconds() -> float:
+    """The whole time one request may take: MLFLOW_HTTP_REQUEST_TIMEOUT (MLflow's own timeout
+    on each socket operation), 10 s unless the user set it."""
+    import math
+
+    name = "MLFLOW_HTTP_REQUEST_TIMEOUT"
+    text = os.environ.get(name, _MLFLOW_ENV[name])
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds < math.inf:
+        raise UserError(f"{name} must be seconds > 0 (got {text!r})")
+    return seconds
 
 
 def _first_line(exc: BaseException) -> str:
@@ -595,9 +619,9 @@ def _tags(loaded: LoadedRun, record: Record, key: str) -> dict[str, str]:
 
     env = loaded.run.environment
     git = env.get("git") or {}
-    packages = env.get("packages") or {}
+    packages = _table(env.get("packages"))  # free-form blocks: any JSON value reads as none
     backend = record.backend
-    version = ((env.get("backends") or {}).get(backend) or {}).get("version")
+    version = _table((env.get("backends") or {}).get(backend)).get("version")
     tags: dict[str, Any] = {
         KEY_TAG: key,
         "mnist_bench.run_id": loaded.run.run_id,
@@ -625,6 +649,10 @@ def _tags(loaded: LoadedRun, record: Record, key: str) -> dict[str, str]:
             text = str(value).lower() if isinstance(value, bool) else str(value)
             out[name] = text[:5000]  # MLflow's limit on a tag's value is 8,000 characters
     return out
+
+
+def _table(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _metrics(record: Record, start: int, end: int) -> list[Any]:

@@ -21,6 +21,8 @@ SUITE_LIMIT = 1 * MiB  # a suite is a few lines of TOML
 CACHE_LIMIT = 1 * MiB  # the tool's own small JSON caches (the machine's peak GFLOP/s)
 DATASET_FILE_LIMIT = 512 * MiB  # an .npz or IDX .gz file: MNIST's uncompressed .npz is 52 MiB
 DATASET_ARRAY_LIMIT = 1024 * MiB  # one array, decompressed: MNIST's x_train is 45 MiB
+RUNTIME_ENV_LIMIT = 1 * MiB  # Ray's runtime env: a few package names, paths and variables
+_CHUNK = 1 * MiB  # what a file that grew since its `stat` is read on by
 
 _KINDS = (
     (stat.S_ISDIR, "a folder"),
@@ -96,7 +98,17 @@ def read_bytes(path: str | Path, *, limit: int, what: str) -> bytes:
         OSError: the file cannot be opened or read.
     """
     with open_regular(path, limit=limit, what=what) as f:
-        data = f.read(limit + 1)
-    if len(data) > limit:
+        # As much as the file holds, plus a byte to see it grow: a read of `limit` bytes would
+        # reserve all of them up front, whatever the file's size.
+        want = min(os.fstat(f.fileno()).st_size, limit) + 1
+        chunks, total = [], 0
+        while total <= limit:
+            ask = min(want, limit + 1 - total)
+            chunks.append(f.read(ask))
+            total += len(chunks[-1])
+            if len(chunks[-1]) < ask:  # the end of the file
+                break
+            want = _CHUNK
+    if total > limit:
         raise UserError(f"{path}: too large for a {what} (over {size_text(limit)}, the limit)")
-    return data
+    return b"".join(chunks)
