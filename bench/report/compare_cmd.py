@@ -16,6 +16,7 @@ from mnist_bench.report.compare import (
     Change,
     Row,
     Tolerances,
+    check_gate_options,
     compare,
     unlike,
 )
@@ -50,13 +51,11 @@ JSON_KEYS_CHECK = (
 
 
 def _fraction(text: str) -> float:
+    """`0.1` or `10%`; its range is checked with the API's rule (`_tolerances`)."""
     try:
-        value = float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
+        return float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 <= value < 10:
-        raise argparse.ArgumentTypeError(f"out of range: {text!r}")
-    return value
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -167,6 +166,11 @@ def _load(paths: list[str], skip_bad: bool, warnings: list[str] | None = None):
 
 
 def _tolerances(args: argparse.Namespace) -> Tolerances:
+    """The tolerances given, held to the rules the API's keywords keep (`GATE_CHECKS`)."""
+    given = {"accuracy_tolerance": args.accuracy_tolerance, "time_tolerance": args.time_tolerance}
+    if "max_slowdown" in args:
+        given["max_slowdown"] = args.max_slowdown
+    check_gate_options(given, name=lambda keyword: "--" + keyword.replace("_", "-"))
     return Tolerances(accuracy=args.accuracy_tolerance, time=args.time_tolerance)
 
 
