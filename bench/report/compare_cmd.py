@@ -65,7 +65,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         default=0.005,
         metavar="X",
         help="absolute test-accuracy change that counts (default 0.005, i.e. half a "
-        "point); used when a side has a single seed, and as the smallest drop "
+        "point; 0..1); used when a side has a single seed, and as the smallest drop "
         "`check` fails on",
     )
     p.add_argument(
@@ -73,7 +73,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         type=_fraction,
         default=0.10,
         metavar="X",
-        help="relative timing change that counts with a single seed (default 0.10, or write 10%%)",
+        help="relative timing change that counts with a single seed (default 0.10, or write "
+        "10%%; 0..10)",
     )
     p.add_argument(
         "--skip-bad",
@@ -132,7 +133,7 @@ def add_check(p: argparse.ArgumentParser) -> None:
         default=None,
         metavar="X",
         help="also fail when training or inference throughput falls by more than "
-        "this fraction (e.g. 0.25); off by default, CI machines are noisy; "
+        "this fraction (e.g. 0.25; 0..1); off by default, CI machines are noisy; "
         "contended and unstable records are never judged on timing",
     )
     p.add_argument(
