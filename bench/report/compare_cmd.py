@@ -73,8 +73,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         type=_fraction,
         default=0.10,
         metavar="X",
-        help="relative timing change that counts with a single seed (default 0.10, or write "
-        "10%%; 0..10)",
+        help="relative timing change that counts with a single seed, 0..10 (default 0.10, or "
+        "write 10%%)",
     )
     p.add_argument(
         "--skip-bad",
