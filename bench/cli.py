@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from mnist_bench.console import make_console
+from mnist_bench.console import closed_stdout, discard_stdout, make_console
 from mnist_bench.errors import UserError
 
 EPILOG = """examples:
@@ -562,7 +562,8 @@ COMMANDS: list[Command] = [
 
 # A reader that closed standard output (`mnist-bench history | head`): 128 + SIGPIPE, the code a
 # Unix tool killed by the signal gives, for every command, never the command's own code: a gate
-# cut short must not read as passed, nor output cut short as a regression.
+# cut short must not read as passed, nor output cut short as a regression. Quietly: a plain
+# print stops the command there; the rich console lets it finish (a run saves every record).
 CLOSED_STDOUT = 141
 
 
@@ -574,10 +575,9 @@ def main(argv: list[str] | None = None) -> int:
             if sys.stdout is not None:
                 sys.stdout.flush()
     except BrokenPipeError:
-        # Quietly: what is still buffered goes nowhere, not into a second error at exit.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        discard_stdout()  # what is still buffered goes nowhere, not into an error at exit
         return CLOSED_STDOUT
-    return code
+    return CLOSED_STDOUT if closed_stdout() else code
 
 
 def _command(argv: list[str] | None) -> int:

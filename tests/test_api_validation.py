@@ -15,7 +15,7 @@ from typing import Any
 
 import mnist_bench
 import pytest
-from conftest import BACKEND, ROOT
+from conftest import BACKEND, ROOT, needs_backend, only_run
 from mnist_bench import cli
 
 GATE = ROOT / "tests" / "fixtures" / "gate"
@@ -374,3 +374,15 @@ def test_a_closed_standard_output_exits_141_quietly(args):
     assert out.returncode == cli.CLOSED_STDOUT == 141, out.stderr
     assert "Traceback" not in out.stderr and "BrokenPipe" not in out.stderr, out.stderr
     assert "Exception ignored" not in out.stderr, out.stderr
+
+
+@needs_backend
+def test_a_run_whose_reader_left_still_saves_every_record(tmp_path):
+    """`mnist-bench run ... | head -1`: the run goes on quietly to its end (rich's own handling
+    exited 1 at the first line, leaving the run file `running` with no record)."""
+    out = closed_stdout("run", "-b", BACKEND, "-v", "two-dense", "--epochs", "1",
+                        "--train-limit", "600", "--test-limit", "300", "--no-figures",
+                        "--results-dir", str(tmp_path))  # fmt: skip
+    assert out.returncode == 141 and "Traceback" not in out.stderr, out.stderr
+    run = only_run(tmp_path)
+    assert run.status == "complete" and [r.status for r in run.records] == ["ok"]
