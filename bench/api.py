@@ -264,7 +264,8 @@ def run(
     Args:
         variants: variant names, or `all` (default: the seed notebook's three).
         backends: tensorflow, jax, torch (default: every installed one).
-        seeds: one record per seed (default 0); `repeats=N` is seeds 0..N-1.
+        seeds: one record per seed (default 0); `repeats=N` is seeds 0..N-1 (one or the
+            other, not both).
         epochs, batch_size, optimizer, learning_rate, schedule: override every variant's.
         train_limit, test_limit: only the first N training / test samples.
         suite: a TOML suite; the other keywords override it.
@@ -280,8 +281,9 @@ def run(
         The run's `Results`, whatever became of its records (see `Results.records`).
 
     Raises:
-        Error: an unknown keyword, a bad value, variant, backend, data or suite file; the
-            message is the command line's.
+        Error: an unknown keyword, a bad value (each keyword held to its option's rule: a
+            blank name or path, a wrong type), variant, backend, data or suite file; the
+            message is the command line's, naming the keyword.
         KeyboardInterrupt: Ctrl-C (or a notebook's interrupt) stopped it; the run file says
             `interrupted`, keeps every finished record, and `run(resume=path)` finishes it.
 
