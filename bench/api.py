@@ -362,7 +362,7 @@ def _as_paths(
         raise Error(f"{name}: no path given")
     for item in items:
         if not isinstance(item, str | Path):
-            raise Error(f"{name} must be paths (str or Path), got {reprlib.repr(item)}")
+            raise Error(f"{name} must be paths, each a str or Path (got {reprlib.repr(item)})")
         if not str(item).strip():
             raise Error(f"{name}: an empty path")
     return [str(p) for p in items]
