@@ -33,12 +33,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from mnist_bench.config import RunConfig, check_value
-from mnist_bench.errors import UserError
+from mnist_bench.core.config import RunConfig, check_value
+from mnist_bench.core.errors import UserError
 from mnist_bench.results import Comparison, Results, Verdict
 
 if TYPE_CHECKING:
-    from mnist_bench.runner import Run
+    from mnist_bench.execute.runner import Run
     from rich.console import Console
 
 Error = UserError
@@ -119,7 +119,7 @@ def config_from_options(
             )
         values["seeds"] = tuple(range(repeats))
     if values.get("suite"):
-        from mnist_bench import suite
+        from mnist_bench.plan import suite
 
         return suite.load(values["suite"], overrides=values)
     return RunConfig(**values)
@@ -139,7 +139,7 @@ def open_run(
     Raises:
         Error: bad options, options given with `resume`, a bad run file to resume.
     """
-    from mnist_bench.runner import Run
+    from mnist_bench.execute.runner import Run
 
     if resume is not None:  # the run's own configuration is the one it finishes with
         given = [flag(name) for name in options] + (
@@ -167,9 +167,9 @@ def execute_run(
     Returns the results and the signal that stopped the run (None when it ran to its end).
     `when_final` is called once the run file is final, before the figures are drawn.
     """
-    from mnist_bench import progress
-    from mnist_bench.report import run_figures
-    from mnist_bench.runner import Interrupted
+    from mnist_bench.execute import progress
+    from mnist_bench.execute.runner import Interrupted
+    from mnist_bench.render import run_figures
 
     console.print(
         f"run {run.file.run_id}: {len(run.pending)} record(s) to go -> {run.path}",
@@ -198,7 +198,7 @@ def _interruptible() -> Iterator[None]:
     """The runner's signal handling for the length of one call, then the process's own back:
     in a notebook kernel, a later Ctrl-C must interrupt a cell as usual, not kill the kernel.
     Off the main thread no signal arrives, and none can be caught."""
-    from mnist_bench import runner
+    from mnist_bench.execute import runner
 
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -305,7 +305,7 @@ def run(
         for name in CONFIG_OPTIONS
         if given.get(name) is not None
     }
-    from mnist_bench.runner import Interrupted
+    from mnist_bench.execute.runner import Interrupted
 
     console = _api_console(quiet=not progress)
     with _interruptible():
@@ -384,8 +384,8 @@ def load(paths: Paths, *, skip_bad: bool = False) -> Results:
     Example:
         >>> mnist_bench.load("results/published").to_pandas()
     """
-    from mnist_bench.report import collect
-    from mnist_bench.report.compare import check_gate_options
+    from mnist_bench.analyse.compare import check_gate_options
+    from mnist_bench.runfile import collect
 
     check_gate_options({"skip_bad": skip_bad})
     return Results(
@@ -404,7 +404,7 @@ def _results(value: Results | Paths, name: str, skip_bad: bool = False) -> Resul
 
 # ----------------------------------------------------------------------------- comparisons
 def _match_on(fields: str | Sequence[str] | None) -> tuple[str, ...] | None:
-    from mnist_bench import identity
+    from mnist_bench.core import identity
 
     if fields is None:
         return None
@@ -450,8 +450,8 @@ def compare(
         >>> jax, torch = (mnist_bench.run(backends=b, epochs=1) for b in ("jax", "torch"))
         >>> mnist_bench.compare(jax, torch, match_on=["variant", "device"]).to_pandas()
     """
-    from mnist_bench.report.compare import Tolerances, check_gate_options
-    from mnist_bench.report.compare import compare as compare_records
+    from mnist_bench.analyse.compare import Tolerances, check_gate_options
+    from mnist_bench.analyse.compare import compare as compare_records
 
     check_gate_options(
         {
@@ -496,7 +496,7 @@ def check(
         >>> verdict = mnist_bench.check(results, "results/baseline")
         >>> assert verdict.passed, verdict
     """
-    from mnist_bench.report.compare import check_gate_options
+    from mnist_bench.analyse.compare import check_gate_options
 
     check_gate_options(
         {
@@ -532,8 +532,8 @@ def judge(
 ) -> Verdict:
     """`check` on loaded results; `names` (results, baseline) are what its errors call them
     (`mnist-bench check` gives the paths). The keywords keep `check`'s rules."""
-    from mnist_bench.report.compare import Tolerances, check_gate_options, gate
-    from mnist_bench.report.compare import compare as compare_records
+    from mnist_bench.analyse.compare import Tolerances, check_gate_options, gate
+    from mnist_bench.analyse.compare import compare as compare_records
 
     check_gate_options(
         {
