@@ -26,6 +26,7 @@ import contextlib
 import dataclasses
 import difflib
 import itertools
+import reprlib
 import signal
 import sys
 import threading
@@ -33,7 +34,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from mnist_bench.core.config import MAX_JOBS, RunConfig
+from mnist_bench.core.config import MAX_JOBS, RunConfig, check_value
 from mnist_bench.core.errors import UserError
 from mnist_bench.results import Comparison, Results, Verdict
 
@@ -92,7 +93,7 @@ def _normalize(name: str, value: Any) -> Any:
     else:
         return value  # RunConfig names what is wrong with it
     if cli.get("action") == "append":  # repeatable flags: a name given twice counts once
-        value = list(dict.fromkeys(v for v in value if v != ""))
+        value = list(dict.fromkeys(value))
     return tuple(value)
 
 
@@ -106,9 +107,12 @@ def config_from_options(
     overriding it. `flag` names an option in messages.
 
     Raises:
-        Error: a value out of range or of the wrong type, an unknown name, a bad suite.
+        Error: a value out of range or of the wrong type, an unknown name, a bad suite,
+            `repeats` with seeds.
     """
     values = dict(options)
+    for name, value in values.items():  # before a suite is read (a suite's own as it is read)
+        check_value(name, value, _field(name).metadata["check"])
     if repeats is not None:
         if isinstance(repeats, bool) or not isinstance(repeats, int):
             raise Error(f"{flag('repeats')} must be an integer >= 1 (got {repeats!r})")
@@ -116,6 +120,10 @@ def config_from_options(
             raise Error(f"{flag('repeats')} must be at least 1")
         if repeats > MAX_JOBS:  # before a seed is made
             raise Error(f"{flag('repeats')} {repeats:,}: a run plans at most {MAX_JOBS:,} jobs")
+        if "seeds" in values:
+            raise Error(
+                f"{flag('repeats')} N means {flag('seeds')} 0,1,...,N-1: give one of the two"
+            )
         values["seeds"] = tuple(range(repeats))
     if values.get("suite"):
         from mnist_bench.plan import suite
@@ -263,7 +271,8 @@ def run(
     Args:
         variants: variant names, or `all` (default: the seed notebook's three).
         backends: tensorflow, jax, torch (default: every installed one).
-        seeds: one record per seed (default 0); `repeats=N` is seeds 0..N-1.
+        seeds: one record per seed (default 0); `repeats=N` is seeds 0..N-1 (one or the
+            other, not both).
         epochs, batch_size, optimizer, learning_rate, schedule: override every variant's.
         train_limit, test_limit: only the first N training / test samples.
         suite: a TOML suite; the other keywords override it.
@@ -279,8 +288,9 @@ def run(
         The run's `Results`, whatever became of its records (see `Results.records`).
 
     Raises:
-        Error: an unknown keyword, a bad value, variant, backend, data or suite file; the
-            message is the command line's.
+        Error: an unknown keyword, a bad value (each keyword held to its option's rule: a
+            blank name or path, a wrong type), variant, backend, data or suite file; the
+            message is the command line's, naming the keyword.
         KeyboardInterrupt: Ctrl-C (or a notebook's interrupt) stopped it; the run file says
             `interrupted`, keeps every finished record, and `run(resume=path)` finishes it.
 
@@ -291,14 +301,17 @@ def run(
     for name in more:
         if name not in CONFIG_OPTIONS:
             raise Error(_unknown_keyword(name))
+    for name, value in (("progress", progress), ("figures", figures)):
+        check_value(name, value, {"kind": "bool"})
+    if isinstance(resume, Path):
+        resume = str(resume)
+    check_value("resume", resume, {"kind": "str", "optional": True})
     given = {**locals(), **more}
     options = {
         name: _normalize(name, given[name])
         for name in CONFIG_OPTIONS
         if given.get(name) is not None
     }
-    if resume is not None:
-        resume = str(resume)
     from mnist_bench.execute.runner import Interrupted
 
     console = _api_console(quiet=not progress)
@@ -343,10 +356,23 @@ def _unknown_keyword(name: str) -> str:
     return f"unknown option {name!r}{hint}; valid: {', '.join(RUN_OPTIONS)}"
 
 
-def _as_paths(paths: Paths) -> list[str]:
-    if isinstance(paths, str | Path):
-        return [str(paths)]
-    return [str(p) for p in paths]
+def _as_paths(
+    paths: Any, name: str = "paths", what: str = "a path or a list of paths"
+) -> list[str]:
+    """One path or a sequence of them, as strings; anything else, or an empty path, is an
+    `Error` naming the keyword `name` and `what` it takes."""
+    items = [paths] if isinstance(paths, str | Path) else paths
+    if not isinstance(items, Iterable) or isinstance(items, bytes | dict):
+        raise Error(f"{name} must be {what} (got {reprlib.repr(paths)})")
+    items = list(items)
+    if not items:
+        raise Error(f"{name}: no path given")
+    for item in items:
+        if not isinstance(item, str | Path):
+            raise Error(f"{name} must be paths, each a str or Path (got {reprlib.repr(item)})")
+        if not str(item).strip():
+            raise Error(f"{name}: an empty path")
+    return [str(p) for p in items]
 
 
 def _warn(message: str) -> None:
@@ -365,13 +391,22 @@ def load(paths: Paths, *, skip_bad: bool = False) -> Results:
     Example:
         >>> mnist_bench.load("results/published").to_pandas()
     """
+    from mnist_bench.analyse.compare import check_gate_options
     from mnist_bench.runfile import collect
 
-    return Results(collect.load_runs(_as_paths(paths), skip_bad=skip_bad, warn=_warn))
+    check_gate_options({"skip_bad": skip_bad})
+    return Results(
+        collect.load_runs(
+            _as_paths(paths), skip_bad=skip_bad, warn=_warn, skip_option="skip_bad=True"
+        )
+    )
 
 
-def _results(value: Results | Paths) -> Results:
-    return value if isinstance(value, Results) else load(value)
+def _results(value: Results | Paths, name: str, skip_bad: bool = False) -> Results:
+    """`value` itself, or the run files it names loaded; `name` is its keyword in messages."""
+    if isinstance(value, Results):
+        return value
+    return load(_as_paths(value, name, "Results, a path or a list of paths"), skip_bad=skip_bad)
 
 
 # ----------------------------------------------------------------------------- comparisons
@@ -382,6 +417,13 @@ def _match_on(fields: str | Sequence[str] | None) -> tuple[str, ...] | None:
         return None
     if isinstance(fields, str):
         fields = [f.strip() for f in fields.split(",") if f.strip()]
+    elif isinstance(fields, Iterable) and not isinstance(fields, bytes | dict):
+        fields = list(fields)
+    if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+        raise Error(
+            "match_on must be field names: a list or a comma-separated string "
+            f"(got {reprlib.repr(fields)})"
+        )
     try:
         return identity.check_match_fields(fields)
     except ValueError as exc:
@@ -395,6 +437,7 @@ def compare(
     accuracy_tolerance: float = 0.005,
     time_tolerance: float = 0.10,
     match_on: Sequence[str] | None = None,
+    skip_bad: bool = False,
 ) -> Comparison:
     """Match the configurations of `base` and `new` and judge each change, as
     `mnist-bench compare` does: Welch's t-test where both sides have two or more seeds, else
@@ -404,18 +447,31 @@ def compare(
         base, new: `Results`, or run files and folders to load.
         match_on: match on these configuration fields only (e.g. variant, backend, device),
             to compare across settings on purpose.
+        skip_bad: as `load`'s.
+
+    Raises:
+        Error: a tolerance out of range (accuracy 0..1, time 0..10) or not a number, an
+            unknown field, a bad file.
 
     Example:
         >>> jax, torch = (mnist_bench.run(backends=b, epochs=1) for b in ("jax", "torch"))
         >>> mnist_bench.compare(jax, torch, match_on=["variant", "device"]).to_pandas()
     """
-    from mnist_bench.analyse.compare import Tolerances
+    from mnist_bench.analyse.compare import Tolerances, check_gate_options
     from mnist_bench.analyse.compare import compare as compare_records
 
+    check_gate_options(
+        {
+            "accuracy_tolerance": accuracy_tolerance,
+            "time_tolerance": time_tolerance,
+            "skip_bad": skip_bad,
+        }
+    )
     on = _match_on(match_on)
     tolerances = Tolerances(accuracy=accuracy_tolerance, time=time_tolerance)
+    base_records = _results(base, "base", skip_bad).records
     return Comparison(
-        compare_records(_results(base).records, _results(new).records, tolerances, on=on)
+        compare_records(base_records, _results(new, "new", skip_bad).records, tolerances, on=on)
     )
 
 
@@ -428,6 +484,7 @@ def check(
     max_slowdown: float | None = None,
     allow_missing: bool = False,
     match_on: Sequence[str] | None = None,
+    skip_bad: bool = False,
 ) -> Verdict:
     """The CI gate of `mnist-bench check`, as a value: it does not exit or print.
 
@@ -435,17 +492,32 @@ def check(
     failed where the baseline has a result, or when its accuracy fell by more than
     `accuracy_tolerance` (and, with two or more seeds on both sides, Welch's test calls the
     drop significant); with `max_slowdown` (e.g. 0.25), also when throughput fell by more.
+    The keywords keep `mnist-bench check`'s rules: each tolerance a finite number, accuracy
+    and `max_slowdown` in 0..1, time in 0..10.
 
     Raises:
-        Error: the two hold the same run, or no configuration matches at all.
+        Error: a keyword breaks its rule, a bad file (see `skip_bad`), the two hold the same
+            run, or no configuration matches at all.
 
     Example:
         >>> verdict = mnist_bench.check(results, "results/baseline")
         >>> assert verdict.passed, verdict
     """
+    from mnist_bench.analyse.compare import check_gate_options
+
+    check_gate_options(
+        {
+            "accuracy_tolerance": accuracy_tolerance,
+            "time_tolerance": time_tolerance,
+            "max_slowdown": max_slowdown,
+            "allow_missing": allow_missing,
+            "skip_bad": skip_bad,
+        }
+    )
+    _match_on(match_on)
     return judge(
-        _results(results),
-        _results(baseline),
+        _results(results, "results", skip_bad),
+        _results(baseline, "baseline", skip_bad),
         accuracy_tolerance=accuracy_tolerance,
         time_tolerance=time_tolerance,
         max_slowdown=max_slowdown,
@@ -466,10 +538,21 @@ def judge(
     names: tuple[str, str] = ("the results", "the baseline"),
 ) -> Verdict:
     """`check` on loaded results; `names` (results, baseline) are what its errors call them
-    (`mnist-bench check` gives the paths)."""
-    from mnist_bench.analyse.compare import Tolerances, gate
+    (`mnist-bench check` gives the paths). The keywords keep `check`'s rules."""
+    from mnist_bench.analyse.compare import Tolerances, check_gate_options, gate
     from mnist_bench.analyse.compare import compare as compare_records
 
+    check_gate_options(
+        {
+            "accuracy_tolerance": accuracy_tolerance,
+            "time_tolerance": time_tolerance,
+            "max_slowdown": max_slowdown,
+            "allow_missing": allow_missing,
+        }
+    )
+    for name, value in (("results", results), ("baseline", baseline)):
+        if not isinstance(value, Results):
+            raise Error(f"{name} must be Results (load paths with mnist_bench.load)")
     new_name, base_name = names
     shared = {b.run.run_id for b in baseline.runs} & {r.run.run_id for r in results.runs}
     if shared:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mnist_bench.core.errors import UserError
-from mnist_bench.render.console import make_console
+from mnist_bench.render.console import closed_stdout, discard_stdout, make_console
 
 EPILOG = """examples:
   mnist-bench run                                   the seed notebook's three nets (not every
@@ -29,7 +29,8 @@ EPILOG = """examples:
   mnist-bench merge shards/*.json -o merged.json     one run file from the three
 
 exit codes: 0 ok; 1 a record failed, or a check found a regression; 2 bad input;
-130/143 interrupted (the run file keeps every finished record: resume with --resume)."""
+130/143 interrupted (the run file keeps every finished record: resume with --resume);
+141 standard output closed early (e.g. piped into head): the output was cut short."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -37,6 +38,14 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _not_blank(text: str) -> str:
+    """A command's options and arguments are names, paths and numbers, never blank: an empty
+    path would mean the current folder, an empty name the default."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"an empty value ({text!r})")
+    return text
 
 
 def build_parser() -> Parser:
@@ -54,7 +63,9 @@ def build_parser() -> Parser:
         dest="command", required=True, metavar="COMMAND", parser_class=Parser
     )
     for name, help_text, add, _ in COMMANDS:
-        add(sub.add_parser(name, help=help_text, description=help_text))
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        command.register("type", None, _not_blank)  # the type of every option given none
+        add(command)
     return parser
 
 
@@ -134,8 +145,8 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, name, None)
         if value is not None:
             if isinstance(value, list):  # repeatable options also take comma-separated lists
-                value = [part.strip() for item in value for part in item.split(",") if part.strip()]
-                value = tuple(dict.fromkeys(value))
+                value = [part.strip() for item in value for part in item.split(",")]
+                value = tuple(dict.fromkeys(value))  # an empty name stays, to be refused
             values[name] = value
     return values
 
@@ -569,7 +580,27 @@ COMMANDS: list[Command] = [
 ]
 
 
+# A reader that closed standard output (`mnist-bench history | head`): 128 + SIGPIPE, the code a
+# Unix tool killed by the signal gives, for every command, never the command's own code: a gate
+# cut short must not read as passed, nor output cut short as a regression. Quietly: a plain
+# print stops the command there; the rich console lets it finish (a run saves every record).
+CLOSED_STDOUT = 141
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        try:
+            code = _command(argv)
+        finally:  # a closed pipe shows here (--help too), not in the interpreter's last flush
+            if sys.stdout is not None:
+                sys.stdout.flush()
+    except BrokenPipeError:
+        discard_stdout()  # what is still buffered goes nowhere, not into an error at exit
+        return CLOSED_STDOUT
+    return CLOSED_STDOUT if closed_stdout() else code
+
+
+def _command(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     handler = {name: cmd for name, _, _, cmd in COMMANDS}[args.command]
     try:
@@ -577,8 +608,6 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"mnist-bench {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except BrokenPipeError:
-        return 0
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mnist_bench.core.config import check_value
 from mnist_bench.core.errors import UserError as Error
 
 if TYPE_CHECKING:
@@ -25,6 +26,13 @@ if TYPE_CHECKING:
     from mnist_bench.runfile.collect import LoadedRun
     from mnist_bench.runfile.records import Record
     from rich.table import Table
+
+# The rules of the methods' arguments (`mnist_bench.core.config.check_value`, as for `run`'s).
+NAME = {"kind": "str"}
+OPTIONAL_NAME = {"kind": "str", "optional": True}
+MAX_PREDICTIONS = 200  # images in one `predictions` figure
+COUNT = {"kind": "int", "min": 1, "max": MAX_PREDICTIONS}
+FLAG = {"kind": "bool"}
 
 
 @dataclass
@@ -90,6 +98,9 @@ class Results:
             Error: no record matches.
         """
         from mnist_bench.runfile.collect import LoadedRun
+
+        check_value("variant", variant, OPTIONAL_NAME)
+        check_value("backend", backend, OPTIONAL_NAME)
 
         def keep(item: Any) -> bool:
             get = item.get if isinstance(item, dict) else lambda name: getattr(item, name)
@@ -202,6 +213,9 @@ class Results:
     def _row(self, variant: str, backend: str, device: str | None) -> Row:
         from mnist_bench.analyse.rows import variant_label
 
+        check_value("variant", variant, NAME)
+        check_value("backend", backend, NAME)
+        check_value("device", device, OPTIONAL_NAME)
         all_rows = self.rows
         found = [
             row
@@ -243,9 +257,11 @@ class Results:
         if matrix is None:
             raise Error(f"{variant} · {backend}: its records hold no confusion matrix")
         total = sum(map(sum, matrix))
-        accuracy = sum(matrix[i][i] for i in range(len(matrix))) / total
+        correct = sum(matrix[i][i] for i in range(len(matrix)))
+        # No test sample (an all-zero matrix): the figure says so rather than an accuracy.
+        measured = f"accuracy {correct / total:.4f}" if total else "no test samples"
         seeds = f"{row.seeds} seeds summed" if row.seeds > 1 else f"seed {row.records[0].seed}"
-        title = f"{variant} · {backend} · {row.device}: accuracy {accuracy:.4f} ({seeds})"
+        title = f"{variant} · {backend} · {row.device}: {measured} ({seeds})"
         return figures.confusion_heatmap(matrix, self._class_names(row.records[0]), title)
 
     def predictions(
@@ -265,38 +281,59 @@ class Results:
         image is among them. No model is kept or re-run. Shows the first seed's record.
 
         Raises:
-            Error: as `confusion_matrix`; or the dataset is not the one the run used.
+            Error: as `confusion_matrix`; `count` not 1..200; the dataset is not the one the
+                run used; the record lists none of its mistakes, so no prediction is known.
         """
         import numpy as np
         from matplotlib.figure import Figure
 
+        check_value("count", count, COUNT)
+        check_value("wrong", wrong, FLAG)
         record = self._row(variant, backend, device).records[0]
         dataset = self._dataset(record)
         images, truth = dataset.x_test, dataset.y_test
+        where = f"{variant} · {backend}"
+        tested = len(truth) if record.test_samples is None else record.test_samples
         mistakes = {index: predicted for index, _, predicted in record.misclassified}
+        if tested > len(truth) or max(mistakes, default=0) >= len(truth):
+            raise Error(
+                f"{where}: measured on {tested} test images, the dataset has {len(truth)}: "
+                "not the data the run used"
+            )
+        matrix = record.confusion_matrix
+        errors = None  # unknown without a confusion matrix
+        if matrix is not None:
+            errors = sum(map(sum, matrix)) - sum(matrix[i][i] for i in range(len(matrix)))
+        if errors != 0 and not mistakes:  # some mistakes (or an unknown number), none listed
+            some = f"{errors} " if errors else ""
+            raise Error(f"{where}: the record lists none of its {some}misclassified test images, "
+                        "so no prediction is known")  # fmt: skip
         if wrong:
             shown = sorted(mistakes)[:count]
         else:
-            matrix = record.confusion_matrix or []
-            errors = sum(map(sum, matrix)) - sum(matrix[i][i] for i in range(len(matrix)))
-            complete = len(mistakes) >= errors  # every mistake is listed: all is known
-            known = (record.test_samples or len(truth)) if complete else max(mistakes) + 1
+            complete = errors is not None and len(mistakes) >= errors  # all is known
+            known = tested if complete else max(mistakes, default=-1) + 1
             shown = list(range(min(count, known)))
-        names = self._class_names(record) or [str(i) for i in range(10)]
+        names = self._class_names(record) or []
         columns = min(8, max(1, len(shown)))
         lines = max(1, -(-len(shown) // columns))
         fig = Figure(figsize=(1.3 * columns, 1.55 * lines + 0.4), layout="constrained")
         axes = np.atleast_1d(fig.subplots(lines, columns)).ravel()
         for ax in axes:
             ax.axis("off")
+
+        def name(label: int) -> str:  # a class the run file does not name shows as its number
+            return str(names[label]) if 0 <= label < len(names) else str(label)
+
         for ax, index in zip(axes, shown, strict=False):
-            predicted = mistakes.get(index, int(truth[index]))
-            ok = predicted == int(truth[index])
+            predicted, true = mistakes.get(index, int(truth[index])), int(truth[index])
+            ok = predicted == true
             ax.imshow(images[index], cmap="gray_r", interpolation="nearest")
-            label = names[predicted] if ok else f"{names[predicted]} (true {names[truth[index]]})"
+            label = name(predicted) if ok else f"{name(predicted)} (true {name(true)})"
             ax.set_title(label, fontsize=8, color="black" if ok else "red")
         what = "misclassified test images" if wrong else "test images"
-        fig.suptitle(f"{variant} · {backend} · seed {record.seed}: predictions, first {what}",
+        what = f"first {what}" if shown else f"no {what}"  # no mistake, or no test sample
+        fig.suptitle(f"{variant} · {backend} · seed {record.seed}: predictions, {what}",
                      fontsize=9)  # fmt: skip
         return fig
 

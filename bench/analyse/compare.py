@@ -13,11 +13,13 @@ seed averaged):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from mnist_bench.analyse.rows import ACCURACY, HEADLINE, Metric
 from mnist_bench.core import identity, stats
+from mnist_bench.core.config import check_value
 from mnist_bench.core.identity import Job
 from mnist_bench.runfile.records import Record
 
@@ -33,6 +35,28 @@ class Tolerances:
     accuracy: float = 0.005  # absolute, test accuracy
     time: float = 0.10  # relative, timing metrics
     confidence: float = 0.95
+
+
+# The rules of compare's and check's options, by the API's keyword: `mnist-bench compare` and
+# `check` hold their flags to them, the API its keywords (`check_gate_options`). A NaN or a
+# negative tolerance would let every drop through.
+GATE_CHECKS: dict[str, dict[str, Any]] = {
+    "accuracy_tolerance": {"kind": "number", "min": 0, "max": 1},
+    "time_tolerance": {"kind": "number", "min": 0, "max": 10},
+    "max_slowdown": {"kind": "number", "min": 0, "max": 1, "optional": True},
+    "allow_missing": {"kind": "bool"},
+    "skip_bad": {"kind": "bool"},
+}
+
+
+def check_gate_options(
+    values: dict[str, Any], name: Callable[[str], str] = lambda keyword: keyword
+) -> None:
+    """Raise `ConfigError` (a `UserError`: one line) naming the first of `values` (keyword ->
+    value, keywords of `GATE_CHECKS`) that breaks its rule; `name` is what the message calls
+    a keyword (the API's keyword, or the command's flag)."""
+    for keyword, value in values.items():
+        check_value(name(keyword), value, GATE_CHECKS[keyword])
 
 
 @dataclass

@@ -13,6 +13,7 @@ from mnist_bench.analyse.compare import (
     Change,
     Row,
     Tolerances,
+    check_gate_options,
     compare,
     unlike,
 )
@@ -50,13 +51,11 @@ JSON_KEYS_CHECK = (
 
 
 def _fraction(text: str) -> float:
+    """`0.1` or `10%`; its range is checked with the API's rule (`_tolerances`)."""
     try:
-        value = float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
+        return float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 <= value < 10:
-        raise argparse.ArgumentTypeError(f"out of range: {text!r}")
-    return value
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -66,7 +65,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         default=0.005,
         metavar="X",
         help="absolute test-accuracy change that counts (default 0.005, i.e. half a "
-        "point); used when a side has a single seed, and as the smallest drop "
+        "point; 0..1); used when a side has a single seed, and as the smallest drop "
         "`check` fails on",
     )
     p.add_argument(
@@ -74,7 +73,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         type=_fraction,
         default=0.10,
         metavar="X",
-        help="relative timing change that counts with a single seed (default 0.10, or write 10%%)",
+        help="relative timing change that counts with a single seed, 0..10 (default 0.10, or "
+        "write 10%%)",
     )
     p.add_argument(
         "--skip-bad",
@@ -133,7 +133,7 @@ def add_check(p: argparse.ArgumentParser) -> None:
         default=None,
         metavar="X",
         help="also fail when training or inference throughput falls by more than "
-        "this fraction (e.g. 0.25); off by default, CI machines are noisy; "
+        "this fraction (e.g. 0.25; 0..1); off by default, CI machines are noisy; "
         "contended and unstable records are never judged on timing",
     )
     p.add_argument(
@@ -167,6 +167,11 @@ def _load(paths: list[str], skip_bad: bool, warnings: list[str] | None = None):
 
 
 def _tolerances(args: argparse.Namespace) -> Tolerances:
+    """The tolerances given, held to the rules the API's keywords keep (`GATE_CHECKS`)."""
+    given = {"accuracy_tolerance": args.accuracy_tolerance, "time_tolerance": args.time_tolerance}
+    if "max_slowdown" in args:
+        given["max_slowdown"] = args.max_slowdown
+    check_gate_options(given, name=lambda keyword: "--" + keyword.replace("_", "-"))
     return Tolerances(accuracy=args.accuracy_tolerance, time=args.time_tolerance)
 
 

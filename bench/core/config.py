@@ -79,9 +79,9 @@ def _describe(check: dict[str, Any]) -> str:
 def check_value(name: str, value: Any, check: dict[str, Any]) -> None:
     """Raise `ConfigError` unless `value` satisfies `check` (a field's `check` metadata).
 
-    A check holds `kind` (int, number, str, bool), optional `min` / `above` / `max` bounds,
-    `choices`, `optional` (None allowed) and `list` (a non-empty tuple of such values, no value
-    twice).
+    A check holds `kind` (int, number, str: never blank, bool), optional `min` / `above` /
+    `max` bounds, `choices`, `optional` (None allowed) and `list` (a non-empty tuple of such
+    values, no value twice).
     """
     if value is None:
         if check.get("optional"):
@@ -105,6 +105,9 @@ def _check_one(name: str, value: Any, check: dict[str, Any], each: bool = False)
     ok = _KINDS[kind][1](value)
     if ok and kind == "number":
         ok = math.isfinite(value)
+    if ok and kind == "str" and not value.strip():  # a name or a path, never blank
+        must = "must each be" if each else "must be"
+        raise ConfigError(name, f"{name} {must} a non-empty string (got {value!r})")
     if ok and "choices" in check and value not in check["choices"]:
         valid = ", ".join(check["choices"])
         raise ConfigError(name, f"unknown {name.removesuffix('s')} {value!r}; valid: {valid}")

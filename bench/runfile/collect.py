@@ -49,8 +49,10 @@ def load_runs(
     *,
     skip_bad: bool = False,
     warn: Callable[[str], None] | None = None,
+    skip_option: str = "--skip-bad",
 ) -> list[LoadedRun]:
-    """Read every run file under `paths`.
+    """Read every run file under `paths`; a bad file's message names `skip_option` (the
+    command's flag, or the API's keyword).
 
     Raises:
         UserError: a path is missing, a file is bad (unless `skip_bad`), or nothing usable is left.
@@ -62,7 +64,7 @@ def load_runs(
                 loaded.append(LoadedRun(path, load_run(path)))
             except UserError as exc:
                 if not skip_bad:
-                    raise UserError(f"{exc} (pass --skip-bad to skip bad files)") from None
+                    raise UserError(f"{exc} (pass {skip_option} to skip bad files)") from None
                 if warn is not None:
                     warn(f"skipped {exc}")
     if not loaded:
