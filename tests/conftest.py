@@ -20,6 +20,12 @@ INSTALLED = environment.installed_backends()
 # The backend for tests that need one, any one: JAX (the quickest to start) where installed.
 BACKEND = "jax" if "jax" in INSTALLED else (INSTALLED[0] if INSTALLED else "jax")
 needs_backend = pytest.mark.skipif(not INSTALLED, reason="no backend installed")
+# Every worker a test starts measures inference in a few calls (training.QUICK_ENV): a tiny
+# record's time goes to training, not to the inference sweep and latency loop.
+os.environ.setdefault("MNIST_BENCH_QUICK_MEASURE", "1")
+# For tests of what happens around training (signals, timeouts, dead workers, resume, shards):
+# the environment that starts tests/fake_worker.py instead of the worker (launcher.WORKER_ENV).
+FAKE_WORKER = {"MNIST_BENCH_WORKER": str(ROOT / "tests" / "fake_worker.py")}
 
 
 def make_record(
