@@ -68,6 +68,23 @@ def mnist() -> data.Dataset:
     return data.load("mnist")
 
 
+@pytest.fixture(scope="session")
+def real_run(tmp_path_factory):
+    """One tiny real run through the Python API (two-dense on BACKEND, one epoch on 2,000
+    samples, tested on 500), shared by the tests that only read a run: its `Results`."""
+    import mnist_bench
+
+    folder = tmp_path_factory.mktemp("real-run")
+    return mnist_bench.run(
+        variants=["two-dense"],
+        backends=[BACKEND],
+        results_dir=folder,
+        epochs=1,
+        train_limit=2000,
+        test_limit=500,
+    )
+
+
 def write_idx(path: Path, array: np.ndarray, *, dims=None, magic=None) -> Path:
     """Write `array` as a gzip IDX file; `dims` / `magic` let a test make the header lie."""
     dims = array.shape if dims is None else dims

@@ -236,6 +236,7 @@ def test_timeout_kill_and_divergence_each_cost_one_record(tmp_path):
         "5",
         "--results-dir",
         str(tmp_path),
+        "--no-figures",
         env={**FAKE_WORKER, FAULT: "hang@two-dense,kill@flatten-dense"},
         timeout=300,
     )

@@ -74,6 +74,7 @@ def test_crash_is_isolated(tmp_path):
         "8",
         "--results-dir",
         str(tmp_path),
+        "--no-figures",
         env={**FAKE_WORKER, "MNIST_BENCH_INJECT_FAULT": "crash@two-dense"},
     )
     assert out.returncode == 1
