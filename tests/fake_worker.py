@@ -1,4 +1,4 @@
-"""A stand-in for `python -m mnist_bench.worker`, for tests of what happens around training.
+"""A stand-in for `python -m mnist_bench.execute.worker`, for tests of what happens around training.
 
 The launcher starts this script instead of the worker when `MNIST_BENCH_WORKER` names it
 (`conftest.FAKE_WORKER`). It speaks the worker's protocol (ready, start, epoch, record, done on
@@ -17,12 +17,12 @@ import sys
 import time
 
 import numpy as np
-from mnist_bench import timing
-from mnist_bench.identity import Job, WorkerRequest
-from mnist_bench.records import Record, pack_labels
-from mnist_bench.storage import utc_now
-from mnist_bench.training import _inject_fault, is_unstable, peak_rss_mib, steady_dispersion
-from mnist_bench.worker import Protocol, exit_with_parent
+from mnist_bench.core.identity import Job, WorkerRequest
+from mnist_bench.execute import timing
+from mnist_bench.execute.training import _inject_fault, is_unstable, peak_rss_mib, steady_dispersion
+from mnist_bench.execute.worker import Protocol, exit_with_parent
+from mnist_bench.runfile.records import Record, pack_labels
+from mnist_bench.runfile.storage import utc_now
 
 SIZES = {"mnist": (60_000, 10_000), "fashion-mnist": (60_000, 10_000)}
 EPOCH_SECONDS = 0.01  # each epoch sleeps this long, so that epochs take measurable time

@@ -26,9 +26,10 @@ import psutil
 import pytest
 import unwritable
 from conftest import BACKEND, FAKE_WORKER, ROOT, run_cli, write_idx
-from mnist_bench import data, storage
-from mnist_bench.errors import UserError
-from mnist_bench.records import load_run
+from mnist_bench import data
+from mnist_bench.core.errors import UserError
+from mnist_bench.runfile import storage
+from mnist_bench.runfile.records import load_run
 
 TINY = (
     "-b",
@@ -285,7 +286,7 @@ def test_real_training_diverges_at_a_huge_learning_rate(tmp_path):
 
 
 def test_contention_probe_sees_a_busy_neighbour():
-    from mnist_bench.training import CONTENTION_THRESHOLD, ContentionProbe
+    from mnist_bench.execute.training import CONTENTION_THRESHOLD, ContentionProbe
 
     cores = psutil.cpu_count() or 1
     spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)]
