@@ -7,8 +7,6 @@ only when it runs, so `mnist-bench --help`, `report` and `compare` start in well
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -40,7 +38,10 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> Parser:
+def build_parser(only: str | None = None) -> Parser:
+    """The whole command line; with `only`, every command keeps its name and help but only that
+    one gets its options, so that parsing it imports just what that command needs to describe
+    itself (`main` passes the command it was given)."""
     parser = Parser(
         prog="mnist-bench",
         epilog=EPILOG,
@@ -55,12 +56,16 @@ def build_parser() -> Parser:
         dest="command", required=True, metavar="COMMAND", parser_class=Parser
     )
     for name, help_text, add, _ in COMMANDS:
-        add(sub.add_parser(name, help=help_text, description=help_text))
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        if only is None or name == only:
+            add(command)
     return parser
 
 
 # ---------------------------------------------------------------------------------------- run
 def _add_run(p: argparse.ArgumentParser) -> None:
+    import dataclasses
+
     from mnist_bench.core.config import RunConfig
 
     for f in dataclasses.fields(RunConfig):
@@ -355,6 +360,8 @@ def _add_env(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_env(args: argparse.Namespace) -> int:
+    import json
+
     from mnist_bench.core import environment
     from mnist_bench.execute import inventory, peak
 
@@ -378,6 +385,8 @@ def _add_schema(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
+    import json
+
     from mnist_bench.runfile import schema
 
     print(json.dumps(schema.run_file_schema(), indent=2))
@@ -386,21 +395,21 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------- report / compare / check
 def _add_report(p: argparse.ArgumentParser) -> None:
-    from mnist_bench.commands import report_cli as report_cli
+    from mnist_bench.commands import report as report_cmd
 
-    report_cli.add_report(p)
+    report_cmd.add_report(p)
 
 
 def _add_compare(p: argparse.ArgumentParser) -> None:
-    from mnist_bench.commands import report_cli as report_cli
+    from mnist_bench.commands import compare as compare_cmd
 
-    report_cli.add_compare(p)
+    compare_cmd.add_compare(p)
 
 
 def _add_check(p: argparse.ArgumentParser) -> None:
-    from mnist_bench.commands import report_cli as report_cli
+    from mnist_bench.commands import compare as compare_cmd
 
-    report_cli.add_check(p)
+    compare_cmd.add_check(p)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -552,7 +561,9 @@ COMMANDS: list[Command] = [
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), "")  # no option takes a value here
+    args = build_parser(only=command).parse_args(argv)
     handler = {name: cmd for name, _, _, cmd in COMMANDS}[args.command]
     try:
         return handler(args)
