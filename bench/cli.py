@@ -48,7 +48,10 @@ def _not_blank(text: str) -> str:
     return text
 
 
-def build_parser() -> Parser:
+def build_parser(only: str | None = None) -> Parser:
+    """The whole command line; with `only`, every command keeps its name and help but only that
+    one gets its options, so that parsing it imports just what that command needs to describe
+    itself (`main` passes the command it was given)."""
     parser = Parser(
         prog="mnist-bench",
         epilog=EPILOG,
@@ -65,12 +68,14 @@ def build_parser() -> Parser:
     for name, help_text, add, _ in COMMANDS:
         command = sub.add_parser(name, help=help_text, description=help_text)
         command.register("type", None, _not_blank)  # the type of every option given none
-        add(command)
+        if only is None or name == only:
+            add(command)
     return parser
 
 
 # ---------------------------------------------------------------------------------------- run
 def _add_run(p: argparse.ArgumentParser) -> None:
+
     from mnist_bench.core.config import RunConfig
 
     for f in dataclasses.fields(RunConfig):
@@ -384,6 +389,7 @@ def _add_env(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_env(args: argparse.Namespace) -> int:
+
     from mnist_bench.core import environment
     from mnist_bench.execute import inventory, peak
 
@@ -407,6 +413,7 @@ def _add_schema(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
+
     from mnist_bench.runfile import schema
 
     print(json.dumps(schema.run_file_schema(), indent=2))
@@ -415,21 +422,21 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------- report / compare / check
 def _add_report(p: argparse.ArgumentParser) -> None:
-    from mnist_bench.commands import report_cli as report_cli
+    from mnist_bench.commands import report as report_cmd
 
-    report_cli.add_report(p)
+    report_cmd.add_report(p)
 
 
 def _add_compare(p: argparse.ArgumentParser) -> None:
-    from mnist_bench.commands import report_cli as report_cli
+    from mnist_bench.commands import compare as compare_cmd
 
-    report_cli.add_compare(p)
+    compare_cmd.add_compare(p)
 
 
 def _add_check(p: argparse.ArgumentParser) -> None:
-    from mnist_bench.commands import report_cli as report_cli
+    from mnist_bench.commands import compare as compare_cmd
 
-    report_cli.add_check(p)
+    compare_cmd.add_check(p)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -601,7 +608,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _command(argv: list[str] | None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), "")  # no option takes a value here
+    args = build_parser(only=command).parse_args(argv)
     handler = {name: cmd for name, _, _, cmd in COMMANDS}[args.command]
     try:
         return handler(args)

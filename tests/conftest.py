@@ -21,6 +21,12 @@ INSTALLED = environment.installed_backends()
 # The backend for tests that need one, any one: JAX (the quickest to start) where installed.
 BACKEND = "jax" if "jax" in INSTALLED else (INSTALLED[0] if INSTALLED else "jax")
 needs_backend = pytest.mark.skipif(not INSTALLED, reason="no backend installed")
+# Every worker a test starts measures inference in a few calls (training.QUICK_ENV): a tiny
+# record's time goes to training, not to the inference sweep and latency loop.
+os.environ.setdefault("MNIST_BENCH_QUICK_MEASURE", "1")
+# For tests of what happens around training (signals, timeouts, dead workers, resume, shards):
+# the environment that starts tests/fake_worker.py instead of the worker (launcher.WORKER_ENV).
+FAKE_WORKER = {"MNIST_BENCH_WORKER": str(ROOT / "tests" / "fake_worker.py")}
 
 
 def make_record(
@@ -61,6 +67,23 @@ def backend_params(slow: tuple[str, ...] = ()):
 @pytest.fixture(scope="session")
 def mnist() -> data.Dataset:
     return data.load("mnist")
+
+
+@pytest.fixture(scope="session")
+def real_run(tmp_path_factory):
+    """One tiny real run through the Python API (two-dense on BACKEND, one epoch on 2,000
+    samples, tested on 500), shared by the tests that only read a run: its `Results`."""
+    import mnist_bench
+
+    folder = tmp_path_factory.mktemp("real-run")
+    return mnist_bench.run(
+        variants=["two-dense"],
+        backends=[BACKEND],
+        results_dir=folder,
+        epochs=1,
+        train_limit=2000,
+        test_limit=500,
+    )
 
 
 def write_idx(path: Path, array: np.ndarray, *, dims=None, magic=None) -> Path:

@@ -1,4 +1,4 @@
-"""The Python API (`mnist_bench.run`, `load`, `compare`, `check`): one tiny real run per module,
+"""The Python API (`mnist_bench.run`, `load`, `compare`, `check`): one tiny real run (shared),
 the stored gate fixtures for compare and check, and the CLI's messages for bad input."""
 
 from __future__ import annotations
@@ -12,19 +12,19 @@ from pathlib import Path
 
 import mnist_bench
 import pytest
-from conftest import BACKEND, ROOT, needs_backend, run_cli
+from conftest import BACKEND, FAKE_WORKER, ROOT, needs_backend, run_cli
 from mnist_bench import api
 from mnist_bench.analyse.compare import BETTER, SAME, WORSE
 from mnist_bench.runfile.records import Record
 
 GATE = ROOT / "tests" / "fixtures" / "gate"
-TINY = {"epochs": 1, "train_limit": 2000, "test_limit": 500}
 
 
-@pytest.fixture(scope="module")
-def results(tmp_path_factory) -> mnist_bench.Results:
-    folder = tmp_path_factory.mktemp("api-run")
-    return mnist_bench.run(variants=["two-dense"], backends=[BACKEND], results_dir=folder, **TINY)
+@pytest.fixture
+def results(real_run) -> mnist_bench.Results:
+    """`mnist_bench.run(variants=["two-dense"], backends=[BACKEND], epochs=1, train_limit=2000,
+    test_limit=500)`, run once for the session (conftest.real_run)."""
+    return real_run
 
 
 @needs_backend
@@ -99,7 +99,8 @@ def test_confusion_matrix_and_predictions_are_figures(results):
 def test_run_format_json_prints_one_object(tmp_path):
     out = run_cli(
         "run", "-b", BACKEND, "-v", "single-dense", "--epochs", "1", "--train-limit", "2000",
-        "--test-limit", "500", "--results-dir", str(tmp_path), "--format", "json",
+        "--test-limit", "500", "--results-dir", str(tmp_path), "--format", "json", "--no-figures",
+        env=FAKE_WORKER,  # what is tested is the output, not training
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)  # nothing else on standard output

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_cli
+from conftest import FAKE_WORKER, ROOT, run_cli
 from mnist_bench.core import environment
 from mnist_bench.runfile import collect
 from mnist_bench.runfile.records import load_run
@@ -50,7 +50,13 @@ def test_update_replaces_its_own_file_and_nothing_else(tmp_path):
     }
 
     out = run_cli(
-        "baseline", "update", "--suite", str(tiny_suite(tmp_path)), "--baseline-dir", str(folder)
+        "baseline",
+        "update",
+        "--suite",
+        str(tiny_suite(tmp_path)),
+        "--baseline-dir",
+        str(folder),
+        env=FAKE_WORKER,  # what is tested is which files change, not training
     )
 
     assert out.returncode == 0, out.stderr

@@ -2,6 +2,8 @@
 
 The runs are real `mnist-bench run` processes on tiny MNIST subsets; faults come from outside
 (signals, a vanished results folder) or from the worker's fault hook (MNIST_BENCH_INJECT_FAULT).
+Their workers are tests/fake_worker.py (the worker's protocol and fault hook, made-up records),
+except where training itself is under test (divergence).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import numpy as np
 import psutil
 import pytest
 import unwritable
-from conftest import BACKEND, ROOT, run_cli, write_idx
+from conftest import BACKEND, FAKE_WORKER, ROOT, run_cli, write_idx
 from mnist_bench import data
 from mnist_bench.core.errors import UserError
 from mnist_bench.runfile import storage
@@ -46,14 +48,14 @@ FAULT = "MNIST_BENCH_INJECT_FAULT"
 
 # ------------------------------------------------------------------------------------- helpers
 def start_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """`mnist-bench ARGS` started in the background, as a user starts it."""
+    """`mnist-bench ARGS` started in the background, as a user starts it, with fake workers."""
     return subprocess.Popen(
         [sys.executable, "-m", "mnist_bench", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         cwd=ROOT,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, **FAKE_WORKER, **(env or {})},
     )
 
 
@@ -116,12 +118,7 @@ def assert_one_line_error(stderr: str, *fragments: str) -> None:
 # ------------------------------------------------------------------------- interrupt and resume
 @pytest.mark.parametrize(
     "sig",
-    [
-        signal.SIGINT,
-        pytest.param(
-            signal.SIGTERM, marks=pytest.mark.slow
-        ),  # the same path; SIGTERM kept cheap below
-    ],
+    [signal.SIGINT, signal.SIGTERM],
 )
 def test_interrupt_then_resume(tmp_path, sig):
     # single-dense finishes; two-dense then hangs, so the signal lands at a known moment.
@@ -166,7 +163,7 @@ def test_interrupt_then_resume(tmp_path, sig):
     assert [(r.variant, r.status) for r in run.records] == [("single-dense", "ok")]
     assert [job.variant for job in run.pending] == ["two-dense"]
 
-    out = run_cli("run", "--resume", str(path))  # no fault this time
+    out = run_cli("run", "--resume", str(path), env=FAKE_WORKER)  # no fault this time
     assert out.returncode == 0, out.stderr
     assert run_file(tmp_path) == path, "resume writes into the same run file"
     run = load_run(path)
@@ -240,7 +237,8 @@ def test_timeout_kill_and_divergence_each_cost_one_record(tmp_path):
         "5",
         "--results-dir",
         str(tmp_path),
-        env={FAULT: "hang@two-dense,kill@flatten-dense"},
+        "--no-figures",
+        env={**FAKE_WORKER, FAULT: "hang@two-dense,kill@flatten-dense"},
         timeout=300,
     )
     assert out.returncode == 1, out.stderr
@@ -265,6 +263,26 @@ def test_timeout_kill_and_divergence_each_cost_one_record(tmp_path):
         "failed: worker killed by SIGKILL",
     ):
         assert text in out.stdout  # the final table
+
+
+def test_real_training_diverges_at_a_huge_learning_rate(tmp_path):
+    """The real worker notices a loss that is not finite (the fake one above only acts it)."""
+    out = run_cli(
+        "run",
+        *TINY,
+        "-v",
+        "single-dense",
+        "--learning-rate",
+        "1e38",
+        "--results-dir",
+        str(tmp_path),
+        "--no-figures",
+        timeout=300,
+    )
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    [single] = load_run(run_file(tmp_path)).records
+    assert (single.status, single.diverged_at_epoch, single.loss_curve) == ("diverged", 1, [None])
+    assert "loss became nan in epoch 1" in single.error
 
 
 def test_contention_probe_sees_a_busy_neighbour():
@@ -318,7 +336,7 @@ def test_unwritable_results_folder_is_one_line(tmp_path, make):
     if make == "under-a-file":
         (tmp_path / "file.txt").write_text("x")
         folder = tmp_path / "file.txt" / "sub"
-        out = run_cli(*args, str(folder))
+        out = run_cli(*args, str(folder), env=FAKE_WORKER)
     else:
         folder = tmp_path / "ro"
         folder.mkdir()

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import BACKEND, ROOT, make_record, needs_backend, only_run, run_cli
+from conftest import BACKEND, FAKE_WORKER, ROOT, make_record, needs_backend, only_run, run_cli
 from mnist_bench.core import identity
 from mnist_bench.core.config import TrainSettings
 from mnist_bench.core.identity import Job
@@ -144,12 +144,11 @@ def test_check_of_an_unlike_run_matches_nothing_and_says_why():
 
 
 # ----------------------------------------- 3, 4. reports tell configurations and repeats apart
-@pytest.mark.slow  # trains for a minute or so: in .ci/run's slow step (default run under 10 min)
 @needs_backend
 def test_report_keeps_unlike_runs_apart_and_repeats_as_repeats(tmp_path):
     common = ("run", "-b", BACKEND, "-v", "single-dense", *TINY, "--results-dir", str(tmp_path))
     for limit in ("600", "600", "1200"):  # seed 0 twice at 600 samples, once at 1,200
-        out = run_cli(*common, "--train-limit", limit, "--no-figures")
+        out = run_cli(*common, "--train-limit", limit, "--no-figures", env=FAKE_WORKER)
         assert out.returncode == 0, out.stderr
         assert "figures in" not in out.stdout
     assert [p.suffix for p in tmp_path.iterdir()] == [".json"] * 3  # no figure folders

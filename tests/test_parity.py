@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import (
+    FAKE_WORKER,
     FRAMEWORKS,
     INSTALLED,
     ROOT,
@@ -36,17 +37,28 @@ needs_two = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(scope="module")
-def run_file(tmp_path_factory) -> Path:
+def parity_run(folder: Path, env: dict[str, str] | None = None) -> Path:
     """One variant, two seeds, on JAX and PyTorch."""
-    folder = tmp_path_factory.mktemp("parity")
     out = run_cli(
         "run", "-b", ",".join(BACKENDS), "-v", "single-dense", "--seeds", "0,1", *TINY,
-        "--results-dir", str(folder),
+        "--results-dir", str(folder), env=env,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     (path,) = folder.glob("*.json")
     return path
+
+
+@pytest.fixture(scope="module")
+def run_file(tmp_path_factory) -> Path:
+    """The parity run, trained."""
+    return parity_run(tmp_path_factory.mktemp("parity"))
+
+
+@pytest.fixture(scope="module")
+def fake_run_file(tmp_path_factory) -> Path:
+    """The parity run with fake workers (made-up predictions that differ between backends):
+    for the tests of how reports read a run's labels, not of what training predicts."""
+    return parity_run(tmp_path_factory.mktemp("parity-fake"), env=FAKE_WORKER)
 
 
 def labels_of(path: Path) -> dict[tuple[str, int], np.ndarray]:
@@ -287,7 +299,8 @@ def test_compare_pairs_only_the_same_job_on_other_backends(tmp_path):
 
 
 @needs_two
-def test_html_report_draws_the_confusion_difference(run_file, tmp_path):
+def test_html_report_draws_the_confusion_difference(fake_run_file, tmp_path):
+    run_file = fake_run_file
     page = tmp_path / "report.html"
     out = run_cli("report", str(run_file), "--format", "html", "-o", str(page))
     assert out.returncode == 0, out.stderr
@@ -310,7 +323,8 @@ def _without_labels(source: Path, target: Path) -> Path:
 
 
 @needs_two
-def test_files_without_labels_say_so_in_one_line(run_file, tmp_path):
+def test_files_without_labels_say_so_in_one_line(fake_run_file, tmp_path):
+    run_file = fake_run_file
     old = _without_labels(run_file, tmp_path / "old.json")
     out = run_cli("parity", str(old))
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr

@@ -333,17 +333,10 @@ def mnist_digest() -> str:
     return dataset_digest(data.load("mnist").digests)
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    """A real run file of one tiny record (one epoch on 2,000 samples)."""
-    folder = tmp_path_factory.mktemp("tiny")
-    code, _, err = mnist_bench(
-        "run", "-b", BACKEND, "-v", "single-dense", "--epochs", "1", "--train-limit", "2000",
-        "--test-limit", "500", "--infer-batch-sizes", "32", "--results-dir", folder,
-    )  # fmt: skip
-    assert code == 0, err
-    (path,) = folder.glob("*.json")
-    return path
+@pytest.fixture
+def tiny_run(real_run) -> Path:
+    """A real run file of one tiny record (one epoch on 2,000 samples; conftest.real_run)."""
+    return real_run.path
 
 
 # ------------------------------------------------------------------- generated run files

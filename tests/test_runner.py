@@ -1,4 +1,5 @@
-"""Real runs, end to end, on small subsets of MNIST, for every installed backend."""
+"""Real runs, end to end, on small subsets of MNIST, for every installed backend (a crash in a
+worker with the fake worker: what is tested is the isolation)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import BACKEND, backend_params, needs_backend, only_run, run_cli
+from conftest import BACKEND, FAKE_WORKER, backend_params, needs_backend, only_run, run_cli
 
 
 @pytest.mark.parametrize("backend", backend_params())
@@ -27,6 +28,7 @@ def test_real_short_fit(tmp_path, backend):
         "1,256",
         "--results-dir",
         str(tmp_path),
+        env={"MNIST_BENCH_QUICK_MEASURE": "0"},  # the full latency loop: 200 queries or more
     )
     assert out.returncode == 0, out.stderr
     run = only_run(tmp_path)
@@ -72,7 +74,8 @@ def test_crash_is_isolated(tmp_path):
         "8",
         "--results-dir",
         str(tmp_path),
-        env={"MNIST_BENCH_INJECT_FAULT": "crash@two-dense"},
+        "--no-figures",
+        env={**FAKE_WORKER, "MNIST_BENCH_INJECT_FAULT": "crash@two-dense"},
     )
     assert out.returncode == 1
     assert "Traceback" not in out.stderr

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import (
     BACKEND,
+    FAKE_WORKER,
     FRAMEWORKS,
     ROOT,
     cli_importing_none_of,
@@ -363,23 +364,24 @@ SMALL = (
 
 @pytest.fixture(scope="module")
 def shard_files(tmp_path_factory) -> list[Path]:
-    """Two real shards of a tiny grid, each run as its own `mnist-bench run --shard`."""
+    """Two shards of a tiny grid, each run as its own `mnist-bench run --shard` (with fake
+    workers: what is tested is the split, the merge and the resume, not training)."""
     folder = tmp_path_factory.mktemp("shards")
     paths = []
     for i in (1, 2):
         before = set(folder.glob("*.json"))
         out = run_cli(
-            "run", *SMALL, "--shard", f"{i}/2", "--no-figures", "--results-dir", str(folder)
-        )
+            "run", *SMALL, "--shard", f"{i}/2", "--no-figures", "--results-dir", str(folder),
+            env=FAKE_WORKER,
+        )  # fmt: skip
         assert out.returncode == 0, out.stderr[-3000:]
         (path,) = set(folder.glob("*.json")) - before
         paths.append(path)
     return paths
 
 
-@pytest.mark.slow  # trains for a minute or so: in .ci/run's slow step (default run under 10 min)
 @needs_backend
-def test_real_shards_merge_into_one_run_with_no_gap(shard_files, tmp_path):
+def test_shards_merge_into_one_run_with_no_gap(shard_files, tmp_path):
     runs = [load_run(p) for p in shard_files]
     assert [r.shard for r in runs] == ["1/2", "2/2"]
     assert runs[0].grid_digest == runs[1].grid_digest
@@ -411,14 +413,13 @@ def test_real_shards_merge_into_one_run_with_no_gap(shard_files, tmp_path):
     assert out.returncode == 2 and "shard 2/2 doubled" in out.stderr, out.stderr
 
 
-@pytest.mark.slow
 @needs_backend
 def test_a_partial_merge_resumes_into_the_whole_grid(shard_files, tmp_path):
     partial = tmp_path / "partial.json"
     out = run_cli("merge", str(shard_files[0]), "-o", str(partial), "--allow-missing")
     assert out.returncode == 0, out.stderr
     assert len(load_run(partial).pending) == 2
-    out = run_cli("run", "--resume", str(partial))
+    out = run_cli("run", "--resume", str(partial), env=FAKE_WORKER)
     assert out.returncode == 0, out.stderr[-3000:]
     whole = load_run(partial)
     assert whole.status == "complete" and len(whole.records) == 4 and not whole.pending

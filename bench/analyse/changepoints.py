@@ -22,8 +22,10 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported where it is used: `history --help` needs none of it
+    import numpy as np
 
 MIN_POINTS = 3  # a split needs one degree of freedom for its variance
 EXACT_UP_TO = 6  # 720 orders: every one is tried
@@ -72,6 +74,8 @@ def split_statistics(values: np.ndarray) -> np.ndarray:
         shape (m, n - 1). A split whose sides are both constant has t = ±inf if their means
         differ (any difference is then certain) and 0 if they do not.
     """
+    import numpy as np
+
     raw = np.asarray(values, dtype=float)
     n = raw.shape[1]
     y = raw - raw.mean(axis=1, keepdims=True)  # sums of squares without cancellation
@@ -113,6 +117,8 @@ def best_split(values: Sequence[float], *, calibration: str = "normal") -> tuple
         ValueError: fewer than `MIN_POINTS` values, a value that is not finite, or an unknown
             calibration.
     """
+    import numpy as np
+
     y = np.asarray(values, dtype=float)
     if y.ndim != 1 or len(y) < MIN_POINTS:
         raise ValueError(f"a step test needs at least {MIN_POINTS} values, got {len(y)}")
@@ -146,6 +152,8 @@ def null_max_t(n: int) -> np.ndarray:
     this one distribution serves every series of length n (simulated once, with a fixed seed:
     the same series always gets the same p-value). Past 200 values, fewer draws (at least
     999) keep the cost bounded."""
+    import numpy as np
+
     rng = np.random.default_rng(SEED + n)
     draws = rng.standard_normal((max(999, min(SIMULATIONS, DRAWS_BUDGET // n)), n))
     return np.sort(np.abs(split_statistics(draws)).max(axis=1))
@@ -171,6 +179,8 @@ def detect(
         ValueError: `alpha` outside (0, 1), a value that is not finite, or not positive with
             `log`.
     """
+    import numpy as np
+
     if not 0 < alpha < 1:
         raise ValueError(f"alpha {alpha} is not between 0 and 1")
     raw = np.asarray(values, dtype=float)

@@ -28,6 +28,11 @@ MIN_STALL = 180.0  # never call a record stuck sooner than this after its last s
 STALL_FACTOR = 10.0  # ... nor before ten times its slowest epoch so far has passed
 PESSIMISTIC_FLOPS = 2e9  # FLOP/s a slow backend still beats on a 2-core CPU
 
+# Test hook: a Python script to start instead of `python -m mnist_bench.execute.worker`. The test
+# suite's tests/fake_worker.py speaks the same protocol with made-up records and no framework, for tests
+# of orchestration (signals, timeouts, dead workers, resume) that need no real training.
+WORKER_ENV = "MNIST_BENCH_WORKER"
+
 _live: set[WorkerProcess] = set()  # started and not yet killed: what kill_all() must reach
 
 
@@ -79,8 +84,11 @@ class WorkerProcess:
     def __init__(self, request: WorkerRequest) -> None:
         env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
         env["MNIST_BENCH_PARENT_PID"] = str(os.getpid())  # the worker exits when it is gone
+        script = os.environ.get(WORKER_ENV)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mnist_bench.execute.worker"],
+            [sys.executable, script]
+            if script
+            else [sys.executable, "-m", "mnist_bench.execute.worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 # (its `start` event sent); comma-separate several. KIND is crash (SIGSEGV), kill (SIGKILL, as
 # the OOM killer does), hang, or exit.
 FAULT_ENV = "MNIST_BENCH_INJECT_FAULT"
+# Test hook: "1" cuts the inference sweep and the latency loop to a few calls each (rough numbers),
+# for tests that look at what a record holds, not at its timings.
+QUICK_ENV = "MNIST_BENCH_QUICK_MEASURE"
 # Share of all cores that other processes and the hypervisor (steal) may take before a record
 # is marked contended.
 CONTENTION_THRESHOLD = 0.25
@@ -366,15 +369,19 @@ class Trainer:
         t0 = time.perf_counter()
         np.asarray(model.predict(x_test, batch_size=batch, verbose=0))
         record.infer_samples_per_second = len(x_test) / (time.perf_counter() - t0)
+        quick = os.environ.get(QUICK_ENV) == "1"
+        sweep = {"min_count": 3, "min_time": 0.0} if quick else {}
         for size in self.request.infer_batch_sizes:
             inputs = np.resize(x_test, (size, *x_test.shape[1:]))
-            seconds = timing.repeat_until(lambda b=inputs: np.asarray(model.predict_on_batch(b)))
+            seconds = timing.repeat_until(
+                lambda b=inputs: np.asarray(model.predict_on_batch(b)), **sweep
+            )
             record.inference.append(timing.throughput_summary(size, seconds))
         singles = iter(np.resize(np.arange(len(x_test)), 10**6))
         seconds = timing.repeat_until(
             lambda: np.asarray(model.predict_on_batch(x_test[next(singles)][None])),
-            min_count=200,
-            min_time=0.5,
+            min_count=20 if quick else 200,
+            min_time=0.0 if quick else 0.5,
         )
         record.latency_ms = timing.latency_summary(seconds)
 

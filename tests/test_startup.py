@@ -1,0 +1,51 @@
+"""Start-up: building the command line and printing any command's `--help` imports nothing the
+help text does not need (no numpy, SciPy, rich, msgspec, matplotlib or framework), which is what
+keeps `mnist-bench --help` within a few times a bare interpreter's start."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from conftest import FRAMEWORKS, ROOT, cli_importing_none_of
+from mnist_bench import cli
+
+HEAVY = ("numpy", "scipy", "rich", "msgspec", "matplotlib", "pandas", "ray", *FRAMEWORKS)
+COMMANDS = ["", *(command[0] for command in cli.COMMANDS)]  # every command, new ones included
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c or "top")
+def test_help_imports_nothing_heavy(command):
+    out = cli_importing_none_of(HEAVY, *([command] if command else []), "--help")
+    assert out.stdout.startswith(f"usage: mnist-bench {command}".rstrip()), out.stdout[:300]
+
+
+def test_building_the_whole_parser_imports_nothing_heavy():
+    script = (
+        "import sys\n"
+        "from mnist_bench.cli import build_parser\n"
+        "parser = build_parser()\n"
+        "commands = parser._subparsers._group_actions[0].choices\n"
+        "print(len(commands), sum(len(p._actions) for p in commands.values()))\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    count, options = map(int, out.stdout.splitlines()[0].split())
+    assert count == len(cli.COMMANDS) and options > 3 * count  # every command has its options
+    assert out.stdout.splitlines()[1] == "[]"
+
+
+def test_a_command_parses_with_its_own_options_only():
+    """`main` fills in only the command it was given; the others keep their name and help."""
+    parser = cli.build_parser(only="history")
+    commands = parser._subparsers._group_actions[0].choices
+    assert any("--fail-on-step" in a.option_strings for a in commands["history"]._actions)
+    assert [a.dest for a in commands["report"]._actions] == ["help"]
+    full = cli.build_parser()._subparsers._group_actions[0].choices
+    assert [a.dest for a in full["history"]._actions] == [
+        a.dest for a in commands["history"]._actions
+    ]
