@@ -29,8 +29,8 @@ STALL_FACTOR = 10.0  # ... nor before ten times its slowest epoch so far has pas
 PESSIMISTIC_FLOPS = 2e9  # FLOP/s a slow backend still beats on a 2-core CPU
 
 # Test hook: a Python script to start instead of `python -m mnist_bench.execute.worker`. The test
-# suite's tests/fake_worker.py speaks the same protocol with made-up records and no framework, for tests
-# of orchestration (signals, timeouts, dead workers, resume) that need no real training.
+# suite's tests/fake_worker.py speaks the same protocol with made-up records and no framework,
+# for tests of orchestration (signals, timeouts, dead workers, resume) that need no real training.
 WORKER_ENV = "MNIST_BENCH_WORKER"
 
 _live: set[WorkerProcess] = set()  # started and not yet killed: what kill_all() must reach
