@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mnist_bench.errors import UserError
-from mnist_bench.records import Machine, Record, RunFile, load_run
+from mnist_bench.records import Machine, Record, RunFile
 
 
 @dataclass(frozen=True)
@@ -48,17 +48,25 @@ def load_runs(
     *,
     skip_bad: bool = False,
     warn: Callable[[str], None] | None = None,
+    full: bool = False,
 ) -> list[LoadedRun]:
-    """Read every run file under `paths`.
+    """Read every run file under `paths`, through the run index (`mnist_bench.index`): the
+    runs come without their records' predicted labels, unless `full` (what `parity` and the
+    Python API read).
 
     Raises:
         UserError: a path is missing, a file is bad (unless `skip_bad`), or nothing usable is left.
     """
+    from mnist_bench import index
+
+    paths = list(paths)
+    files = run_files(paths)
+    folders = [Path(p) for p in paths if Path(p).is_dir()]
     loaded: list[LoadedRun] = []
-    with _no_cyclic_gc():
-        for path in run_files(paths):
+    with _no_cyclic_gc(), index.reader(files, folders, full=full, warn=warn) as read:
+        for path in files:
             try:
-                loaded.append(LoadedRun(path, load_run(path)))
+                loaded.append(LoadedRun(path, read(path)))
             except UserError as exc:
                 if not skip_bad:
                     raise UserError(f"{exc} (pass --skip-bad to skip bad files)") from None

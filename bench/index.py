@@ -1,0 +1,453 @@
+"""The run-file index: decoded run files kept in an embedded SQLite database, so a reader of
+thousands of run files looks them up instead of parsing them; and `mnist-bench index`.
+
+The run files stay the only source of truth. The index is a cache, keyed by each file's
+absolute path and checked against its `stat` (size, modification and change times, inode) on
+every read: a file written, replaced or touched since it was indexed is read again (a content
+SHA-256 tells a touched file from a changed one), a deleted one is dropped, and a file that is
+bad is never stored, so it fails, or is skipped, with today's message. An entry holds the run
+as `load_run` decoded and checked it, in MessagePack, without what only `parity` reads (each
+record's `predicted_labels`); a `running` run is never stored (its journal grows).
+
+The index lives in the cache folder (`storage.cache_dir()`, `$MNIST_BENCH_CACHE_DIR`), not in
+the results folder: a results folder may be read-only, shared over the network (where SQLite's
+locks cannot be trusted) or committed to git. `$MNIST_BENCH_INDEX` names another file, or
+`off` for none. It may be deleted at any time; it is rebuilt as files are read. Concurrent
+readers and writers are safe (WAL, a busy timeout, one transaction per batch); an index that
+cannot be opened or written means reading the files without it; a corrupt or foreign file at
+its place is replaced, with one warning line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import hashlib
+import os
+import sqlite3
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from mnist_bench import storage
+from mnist_bench.errors import UserError
+from mnist_bench.records import RunFile, load_run
+
+INDEX_ENV = "MNIST_BENCH_INDEX"  # the index file; "off" for none
+INDEX_NAME = "run-index.sqlite"
+APP = "mnist-bench run index"
+FORMAT = "1"
+BATCH = 500  # entries written per transaction: a killed update loses at most these
+BUSY_TIMEOUT_S = 10.0
+PROGRESS_FROM = 200  # files to read before a progress bar is worth showing
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    run BLOB NOT NULL
+);
+"""
+
+Warn = Callable[[str], None]
+
+
+def _stderr_warn(message: str) -> None:
+    print(f"mnist-bench: warning: {message}", file=sys.stderr)
+
+
+def index_path() -> Path | None:
+    """`$MNIST_BENCH_INDEX`, else `run-index.sqlite` in the cache folder; None when the
+    variable says `off`."""
+    value = os.environ.get(INDEX_ENV, "").strip()
+    if value.lower() in ("off", "0", "no", "none"):
+        return None
+    return Path(value) if value else storage.cache_dir() / INDEX_NAME
+
+
+@functools.cache
+def fingerprint() -> str:
+    """A digest of the run file's type: entries written by a version with other fields are
+    read again, so a new field is never missing from an indexed run."""
+    import json
+
+    import msgspec
+
+    schema = json.dumps(msgspec.json.schema(RunFile), sort_keys=True)
+    return hashlib.sha256(f"{FORMAT}\n{schema}".encode()).hexdigest()[:16]
+
+
+@functools.cache
+def _codec() -> tuple[Any, Any]:
+    import msgspec
+
+    return msgspec.msgpack.Encoder(), msgspec.msgpack.Decoder(RunFile)
+
+
+def summary(run: RunFile) -> RunFile:
+    """`run` without what only `parity` reads: each record's predicted labels (in place)."""
+    for record in run.records:
+        record.predicted_labels = None
+    return run
+
+
+Stat = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
+
+
+def _stat_key(info: os.stat_result) -> Stat:
+    return (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
+
+
+def _sha256(path: Path) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError:
+        return None
+
+
+# ---------------------------------------------------------------------------------- the file
+def _is_ours(db: sqlite3.Connection) -> bool:
+    """Whether `db` is an index; raises `sqlite3.OperationalError` where it cannot tell (locked)."""
+    try:
+        rows = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        db.execute("SELECT path, size, mtime_ns, ctime_ns, inode, sha256, run FROM runs LIMIT 0")
+    except sqlite3.OperationalError as exc:
+        if "no such" in str(exc):
+            return False
+        raise
+    except sqlite3.DatabaseError:  # not a database, or a malformed one
+        return False
+    return rows.get("app") == APP
+
+
+def _create(path: Path) -> None:
+    """A new, empty index at `path`, made aside and linked into place whole, so no reader
+    ever sees it half made; another process's that got there first is kept."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+    try:
+        db = sqlite3.connect(tmp)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_SCHEMA)
+            with db:
+                db.executemany(
+                    "INSERT INTO meta VALUES (?, ?)",
+                    [("app", APP), ("format", FORMAT), ("fingerprint", fingerprint())],
+                )
+        finally:
+            db.close()
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+    finally:
+        for name in (tmp, *_sidecars(tmp)):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
+
+
+def _sidecars(path: Path) -> tuple[Path, Path]:
+    return path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
+
+
+def _remove(path: Path, inode: int) -> None:
+    """Remove the bad index at `path`, unless another process has replaced it already."""
+    with contextlib.suppress(OSError):
+        if os.stat(path).st_ino != inode:
+            return
+        for name in (path, *_sidecars(path)):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
+
+
+def open_index(path: Path, warn: Warn) -> sqlite3.Connection | None:
+    """The index at `path`, created if missing and replaced (one warning) if it is not one;
+    None where it cannot be had (a read-only cache folder): then files are read without it."""
+    for attempt in range(2):
+        try:
+            if not path.exists():
+                _create(path)
+            inode = os.stat(path).st_ino
+            db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S)
+        except (OSError, sqlite3.Error):
+            return None
+        try:
+            ours = _is_ours(db)
+            if ours:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                return db
+        except sqlite3.Error:  # locked, or read-only: read the files without it
+            db.close()
+            return None
+        db.close()
+        if attempt == 0:
+            warn(f"{path}: not a mnist-bench run index (corrupt or another file); rebuilt")
+            _remove(path, inode)
+    return None
+
+
+# ------------------------------------------------------------------------------- the reader
+class Reader:
+    """Reads run files through the index: `reader(path)` is `load_run(path)`, from the index
+    where its entry is fresh. Without `full`, the run comes without predicted labels
+    (`summary`); with it, every file is read whole (and its entry refreshed).
+
+    Use as a context manager: entries are written in batches, the last on leaving.
+    """
+
+    def __init__(
+        self,
+        files: Sequence[Path],
+        folders: Sequence[Path] = (),
+        *,
+        full: bool = False,
+        rebuild: bool = False,
+        warn: Warn | None = None,
+        progress: bool | None = None,
+    ) -> None:
+        self.full, self.warn = full, warn or _stderr_warn
+        self.files, self.folders = files, folders
+        self.db: sqlite3.Connection | None = None
+        self.known: dict[str, tuple[Stat, str]] = {}
+        self.pending: list[tuple] = []
+        self.dropped: list[str] = []
+        self.seen: set[str] = set()
+        self.read = 0
+        self.written = True  # False once an update failed
+        self._progress: Any = None
+        self._task: Any = None
+        self.location = index_path()
+        if self.location is not None:
+            self.db = open_index(self.location, self.warn)
+        if self.db is not None:
+            try:
+                self._prepare(rebuild)
+            except sqlite3.Error:
+                self._close_db()
+        stale = sum(1 for f in files if self._entry(f) is None)
+        if stale >= PROGRESS_FROM and (progress if progress is not None else _stderr_is_terminal()):
+            self._start_progress(stale)
+
+    def _prepare(self, rebuild: bool) -> None:
+        assert self.db is not None
+        meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+        if meta.get("fingerprint") != fingerprint():
+            with self.db:
+                self.db.execute("DELETE FROM runs")
+                self.db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('fingerprint', ?)", (fingerprint(),)
+                )
+        if rebuild:
+            with self.db:
+                self.db.executemany(
+                    "DELETE FROM runs WHERE path = ?", [(_key(f),) for f in self.files]
+                )
+        rows = self.db.execute("SELECT path, size, mtime_ns, ctime_ns, inode, sha256 FROM runs")
+        self.known = {row[0]: (tuple(row[1:5]), row[5]) for row in rows}
+
+    def _entry(self, path: Path) -> tuple[Stat, str] | None:
+        return self.known.get(_key(path)) if self.db is not None else None
+
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+        if exc[0] is None:
+            self._prune()
+        self._flush()
+        self._close_db()
+
+    def __call__(self, path: Path) -> RunFile:
+        """`load_run(path)` (the same run, the same `UserError`), from the index if it can."""
+        key = _key(path)
+        self.seen.add(key)
+        if self.db is None:
+            return self._load(path)
+        try:
+            before = _stat_key(os.stat(path))
+        except OSError:
+            return self._load(path)  # load_run words it
+        known = self.known.get(key)
+        if known is not None and not self.full:
+            stat, digest = known
+            if stat == before:
+                run = self._fetch(key)
+                if run is not None:
+                    return run
+            elif stat[0] == before[0] and _sha256(path) == digest:  # touched, not changed
+                run = self._fetch(key)
+                if run is not None:
+                    self.pending.append((key, *before, digest, self._blob(run)))
+                    return run
+        try:
+            run = self._load(path)
+        except UserError:
+            if known is not None:
+                self.dropped.append(key)
+            raise
+        if run.status != "running":
+            digest = _sha256(path)
+            with contextlib.suppress(OSError):
+                if digest is not None and _stat_key(os.stat(path)) == before:
+                    self.pending.append((key, *before, digest, self._blob(run)))
+        if len(self.pending) >= BATCH:
+            self._flush()
+        return run
+
+    def _load(self, path: Path) -> RunFile:
+        self.read += 1
+        if self._progress is not None:
+            self._progress.advance(self._task)
+        run = load_run(path)
+        return run if self.full else summary(run)
+
+    def _blob(self, run: RunFile) -> bytes:
+        encoder = _codec()[0]
+        if not self.full:
+            return encoder.encode(run)
+        labels = [r.predicted_labels for r in run.records]
+        try:
+            return encoder.encode(summary(run))
+        finally:
+            for record, text in zip(run.records, labels, strict=True):
+                record.predicted_labels = text
+
+    def _fetch(self, key: str) -> RunFile | None:
+        assert self.db is not None
+        try:
+            row = self.db.execute("SELECT run FROM runs WHERE path = ?", (key,)).fetchone()
+            return _codec()[1].decode(row[0]) if row else None
+        except (sqlite3.Error, ValueError):  # msgspec's errors are ValueErrors
+            return None
+
+    def _prune(self) -> None:
+        """Drop the entries of files gone from the folders read."""
+        for folder in self.folders:
+            prefix = os.path.join(os.path.abspath(folder), "")
+            self.dropped.extend(
+                k for k in self.known if k.startswith(prefix) and k not in self.seen
+            )
+
+    def _flush(self) -> None:
+        if self.db is None or not (self.pending or self.dropped):
+            return
+        try:
+            with self.db:
+                self.db.executemany("DELETE FROM runs WHERE path = ?", [(k,) for k in self.dropped])
+                self.db.executemany(
+                    "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)", self.pending
+                )
+        except sqlite3.Error as exc:
+            if not isinstance(exc, sqlite3.OperationalError):  # corrupt: made anew next time
+                self.warn(f"{self.location}: run index is corrupt ({exc}); removed")
+                with contextlib.suppress(OSError):
+                    _remove(self.location, os.stat(self.location).st_ino)
+            elif "readonly" not in str(exc):
+                self.warn(f"run index not updated ({exc}); read the run files without it")
+            self._close_db()
+            self.written = False
+        self.pending, self.dropped = [], []
+
+    def _close_db(self) -> None:
+        if self.db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.close()
+        self.db = None
+
+    def _start_progress(self, total: int) -> None:
+        from mnist_bench.console import make_console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self._progress = Progress(
+            TextColumn("indexing run files"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=make_console(stderr=True),
+            transient=True,
+        )
+        self._task = self._progress.add_task("index", total=total)
+        self._progress.start()
+
+
+def _key(path: Path) -> str:
+    return os.path.abspath(path)
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+@contextlib.contextmanager
+def reader(
+    files: Sequence[Path],
+    folders: Sequence[Path] = (),
+    *,
+    full: bool = False,
+    warn: Warn | None = None,
+) -> Iterator[Reader]:
+    """A `Reader` of `files` (found in `folders`, whose vanished files' entries are dropped)."""
+    with Reader(files, folders, full=full, warn=warn) as read:
+        yield read
+
+
+# ---------------------------------------------------------------------------- the command
+EPILOG = f"""The index is a cache of the run files `report`, `history`, `compare`, `check`, `export`
+and `parity` read: every reader fills and uses it, so this command is never needed. It lives
+at $MNIST_BENCH_INDEX, else {INDEX_NAME} in the cache folder ($MNIST_BENCH_CACHE_DIR, else
+~/.cache/mnist-bench); MNIST_BENCH_INDEX=off reads without it. Delete it at any time.
+
+examples:
+  mnist-bench index results/nightly           index (or refresh) a folder of run files
+  mnist-bench index --rebuild results/nightly read every file again
+
+exit codes: 0 ok; 2 a missing path, or a bad file (see --skip-bad)."""
+
+
+def add_index(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = EPILOG
+    p.add_argument("paths", nargs="+", metavar="PATH", help="run files or folders of them")
+    p.add_argument("--rebuild", action="store_true", help="read every file again")
+    p.add_argument("--skip-bad", action="store_true", help="warn about bad files, index the rest")
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from mnist_bench.report import collect
+
+    location = index_path()
+    if location is None:
+        raise UserError(f"{INDEX_ENV}=off: no index to build")
+    files = collect.run_files(args.paths)
+    folders = [Path(p) for p in args.paths if Path(p).is_dir()]
+    bad = 0
+    with Reader(files, folders, rebuild=args.rebuild) as read:
+        for path in files:
+            try:
+                read(path)
+            except UserError as exc:
+                if not args.skip_bad:
+                    raise UserError(f"{exc} (pass --skip-bad to skip bad files)") from None
+                bad += 1
+                _stderr_warn(f"skipped {exc}")
+        fresh = len(files) - read.read
+        opened = read.db is not None
+    where = location if opened and read.written else f"{location} (could not be written)"
+    print(
+        f"{len(files) - bad} run files indexed ({read.read - bad} read, {fresh} unchanged"
+        f"{f', {bad} bad' if bad else ''}) in {where}"
+    )
+    return 0
