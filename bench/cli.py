@@ -473,15 +473,15 @@ def _cmd_parity(args: argparse.Namespace) -> int:
 
 # -------------------------------------------------------------------------------------- index
 def _add_index(p: argparse.ArgumentParser) -> None:
-    from mnist_bench import index
+    from mnist_bench import index_cmd
 
-    index.add_index(p)
+    index_cmd.add_index(p)
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
-    from mnist_bench import index
+    from mnist_bench import index_cmd
 
-    return index.cmd_index(args)
+    return index_cmd.cmd_index(args)
 
 
 Command = tuple[

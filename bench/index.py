@@ -1,13 +1,14 @@
 """The run-file index: decoded run files kept in an embedded SQLite database, so a reader of
-thousands of run files looks them up instead of parsing them; and `mnist-bench index`.
+thousands of run files looks them up instead of parsing them.
 
 The run files stay the only source of truth. The index is a cache, keyed by each file's
 absolute path and checked against its `stat` (size, modification and change times, inode) on
 every read: a file written, replaced or touched since it was indexed is read again (a content
 SHA-256 tells a touched file from a changed one), a deleted one is dropped, and a file that is
 bad is never stored, so it fails, or is skipped, with today's message. An entry holds the run
-as `load_run` decoded and checked it, in MessagePack, without what only `parity` reads (each
-record's `predicted_labels`); a `running` run is never stored (its journal grows).
+as `load_run` decoded and checked it, in MessagePack, without what only `parity` and the Python
+API read (`summary`: each record's predicted labels and misclassified samples; they read the
+files whole); a `running` run is never stored (its journal grows).
 
 The index lives in the cache folder (`storage.cache_dir()`, `$MNIST_BENCH_CACHE_DIR`), not in
 the results folder: a results folder may be read-only, shared over the network (where SQLite's
@@ -20,7 +21,6 @@ its place is replaced, with one warning line.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import functools
 import hashlib
@@ -60,7 +60,7 @@ CREATE TABLE IF NOT EXISTS runs (
 Warn = Callable[[str], None]
 
 
-def _stderr_warn(message: str) -> None:
+def warn_stderr(message: str) -> None:
     print(f"mnist-bench: warning: {message}", file=sys.stderr)
 
 
@@ -93,9 +93,12 @@ def _codec() -> tuple[Any, Any]:
 
 
 def summary(run: RunFile) -> RunFile:
-    """`run` without what only `parity` reads: each record's predicted labels (in place)."""
+    """`run` without what only `parity` and the Python API read (in place): each record's
+    predicted labels and misclassified test samples, the bulk of a run's memory (half of its
+    objects, for a record's 25 misclassified samples and 10-class confusion matrix)."""
     for record in run.records:
         record.predicted_labels = None
+        record.misclassified = []
     return run
 
 
@@ -214,7 +217,7 @@ class Reader:
         warn: Warn | None = None,
         progress: bool | None = None,
     ) -> None:
-        self.full, self.warn = full, warn or _stderr_warn
+        self.full, self.warn = full, warn or warn_stderr
         self.files, self.folders = files, folders
         self.db: sqlite3.Connection | None = None
         self.known: dict[str, tuple[Stat, str]] = {}
@@ -316,12 +319,12 @@ class Reader:
         encoder = _codec()[0]
         if not self.full:
             return encoder.encode(run)
-        labels = [r.predicted_labels for r in run.records]
+        kept = [(r.predicted_labels, r.misclassified) for r in run.records]
         try:
             return encoder.encode(summary(run))
         finally:
-            for record, text in zip(run.records, labels, strict=True):
-                record.predicted_labels = text
+            for record, (labels, wrong) in zip(run.records, kept, strict=True):
+                record.predicted_labels, record.misclassified = labels, wrong
 
     def _fetch(self, key: str) -> RunFile | None:
         assert self.db is not None
@@ -402,52 +405,3 @@ def reader(
     """A `Reader` of `files` (found in `folders`, whose vanished files' entries are dropped)."""
     with Reader(files, folders, full=full, warn=warn) as read:
         yield read
-
-
-# ---------------------------------------------------------------------------- the command
-EPILOG = f"""The index is a cache of the run files `report`, `history`, `compare`, `check`, `export`
-and `parity` read: every reader fills and uses it, so this command is never needed. It lives
-at $MNIST_BENCH_INDEX, else {INDEX_NAME} in the cache folder ($MNIST_BENCH_CACHE_DIR, else
-~/.cache/mnist-bench); MNIST_BENCH_INDEX=off reads without it. Delete it at any time.
-
-examples:
-  mnist-bench index results/nightly           index (or refresh) a folder of run files
-  mnist-bench index --rebuild results/nightly read every file again
-
-exit codes: 0 ok; 2 a missing path, or a bad file (see --skip-bad)."""
-
-
-def add_index(p: argparse.ArgumentParser) -> None:
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.epilog = EPILOG
-    p.add_argument("paths", nargs="+", metavar="PATH", help="run files or folders of them")
-    p.add_argument("--rebuild", action="store_true", help="read every file again")
-    p.add_argument("--skip-bad", action="store_true", help="warn about bad files, index the rest")
-
-
-def cmd_index(args: argparse.Namespace) -> int:
-    from mnist_bench.report import collect
-
-    location = index_path()
-    if location is None:
-        raise UserError(f"{INDEX_ENV}=off: no index to build")
-    files = collect.run_files(args.paths)
-    folders = [Path(p) for p in args.paths if Path(p).is_dir()]
-    bad = 0
-    with Reader(files, folders, rebuild=args.rebuild) as read:
-        for path in files:
-            try:
-                read(path)
-            except UserError as exc:
-                if not args.skip_bad:
-                    raise UserError(f"{exc} (pass --skip-bad to skip bad files)") from None
-                bad += 1
-                _stderr_warn(f"skipped {exc}")
-        fresh = len(files) - read.read
-        opened = read.db is not None
-    where = location if opened and read.written else f"{location} (could not be written)"
-    print(
-        f"{len(files) - bad} run files indexed ({read.read - bad} read, {fresh} unchanged"
-        f"{f', {bad} bad' if bad else ''}) in {where}"
-    )
-    return 0

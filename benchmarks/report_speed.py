@@ -48,9 +48,10 @@ def full_test_set(record: dict, rng: random.Random) -> None:
     record["predicted_labels"] = pack_labels(predicted)
 
 
-def write_runs(folder: Path, count: int = FILES, *, labels: bool = True) -> Path:
+def write_runs(folder: Path, count: int = FILES, *, labels: bool = True, start: int = 0) -> Path:
     """`count` run files from the fixture: unique run ids, 10 machines, jittered timings;
-    with `labels`, records of the full test set with their predicted labels."""
+    with `labels`, records of the full test set with their predicted labels. With `start`,
+    only the files from `start` on are written (those before it are as before)."""
     base = json.loads(FIXTURE.read_text())
     rng = random.Random(0)
     if labels:
@@ -69,7 +70,8 @@ def write_runs(folder: Path, count: int = FILES, *, labels: bool = True) -> Path
             record["misclassified"] = [
                 [rng.randrange(record["test_samples"]), j % 10, (j + 3) % 10] for j in range(25)
             ]
-        (folder / f"{run['run_id']}.json").write_text(json.dumps(run, indent=1) + "\n")
+        if i >= start:
+            (folder / f"{run['run_id']}.json").write_text(json.dumps(run, indent=1) + "\n")
     return folder
 
 

@@ -41,6 +41,7 @@ def write_files(folder: Path, count: int, start: int = 0) -> list[Path]:
         first = data["records"][0]
         first["predicted_labels"] = pack_labels([i % 10] * first["test_samples"])
         first["confusion_matrix"] = None
+        first["misclassified"] = [[i % 50, 1, 7]]
         path = folder / f"{data['run_id']}.json"
         path.write_text(json.dumps(data, indent=1))
         paths.append(path)
@@ -71,7 +72,9 @@ def test_warm_reads_equal_cold_reads_and_the_files(tmp_path, own_index):
     assert entries(own_index) == 30
     warm = runs(tmp_path / "runs")
     assert warm == cold == plain(tmp_path / "runs")
-    assert all(r.predicted_labels is None for _, run in warm for r in run.records)
+    assert all(
+        r.predicted_labels is None and r.misclassified == [] for _, run in warm for r in run.records
+    )
     with index.Reader(collect.run_files([tmp_path / "runs"])) as read:
         for path in read.files:
             read(path)
@@ -84,6 +87,7 @@ def test_full_reads_keep_the_labels_parity_needs(tmp_path):
     full = runs(tmp_path / "runs", full=True)
     assert [run for _, run in full] == [load_run(p) for p in paths]
     assert all(run.records[0].predicted_labels for _, run in full)
+    assert any(r.misclassified for _, run in full for r in run.records)
 
 
 def test_a_changed_deleted_added_or_touched_file_is_seen(tmp_path, own_index):
