@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from mnist_bench import storage
+from mnist_bench import files, storage
 from mnist_bench.errors import UserError
 from mnist_bench.records import RunFile, load_run
 
@@ -109,11 +109,12 @@ def _stat_key(info: os.stat_result) -> Stat:
     return (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
 
 
-def _sha256(path: Path) -> str | None:
+def _read(path: Path) -> bytes | None:
+    """The run file's bytes, read as `load_run` reads them; None where that fails (then
+    `load_run` reads it again, and words the failure)."""
     try:
-        with open(path, "rb") as f:
-            return hashlib.file_digest(f, "sha256").hexdigest()
-    except OSError:
+        return files.read_bytes(path, limit=files.RUN_FILE_LIMIT, what="run file")
+    except (OSError, UserError):
         return None
 
 
@@ -281,38 +282,37 @@ class Reader:
             before = _stat_key(os.stat(path))
         except OSError:
             return self._load(path)  # load_run words it
-        known = self.known.get(key)
-        if known is not None and not self.full:
-            stat, digest = known
-            if stat == before:
-                run = self._fetch(key)
-                if run is not None:
-                    return run
-            elif stat[0] == before[0] and _sha256(path) == digest:  # touched, not changed
-                run = self._fetch(key)
-                if run is not None:
-                    self.pending.append((key, *before, digest, self._blob(run)))
-                    return run
+        known = None if self.full else self.known.get(key)
+        if known is not None and known[0] == before:
+            run = self._fetch(key)
+            if run is not None:
+                return run
+        raw = _read(path)
+        digest = hashlib.sha256(raw).hexdigest() if raw is not None else None
+        if known is not None and digest == known[1]:  # touched, not changed
+            run = self._fetch(key)
+            if run is not None:
+                self.pending.append((key, *before, digest, self._blob(run)))
+                return run
         try:
-            run = self._load(path)
+            run = self._load(path, raw)
         except UserError:
-            if known is not None:
+            if key in self.known:
                 self.dropped.append(key)
             raise
-        if run.status != "running":
-            digest = _sha256(path)
+        if run.status != "running" and digest is not None:
             with contextlib.suppress(OSError):
-                if digest is not None and _stat_key(os.stat(path)) == before:
+                if _stat_key(os.stat(path)) == before:  # what was read is what was stat'ed
                     self.pending.append((key, *before, digest, self._blob(run)))
         if len(self.pending) >= BATCH:
             self._flush()
         return run
 
-    def _load(self, path: Path) -> RunFile:
+    def _load(self, path: Path, raw: bytes | None = None) -> RunFile:
         self.read += 1
         if self._progress is not None:
             self._progress.advance(self._task)
-        run = load_run(path)
+        run = load_run(path, raw)
         return run if self.full else summary(run)
 
     def _blob(self, run: RunFile) -> bytes:
