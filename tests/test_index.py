@@ -75,6 +75,7 @@ def test_warm_reads_equal_cold_reads_and_the_files(tmp_path, own_index):
     assert all(
         r.predicted_labels is None and r.misclassified == [] for _, run in warm for r in run.records
     )
+    assert all(run.aggregates == [] for _, run in warm)
     with index.Reader(collect.run_files([tmp_path / "runs"])) as read:
         for path in read.files:
             read(path)
@@ -88,6 +89,7 @@ def test_full_reads_keep_the_labels_parity_needs(tmp_path):
     assert [run for _, run in full] == [load_run(p) for p in paths]
     assert all(run.records[0].predicted_labels for _, run in full)
     assert any(r.misclassified for _, run in full for r in run.records)
+    assert any(run.aggregates for _, run in full)
 
 
 def test_a_changed_deleted_added_or_touched_file_is_seen(tmp_path, own_index):
