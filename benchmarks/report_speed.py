@@ -126,10 +126,10 @@ def test_cli_markdown_1000_files_imports_no_framework(runs):
 SCALE_COUNTS = (1000, 3000, 10_000)
 
 
-def timed(args: list[str], env: dict[str, str]) -> dict[str, float]:
+def timed(args: list[str], env: dict[str, str], python: str = sys.executable) -> dict[str, float]:
     """Wall and CPU (user + system) seconds and peak resident MiB of `mnist-bench ARGS`."""
     out = subprocess.run(
-        ["/usr/bin/time", "-v", sys.executable, "-m", "mnist_bench", *args],
+        ["/usr/bin/time", "-v", python, "-m", "mnist_bench", *args],
         capture_output=True,
         text=True,
         env=env,
@@ -144,8 +144,17 @@ def timed(args: list[str], env: dict[str, str]) -> dict[str, float]:
     return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "rss_mib": round(rss)}
 
 
-def scale(folder: Path, counts: Sequence[int], out: Path, *, baseline: bool = True) -> dict:
-    """Measure every command at each count of files (written as they are needed), into `out`."""
+def scale(
+    folder: Path,
+    counts: Sequence[int],
+    out: Path,
+    *,
+    baseline: bool = True,
+    baseline_python: str = sys.executable,
+) -> dict:
+    """Measure every command at each count of files (written as they are needed), into `out`.
+    The baseline (`*_no_index`) runs `baseline_python`: another checkout's interpreter measures
+    the code before the index."""
     import os
 
     index_file = folder.parent / f"{folder.name}-index.sqlite"
@@ -163,8 +172,9 @@ def scale(folder: Path, counts: Sequence[int], out: Path, *, baseline: bool = Tr
             index_file.with_name(index_file.name + suffix).unlink(missing_ok=True)
         row: dict = {"loadavg_1m_before": round(os.getloadavg()[0], 1)}
         if baseline:
-            row["report_no_index"] = timed(report, off)
-            row["history_no_index"] = timed(history, off)
+            row["baseline_python"] = baseline_python
+            row["report_no_index"] = timed(report, off, baseline_python)
+            row["history_no_index"] = timed(history, off, baseline_python)
         row["report_cold"] = timed(report, env)
         row["report_warm"] = timed(report, env)
         row["history_warm"] = timed(history, env)
@@ -220,9 +230,16 @@ if __name__ == "__main__":
     parser.add_argument("--json", type=Path, default=ROOT / "docs" / "index-scaling.json")
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "index-scaling.png")
     parser.add_argument("--no-baseline", action="store_true", help="skip the runs without index")
+    parser.add_argument("--baseline-python", default=sys.executable, help="for the runs without")
     parser.add_argument("--plot-only", action="store_true")
     args = parser.parse_args()
     if not args.plot_only:
         counts = [int(c) for c in args.counts.split(",")]
-        scale(args.folder, counts, args.json, baseline=not args.no_baseline)
+        scale(
+            args.folder,
+            counts,
+            args.json,
+            baseline=not args.no_baseline,
+            baseline_python=args.baseline_python,
+        )
     plot(json.loads(args.json.read_text()), args.plot)

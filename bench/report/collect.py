@@ -81,12 +81,16 @@ def load_runs(
 def _no_cyclic_gc() -> Iterator[None]:
     """Pause the cyclic garbage collector: a run file decodes into thousands of lists and
     dicts, none of them in a cycle, and the collections their allocation triggers would
-    otherwise take two thirds of the loading time (1,000 files: 0.3 s instead of 0.9 s)."""
+    otherwise take two thirds of the loading time (1,000 files: 0.3 s instead of 0.9 s).
+    What was loaded is then frozen (`gc.freeze`): the first collection after it would
+    otherwise walk every object loaded (over a second for 1,000 files), and each full one
+    after it again. Frozen objects are still freed when no longer referenced."""
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
+        gc.freeze()
         if enabled:
             gc.enable()
 
