@@ -90,6 +90,9 @@ def test_full_reads_keep_the_labels_parity_needs(tmp_path):
     assert all(run.records[0].predicted_labels for _, run in full)
     assert any(r.misclassified for _, run in full for r in run.records)
     assert any(run.aggregates for _, run in full)
+    summaries = collect.load_runs([tmp_path / "runs"])
+    assert not any(loaded.complete for loaded in summaries)
+    assert [loaded.run for loaded in collect.complete(summaries)] == [run for _, run in full]
 
 
 def test_a_changed_deleted_added_or_touched_file_is_seen(tmp_path, own_index):

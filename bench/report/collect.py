@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mnist_bench.errors import UserError
-from mnist_bench.records import Machine, Record, RunFile
+from mnist_bench.records import Machine, Record, RunFile, load_run
 
 
 @dataclass(frozen=True)
 class LoadedRun:
     path: Path
     run: RunFile
+    complete: bool = True  # False: read without predicted labels (`load_runs`)
 
     @property
     def machine(self) -> str:
@@ -66,7 +67,7 @@ def load_runs(
     with _no_cyclic_gc(), index.reader(files, folders, full=full, warn=warn) as read:
         for path in files:
             try:
-                loaded.append(LoadedRun(path, read(path)))
+                loaded.append(LoadedRun(path, read(path), full))
             except UserError as exc:
                 if not skip_bad:
                     raise UserError(f"{exc} (pass --skip-bad to skip bad files)") from None
@@ -75,6 +76,18 @@ def load_runs(
     if not loaded:
         raise UserError("no usable run files among: " + ", ".join(str(p) for p in paths))
     return loaded
+
+
+def complete(runs: Iterable[LoadedRun]) -> list[LoadedRun]:
+    """`runs`, each read whole (predicted labels too) where `load_runs` left that out.
+
+    Raises:
+        UserError: a file has gone bad since.
+    """
+    return [
+        loaded if loaded.complete else LoadedRun(loaded.path, load_run(loaded.path))
+        for loaded in runs
+    ]
 
 
 @contextlib.contextmanager
