@@ -195,8 +195,9 @@ def scale(
 
 
 def plot(results: dict, png: Path, extrapolate_to: int = 100_000) -> None:
-    """Wall seconds against file count, log-log, each line fitted (a + b * files) and carried on
-    to `extrapolate_to` files dashed."""
+    """CPU seconds (user + system: wall time on a busy machine measures the machine) against
+    file count, log-log, each line fitted (a + b * files) and carried on to `extrapolate_to`
+    files dashed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -210,12 +211,12 @@ def plot(results: dict, png: Path, extrapolate_to: int = 100_000) -> None:
                  "history_warm", "index_one_new"):  # fmt: skip
         if name not in results[str(counts[0])]:
             continue
-        seconds = np.array([results[str(c)][name]["wall_s"] for c in counts])
+        seconds = np.array([results[str(c)][name]["cpu_s"] for c in counts])
         slope, intercept = np.polyfit(counts, seconds, 1)
         (line,) = ax.plot(counts, seconds, "o-", label=name.replace("_", " "))
         ax.plot(far, intercept + slope * far, "--", color=line.get_color(), alpha=0.6)
     ax.axhline(3, color="grey", lw=0.8, ls=":")
-    ax.set(xscale="log", yscale="log", xlabel="run files", ylabel="wall seconds (fresh process)")
+    ax.set(xscale="log", yscale="log", xlabel="run files", ylabel="CPU seconds (fresh process)")
     ax.set_title("mnist-bench report / history against file count (dashed: linear fit)", fontsize=9)
     ax.legend(fontsize=8)
     fig.savefig(png, dpi=110)
