@@ -15,10 +15,9 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, run_cli
-from mnist_bench import index
-from mnist_bench.errors import UserError
-from mnist_bench.records import load_run, pack_labels
-from mnist_bench.report import collect
+from mnist_bench.core.errors import UserError
+from mnist_bench.runfile import collect, index
+from mnist_bench.runfile.records import load_run, pack_labels
 
 FIXTURES = ROOT / "tests" / "fixtures" / "report"
 
@@ -179,8 +178,8 @@ def test_an_update_killed_mid_transaction_leaves_a_usable_index(tmp_path, own_in
     runs(*sorted((tmp_path / "runs").glob("*"))[:10])
     code = (
         "import os, signal, sys\n"
-        "from mnist_bench import index\n"
-        "from mnist_bench.report import collect\n"
+        "from mnist_bench.runfile import index\n"
+        "from mnist_bench.runfile import collect\n"
         "def dying(self):\n"
         "    self.db.execute('BEGIN')\n"
         "    self.db.executemany('INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)',"
