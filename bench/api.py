@@ -360,7 +360,7 @@ def load(paths: Paths, *, skip_bad: bool = False) -> Results:
     """
     from mnist_bench.runfile import collect
 
-    return Results(collect.load_runs(_as_paths(paths), skip_bad=skip_bad, warn=_warn))
+    return Results(collect.load_runs(_as_paths(paths), skip_bad=skip_bad, warn=_warn, full=True))
 
 
 def _results(value: Results | Paths) -> Results:
