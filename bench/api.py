@@ -397,7 +397,11 @@ def load(paths: Paths, *, skip_bad: bool = False) -> Results:
     check_gate_options({"skip_bad": skip_bad})
     return Results(
         collect.load_runs(
-            _as_paths(paths), skip_bad=skip_bad, warn=_warn, skip_option="skip_bad=True"
+            _as_paths(paths),
+            skip_bad=skip_bad,
+            warn=_warn,
+            skip_option="skip_bad=True",
+            full=True,
         )
     )
 

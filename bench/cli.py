@@ -509,6 +509,19 @@ def _cmd_parity(args: argparse.Namespace) -> int:
     return parity.cmd_parity(args)
 
 
+# -------------------------------------------------------------------------------------- index
+def _add_index(p: argparse.ArgumentParser) -> None:
+    from mnist_bench.commands import index as index_cmd
+
+    index_cmd.add_index(p)
+
+
+def _cmd_index(args: argparse.Namespace) -> int:
+    from mnist_bench.commands import index as index_cmd
+
+    return index_cmd.cmd_index(args)
+
+
 Command = tuple[
     str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]
 ]
@@ -583,6 +596,13 @@ COMMANDS: list[Command] = [
         "run files to github-action-benchmark or Bencher JSON, or to an MLflow tracking server",
         _add_export,
         _cmd_export,
+    ),
+    (
+        "index",
+        "build or refresh the run index, the cache that makes reading thousands of run files "
+        "quick (every reader keeps it up to date)",
+        _add_index,
+        _cmd_index,
     ),
 ]
 

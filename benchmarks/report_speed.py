@@ -23,6 +23,7 @@ import random
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -48,9 +49,10 @@ def full_test_set(record: dict, rng: random.Random) -> None:
     record["predicted_labels"] = pack_labels(predicted)
 
 
-def write_runs(folder: Path, count: int = FILES, *, labels: bool = True) -> Path:
+def write_runs(folder: Path, count: int = FILES, *, labels: bool = True, start: int = 0) -> Path:
     """`count` run files from the fixture: unique run ids, 10 machines, jittered timings;
-    with `labels`, records of the full test set with their predicted labels."""
+    with `labels`, records of the full test set with their predicted labels. With `start`,
+    only the files from `start` on are written (those before it are as before)."""
     base = json.loads(FIXTURE.read_text())
     rng = random.Random(0)
     if labels:
@@ -69,7 +71,8 @@ def write_runs(folder: Path, count: int = FILES, *, labels: bool = True) -> Path
             record["misclassified"] = [
                 [rng.randrange(record["test_samples"]), j % 10, (j + 3) % 10] for j in range(25)
             ]
-        (folder / f"{run['run_id']}.json").write_text(json.dumps(run, indent=1) + "\n")
+        if i >= start:
+            (folder / f"{run['run_id']}.json").write_text(json.dumps(run, indent=1) + "\n")
     return folder
 
 
@@ -114,3 +117,131 @@ def test_cli_markdown_1000_files_imports_no_framework(runs):
     seconds = float(out.stderr.split("SECONDS ")[1].split()[0])
     print(f"mnist-bench report, {FILES} files, markdown, fresh process: {seconds:.2f} s")
     assert seconds < LIMIT_S, out.stderr
+
+
+# --------------------------------------------------------------------- the run index, at scale
+# `python benchmarks/report_speed.py --folder /tmp/runs --counts 1000,3000,10000`: `report` and
+# `history` in fresh processes, with the run index off (every file parsed, as before it), cold
+# (empty index) and warm, and adding one file to a warm index; wall and CPU seconds and peak
+# resident memory from GNU time. Results as JSON; `--plot` draws time against file count.
+SCALE_COUNTS = (1000, 3000, 10_000)
+
+
+def timed(args: list[str], env: dict[str, str], python: str = sys.executable) -> dict[str, float]:
+    """Wall and CPU (user + system) seconds and peak resident MiB of `mnist-bench ARGS`."""
+    out = subprocess.run(
+        ["/usr/bin/time", "-v", python, "-m", "mnist_bench", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    fields = dict(line.strip().rsplit(": ", 1) for line in out.stderr.splitlines() if ": " in line)
+    clock = fields["Elapsed (wall clock) time (h:mm:ss or m:ss)"].split(":")
+    wall = sum(float(part) * 60**i for i, part in enumerate(reversed(clock)))
+    cpu = float(fields["User time (seconds)"]) + float(fields["System time (seconds)"])
+    rss = int(fields["Maximum resident set size (kbytes)"]) / 1024
+    return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "rss_mib": round(rss)}
+
+
+def scale(
+    folder: Path,
+    counts: Sequence[int],
+    out: Path,
+    *,
+    baseline: bool = True,
+    baseline_python: str = sys.executable,
+) -> dict:
+    """Measure every command at each count of files (written as they are needed), into `out`.
+    The baseline (`*_no_index`) runs `baseline_python`: another checkout's interpreter measures
+    the code before the index."""
+    import os
+
+    index_file = folder.parent / f"{folder.name}-index.sqlite"
+    env = {**os.environ, "MNIST_BENCH_INDEX": str(index_file)}
+    off = {**env, "MNIST_BENCH_INDEX": "off"}
+    report = ["report", str(folder), "--format", "markdown"]
+    history = ["history", str(folder)]
+    results: dict = json.loads(out.read_text()) if out.exists() else {}
+    written = len(list(folder.glob("*.json"))) if folder.exists() else 0
+    for count in counts:
+        if written < count:
+            write_runs(folder, count, start=written)
+            written = count
+        for suffix in ("", "-wal", "-shm"):
+            index_file.with_name(index_file.name + suffix).unlink(missing_ok=True)
+        row: dict = {"loadavg_1m_before": round(os.getloadavg()[0], 1)}
+        if baseline:
+            row["baseline_python"] = baseline_python
+            row["report_no_index"] = timed(report, off, baseline_python)
+            row["history_no_index"] = timed(history, off, baseline_python)
+        row["report_cold"] = timed(report, env)
+        row["report_warm"] = timed(report, env)
+        row["history_warm"] = timed(history, env)
+        row["index_warm"] = timed(["index", str(folder)], env)
+        extra = folder / "zz-one-more.json"
+        run = json.loads(next(folder.glob("*.json")).read_text())
+        run["run_id"] += "-one-more"
+        extra.write_text(json.dumps(run, indent=1))
+        row["index_one_new"] = timed(["index", str(folder)], env)
+        row["report_one_new"] = timed(report, env)
+        extra.unlink()
+        row["index_mib"] = round(index_file.stat().st_size / 2**20)
+        row["loadavg_1m_after"] = round(os.getloadavg()[0], 1)
+        results[str(count)] = row
+        out.write_text(json.dumps(results, indent=1) + "\n")
+        print(count, json.dumps(row), flush=True)
+    return results
+
+
+def plot(results: dict, png: Path, extrapolate_to: int = 100_000) -> None:
+    """CPU seconds (user + system: wall time on a busy machine measures the machine) against
+    file count, log-log, each line fitted (a + b * files) and carried on to `extrapolate_to`
+    files dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    counts = np.array(sorted(int(c) for c in results))
+    far = np.array([counts[0], extrapolate_to])
+    fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
+    for name in ("report_no_index", "history_no_index", "report_cold", "report_warm",
+                 "history_warm", "index_one_new"):  # fmt: skip
+        if name not in results[str(counts[0])]:
+            continue
+        seconds = np.array([results[str(c)][name]["cpu_s"] for c in counts])
+        slope, intercept = np.polyfit(counts, seconds, 1)
+        (line,) = ax.plot(counts, seconds, "o-", label=name.replace("_", " "))
+        ax.plot(far, intercept + slope * far, "--", color=line.get_color(), alpha=0.6)
+    ax.axhline(3, color="grey", lw=0.8, ls=":")
+    ax.set(xscale="log", yscale="log", xlabel="run files", ylabel="CPU seconds (fresh process)")
+    ax.set_title("mnist-bench report / history against file count (dashed: linear fit)", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.savefig(png, dpi=110)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="the run index at scale")
+    parser.add_argument("--folder", type=Path, required=True, help="where the run files go")
+    parser.add_argument("--counts", default=",".join(map(str, SCALE_COUNTS)))
+    parser.add_argument("--json", type=Path, default=ROOT / "docs" / "index-scaling.json")
+    parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "index-scaling.png")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the runs without index")
+    parser.add_argument("--baseline-python", default=sys.executable, help="for the runs without")
+    parser.add_argument("--plot-only", action="store_true")
+    args = parser.parse_args()
+    if not args.plot_only:
+        counts = [int(c) for c in args.counts.split(",")]
+        scale(
+            args.folder,
+            counts,
+            args.json,
+            baseline=not args.no_baseline,
+            baseline_python=args.baseline_python,
+        )
+    plot(json.loads(args.json.read_text()), args.plot)

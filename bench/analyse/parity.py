@@ -283,7 +283,7 @@ def build(
         UserError: a bad file (unless `skip_bad`), no record with predicted labels, or no job
             with labels on two backends.
     """
-    runs = collect.load_runs(paths, skip_bad=skip_bad, warn=warn)
+    runs = collect.load_runs(paths, skip_bad=skip_bad, warn=warn, full=True)
     parity = compare(runs)
     if not parity.groups:
         if parity.unlabelled and not parity.single:

@@ -82,11 +82,13 @@ def parity_section(report: Report) -> list[str]:
     backends (`mnist_bench.analyse.parity`); nothing unless records keep their predicted labels."""
     from mnist_bench.analyse import parity
     from mnist_bench.core.errors import UserError
+    from mnist_bench.runfile import collect
 
-    if not parity.has_labels(r for loaded in report.runs for r in loaded.run.records):
+    runs = collect.complete(report.runs)
+    if not parity.has_labels(r for loaded in runs for r in loaded.run.records):
         return []
     try:
-        result = parity.compare(report.runs)
+        result = parity.compare(runs)
     except UserError as exc:
         return [
             "<h2>Parity across backends</h2>",

@@ -358,15 +358,15 @@ def run_files_in(folder: Path) -> list[Path]:
     )
 
 
-def load_run(path: str | Path) -> RunFile:
+def load_run(path: str | Path, raw: bytes | None = None) -> RunFile:
     """Read and validate one run file: its types (`_decode_run`), then what the schema cannot
-    say (`check_consistency`).
+    say (`check_consistency`). `raw`: its bytes, where the caller has read them already.
 
     Raises:
         UserError: missing, unreadable, not JSON, not a run file this version understands, or
             inconsistent; the message names the file and the field.
     """
-    run = _decode_run(Path(path))
+    run = _decode_run(Path(path), raw)
     try:
         check_consistency(run)
     except ValueError as exc:
@@ -374,7 +374,7 @@ def load_run(path: str | Path) -> RunFile:
     return run
 
 
-def _decode_run(path: Path) -> RunFile:
+def _decode_run(path: Path, raw: bytes | None = None) -> RunFile:
     """Read one run file and check its types.
 
     msgspec parses and type-checks in one pass, in C, straight into the dataclasses: about
@@ -390,7 +390,8 @@ def _decode_run(path: Path) -> RunFile:
 
     path = Path(path)
     try:
-        raw = files.read_bytes(path, limit=files.RUN_FILE_LIMIT, what="run file")
+        if raw is None:
+            raw = files.read_bytes(path, limit=files.RUN_FILE_LIMIT, what="run file")
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
     except OSError as exc:

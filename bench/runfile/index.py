@@ -1,0 +1,418 @@
+"""The run-file index: decoded run files kept in an embedded SQLite database, so a reader of
+thousands of run files looks them up instead of parsing them.
+
+The run files stay the only source of truth. The index is a cache, keyed by each file's
+absolute path and checked against its `stat` (size, modification and change times, inode) on
+every read: a file written, replaced or touched since it was indexed is read again (a content
+SHA-256 tells a touched file from a changed one), a deleted one is dropped, and a file that is
+bad is never stored, so it fails, or is skipped, with today's message. An entry holds the run
+as `load_run` decoded and checked it, in MessagePack, without what only `parity` and the Python
+API read (`summary`: each record's predicted labels and misclassified samples, the run's
+aggregates; they read the files whole); a `running` run is never stored (its journal grows).
+
+The index lives in the cache folder (`storage.cache_dir()`, `$MNIST_BENCH_CACHE_DIR`), not in
+the results folder: a results folder may be read-only, shared over the network (where SQLite's
+locks cannot be trusted) or committed to git. `$MNIST_BENCH_INDEX` names another file, or
+`off` for none. It may be deleted at any time; it is rebuilt as files are read. Concurrent
+readers and writers are safe (WAL, a busy timeout, one transaction per batch); an index that
+cannot be opened or written means reading the files without it; a corrupt or foreign file at
+its place is replaced, with one warning line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import os
+import sqlite3
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from mnist_bench.core.errors import UserError
+from mnist_bench.core.identity import Job
+from mnist_bench.runfile import files, storage
+from mnist_bench.runfile.records import RunFile, load_run
+
+INDEX_ENV = "MNIST_BENCH_INDEX"  # the index file; "off" for none
+INDEX_NAME = "run-index.sqlite"
+APP = "mnist-bench run index"
+FORMAT = "1"
+BATCH = 500  # entries written per transaction: a killed update loses at most these
+BUSY_TIMEOUT_S = 10.0
+PROGRESS_FROM = 200  # files to read before a progress bar is worth showing
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    run BLOB NOT NULL
+);
+"""
+
+Warn = Callable[[str], None]
+
+
+def warn_stderr(message: str) -> None:
+    print(f"mnist-bench: warning: {message}", file=sys.stderr)
+
+
+def index_path() -> Path | None:
+    """`$MNIST_BENCH_INDEX`, else `run-index.sqlite` in the cache folder; None when the
+    variable says `off`."""
+    value = os.environ.get(INDEX_ENV, "").strip()
+    if value.lower() in ("off", "0", "no", "none"):
+        return None
+    return Path(value) if value else storage.cache_dir() / INDEX_NAME
+
+
+@functools.cache
+def fingerprint() -> str:
+    """A digest of the run file's type: entries written by a version with other fields are
+    read again, so a new field is never missing from an indexed run."""
+    import json
+
+    import msgspec
+
+    schema = json.dumps(msgspec.json.schema(RunFile), sort_keys=True)
+    return hashlib.sha256(f"{FORMAT}\n{schema}".encode()).hexdigest()[:16]
+
+
+@functools.cache
+def _codec() -> tuple[Any, Any]:
+    import msgspec
+
+    return msgspec.msgpack.Encoder(), msgspec.msgpack.Decoder(RunFile)
+
+
+def summary(run: RunFile) -> RunFile:
+    """`run` without what only `parity` and the Python API read (in place): each record's
+    predicted labels and misclassified test samples, and the run's own aggregates (which
+    readers compute anew). Half of a run's objects, and nine tenths of its bytes."""
+    run.aggregates = []
+    for record in run.records:
+        record.predicted_labels = None
+        record.misclassified = []
+    return run
+
+
+Stat = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
+
+
+def _stat_key(info: os.stat_result) -> Stat:
+    return (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
+
+
+def _read(path: Path) -> bytes | None:
+    """The run file's bytes, read as `load_run` reads them; None where that fails (then
+    `load_run` reads it again, and words the failure)."""
+    try:
+        return files.read_bytes(path, limit=files.RUN_FILE_LIMIT, what="run file")
+    except (OSError, UserError):
+        return None
+
+
+# ---------------------------------------------------------------------------------- the file
+def _is_ours(db: sqlite3.Connection) -> bool:
+    """Whether `db` is an index; raises `sqlite3.OperationalError` where it cannot tell (locked)."""
+    try:
+        rows = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        db.execute("SELECT path, size, mtime_ns, ctime_ns, inode, sha256, run FROM runs LIMIT 0")
+    except sqlite3.OperationalError as exc:
+        if "no such" in str(exc):
+            return False
+        raise
+    except sqlite3.DatabaseError:  # not a database, or a malformed one
+        return False
+    return rows.get("app") == APP
+
+
+def _create(path: Path) -> None:
+    """A new, empty index at `path`, made aside and linked into place whole, so no reader
+    ever sees it half made; another process's that got there first is kept."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+    try:
+        db = sqlite3.connect(tmp)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_SCHEMA)
+            with db:
+                db.executemany(
+                    "INSERT INTO meta VALUES (?, ?)",
+                    [("app", APP), ("format", FORMAT), ("fingerprint", fingerprint())],
+                )
+        finally:
+            db.close()
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+    finally:
+        for name in (tmp, *_sidecars(tmp)):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
+
+
+def _sidecars(path: Path) -> tuple[Path, Path]:
+    return path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
+
+
+def _remove(path: Path, inode: int) -> None:
+    """Remove the bad index at `path`, unless another process has replaced it already."""
+    with contextlib.suppress(OSError):
+        if os.stat(path).st_ino != inode:
+            return
+        for name in (path, *_sidecars(path)):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
+
+
+def open_index(path: Path, warn: Warn) -> sqlite3.Connection | None:
+    """The index at `path`, created if missing and replaced (one warning) if it is not one;
+    None where it cannot be had (a read-only cache folder): then files are read without it."""
+    for attempt in range(2):
+        try:
+            if not path.exists():
+                _create(path)
+            inode = os.stat(path).st_ino
+            db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S)
+        except (OSError, sqlite3.Error):
+            return None
+        try:
+            ours = _is_ours(db)
+            if ours:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                return db
+        except sqlite3.Error:  # locked, or read-only: read the files without it
+            db.close()
+            return None
+        db.close()
+        if attempt == 0:
+            warn(f"{path}: not a mnist-bench run index (corrupt or another file); rebuilt")
+            _remove(path, inode)
+    return None
+
+
+# ------------------------------------------------------------------------------- the reader
+class Reader:
+    """Reads run files through the index: `reader(path)` is `load_run(path)`, from the index
+    where its entry is fresh. Without `full`, the run comes without predicted labels
+    (`summary`); with it, every file is read whole (and its entry refreshed).
+
+    Use as a context manager: entries are written in batches, the last on leaving.
+    """
+
+    def __init__(
+        self,
+        files: Sequence[Path],
+        folders: Sequence[Path] = (),
+        *,
+        full: bool = False,
+        rebuild: bool = False,
+        warn: Warn | None = None,
+        progress: bool | None = None,
+    ) -> None:
+        self.full, self.warn = full, warn or warn_stderr
+        self.files, self.folders = files, folders
+        self.db: sqlite3.Connection | None = None
+        self.known: dict[str, tuple[Stat, str]] = {}
+        self.pending: list[tuple] = []
+        self.dropped: list[str] = []
+        self.seen: set[str] = set()
+        self.jobs: dict[Job, Job] = {}
+        self.read = 0
+        self.written = True  # False once an update failed
+        self._progress: Any = None
+        self._task: Any = None
+        self.location = index_path()
+        if self.location is not None:
+            self.db = open_index(self.location, self.warn)
+        if self.db is not None:
+            try:
+                self._prepare(rebuild)
+            except sqlite3.Error:
+                self._close_db()
+        stale = sum(1 for f in files if self._entry(f) is None)
+        if stale >= PROGRESS_FROM and (progress if progress is not None else _stderr_is_terminal()):
+            self._start_progress(stale)
+
+    def _prepare(self, rebuild: bool) -> None:
+        assert self.db is not None
+        meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+        if meta.get("fingerprint") != fingerprint():
+            with self.db:
+                self.db.execute("DELETE FROM runs")
+                self.db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('fingerprint', ?)", (fingerprint(),)
+                )
+        if rebuild:
+            with self.db:
+                self.db.executemany(
+                    "DELETE FROM runs WHERE path = ?", [(_key(f),) for f in self.files]
+                )
+        rows = self.db.execute("SELECT path, size, mtime_ns, ctime_ns, inode, sha256 FROM runs")
+        self.known = {row[0]: (tuple(row[1:5]), row[5]) for row in rows}
+
+    def _entry(self, path: Path) -> tuple[Stat, str] | None:
+        return self.known.get(_key(path)) if self.db is not None else None
+
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+        if exc[0] is None:
+            self._prune()
+        self._flush()
+        self._close_db()
+
+    def __call__(self, path: Path) -> RunFile:
+        """`load_run(path)` (the same run, the same `UserError`), from the index if it can."""
+        run = self._run(path)
+        for record in run.records:  # one object per job: they are frozen, and read often
+            record.job = self.jobs.setdefault(record.job, record.job)
+        return run
+
+    def _run(self, path: Path) -> RunFile:
+        key = _key(path)
+        self.seen.add(key)
+        if self.db is None:
+            return self._load(path)
+        try:
+            before = _stat_key(os.stat(path))
+        except OSError:
+            return self._load(path)  # load_run words it
+        known = None if self.full else self.known.get(key)
+        if known is not None and known[0] == before:
+            run = self._fetch(key)
+            if run is not None:
+                return run
+        raw = _read(path)
+        digest = hashlib.sha256(raw).hexdigest() if raw is not None else None
+        if known is not None and digest == known[1]:  # touched, not changed
+            run = self._fetch(key)
+            if run is not None:
+                self.pending.append((key, *before, digest, self._blob(run)))
+                return run
+        try:
+            run = self._load(path, raw)
+        except UserError:
+            if key in self.known:
+                self.dropped.append(key)
+            raise
+        if run.status != "running" and digest is not None:
+            with contextlib.suppress(OSError):
+                if _stat_key(os.stat(path)) == before:  # what was read is what was stat'ed
+                    self.pending.append((key, *before, digest, self._blob(run)))
+        if len(self.pending) >= BATCH:
+            self._flush()
+        return run
+
+    def _load(self, path: Path, raw: bytes | None = None) -> RunFile:
+        self.read += 1
+        if self._progress is not None:
+            self._progress.advance(self._task)
+        run = load_run(path, raw)
+        return run if self.full else summary(run)
+
+    def _blob(self, run: RunFile) -> bytes:
+        encoder = _codec()[0]
+        if not self.full:
+            return encoder.encode(run)
+        kept = [(r.predicted_labels, r.misclassified) for r in run.records]
+        aggregates = run.aggregates
+        try:
+            return encoder.encode(summary(run))
+        finally:
+            run.aggregates = aggregates
+            for record, (labels, wrong) in zip(run.records, kept, strict=True):
+                record.predicted_labels, record.misclassified = labels, wrong
+
+    def _fetch(self, key: str) -> RunFile | None:
+        assert self.db is not None
+        try:
+            row = self.db.execute("SELECT run FROM runs WHERE path = ?", (key,)).fetchone()
+            return _codec()[1].decode(row[0]) if row else None
+        except (sqlite3.Error, ValueError):  # msgspec's errors are ValueErrors
+            return None
+
+    def _prune(self) -> None:
+        """Drop the entries of files gone from the folders read."""
+        for folder in self.folders:
+            prefix = os.path.join(os.path.abspath(folder), "")
+            self.dropped.extend(
+                k for k in self.known if k.startswith(prefix) and k not in self.seen
+            )
+
+    def _flush(self) -> None:
+        if self.db is None or not (self.pending or self.dropped):
+            return
+        try:
+            with self.db:
+                self.db.executemany("DELETE FROM runs WHERE path = ?", [(k,) for k in self.dropped])
+                self.db.executemany(
+                    "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)", self.pending
+                )
+        except sqlite3.Error as exc:
+            if not isinstance(exc, sqlite3.OperationalError):  # corrupt: made anew next time
+                self.warn(f"{self.location}: run index is corrupt ({exc}); removed")
+                with contextlib.suppress(OSError):
+                    _remove(self.location, os.stat(self.location).st_ino)
+            elif "readonly" not in str(exc):
+                self.warn(f"run index not updated ({exc}); read the run files without it")
+            self._close_db()
+            self.written = False
+        self.pending, self.dropped = [], []
+
+    def _close_db(self) -> None:
+        if self.db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.close()
+        self.db = None
+
+    def _start_progress(self, total: int) -> None:
+        from mnist_bench.render.console import make_console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self._progress = Progress(
+            TextColumn("indexing run files"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=make_console(stderr=True),
+            transient=True,
+        )
+        self._task = self._progress.add_task("index", total=total)
+        self._progress.start()
+
+
+def _key(path: Path) -> str:
+    return os.path.abspath(path)
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+@contextlib.contextmanager
+def reader(
+    files: Sequence[Path],
+    folders: Sequence[Path] = (),
+    *,
+    full: bool = False,
+    warn: Warn | None = None,
+) -> Iterator[Reader]:
+    """A `Reader` of `files` (found in `folders`, whose vanished files' entries are dropped)."""
+    with Reader(files, folders, full=full, warn=warn) as read:
+        yield read
