@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mnist_bench import storage
+from mnist_bench import escape, storage
 from mnist_bench.records import JOURNAL_SUFFIX, Record, journal_path, replay_journal
 
 path_for = journal_path  # RUN.json -> RUN.json.journal
@@ -79,4 +79,4 @@ def fold(run_path: Path, data: dict[str, Any]) -> None:
 
 
 def _warn(message: str) -> None:
-    print(f"mnist-bench: warning: {message}", file=sys.stderr)
+    print(f"mnist-bench: warning: {escape.terminal(message)}", file=sys.stderr)

@@ -7,6 +7,7 @@ import io
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from mnist_bench import escape
 from mnist_bench.config import SETTINGS_FIELDS
 from mnist_bench.records import Record
 from mnist_bench.report import collect
@@ -26,7 +27,7 @@ CONTENTION = ("other_cpu_share", "steal_share", "loadavg_1m")
 def _text(rows: Iterable[list]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerows([["" if v is None else v for v in row] for row in rows])
+    writer.writerows([["" if v is None else escape.csv_cell(v) for v in row] for row in rows])
     return buffer.getvalue()
 
 
