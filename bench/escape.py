@@ -8,7 +8,7 @@ that takes minutes to draw.
   sequences and bidi overrides shown as `\\x1b`-style escapes, line breaks as spaces).
 - `text`: the same as a rich `Text` (never markup, never emoji codes); `message` for a whole
   line printed through rich.
-- `markdown`: a Markdown table cell or line: nothing in it is HTML, an image, a link or emphasis.
+- `markdown`: a Markdown table cell or line: nothing in it is HTML, an image or a link.
 - `csv_cell`: a CSV value: a text cell never starts a formula; numbers are left alone.
 - `shorten`, `figure_label`: bounded labels for figures (mathtext `$` escaped too).
 """
@@ -26,9 +26,21 @@ if TYPE_CHECKING:
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 # Line breaks and tabs read as a space: a cell or a message stays one line.
 _SPACES = re.compile("[\t\n\v\f\r\x1c-\x1e\x85\u2028\u2029]+")
-_MARKDOWN = re.compile(r"([\\`*_\[\]!|~$#])")
-_HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+# What would make Markdown live: HTML (`<`, `>`, entities), an image (`![`), a link (`](`,
+# `][`), a bare URL GitHub links by itself (`://`, `www.`), and `|`, which ends a table cell.
+_MARKDOWN = (
+    ("\\", "\\\\"),  # first: a backslash of the text never escapes what follows it
+    ("&", "&amp;"),
+    ("<", "&lt;"),
+    (">", "&gt;"),
+    ("|", "\\|"),
+    ("![", "!\\["),
+    ("](", "\\]("),
+    ("][", "\\]["),
+    ("://", ":\\/\\/"),
+    ("www.", "www\\."),
+)
+_FORMULA = ("=", "+", "-", "@")
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 LABEL_LIMIT = 60  # characters of a figure label; the tables keep the full text
 
@@ -59,21 +71,23 @@ def message(value: object) -> Text:
 
 
 def markdown(value: object) -> str:
-    """`value` as inline Markdown text that shows literally: one line, `|` escaped for tables,
-    `<`, `>` and `&` as entities (no HTML), and the characters of links, images, emphasis,
-    code and math backslash-escaped."""
+    """`value` as one line of inline Markdown (a table cell, a heading) that holds no HTML, no
+    image and no link: `<`, `>` and `&` as entities; `\\`, `|` and the brackets of images and
+    links backslash-escaped. Emphasis and code spans are left as they are (they hide nothing)."""
     flat = " ".join(terminal(value).split())
-    flat = _MARKDOWN.sub(r"\\\1", flat)
-    return "".join(_HTML.get(c, c) for c in flat)
+    for raw, escaped in _MARKDOWN:
+        flat = flat.replace(raw, escaped)
+    return flat
 
 
 def csv_cell(value: Any) -> Any:
     """A CSV value: text is one line and, where a spreadsheet would read a formula (`=`, `+`,
-    `-`, `@`), starts with `'`; numbers, booleans and None are left as they are."""
+    `-`, `@`, after any blanks), starts with `'`; numbers, booleans and None are left as they
+    are, and so is text that is a plain number (`-5`)."""
     if not isinstance(value, str):
         return value
-    value = terminal(value)
-    if value.startswith(_FORMULA) and not _NUMBER.fullmatch(value):
+    value = terminal(value)  # a tab or line break at the start is a space now
+    if value.lstrip().startswith(_FORMULA) and not _NUMBER.fullmatch(value):
         return "'" + value
     return value
 

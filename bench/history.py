@@ -444,9 +444,8 @@ def render_markdown(history: History) -> str:
 
 def render_html(history: History) -> str:
     """One self-contained page: the tables, a figure per series (inline PNG), the commits."""
-    from html import escape
-
     from mnist_bench.report import html
+    from mnist_bench.report.html import escape
 
     steps = step_rows(history)
     parts = [

@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
-from html import escape
+from html import escape as _escape
 from typing import TYPE_CHECKING
 
+from mnist_bench import escape as safe
 from mnist_bench.report import figures
 from mnist_bench.report.rows import Row, cells, headers
 
@@ -29,6 +30,12 @@ img { max-width: 100%; }
 figure { margin: 0; }
 .note { color: #666; font-size: 12px; }
 """
+
+
+def escape(text: str) -> str:
+    """`text` as HTML text or attribute value: markup escaped, control characters shown as
+    escapes (`mnist_bench.escape.terminal`)."""
+    return _escape(safe.terminal(text))
 
 
 def image(png: bytes, alt: str) -> str:
