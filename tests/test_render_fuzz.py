@@ -62,6 +62,14 @@ RICH_STYLE = re.compile("\x1b\\[[0-9;]*m")  # the colour rich itself writes on a
 LIVE_MARKDOWN = re.compile(r"<|!\[|(?<!\\)\][(\[]")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def long_csv_fields():
+    """The test reads back cells of the long strings (the csv module stops at 128 KiB)."""
+    before = csv.field_size_limit(1 << 24)
+    yield
+    csv.field_size_limit(before)
+
+
 @pytest.fixture(scope="module")
 def fixture_runs() -> dict[str, RunFile]:
     return {
