@@ -36,9 +36,8 @@ class PlainProgress(Observer):
     def on_record(self, job, record):
         self.done += 1
         self.console.print(
-            f"[{self.done}/{self.total}] {label(job)}: {describe(record)}",
+            escape.text(f"[{self.done}/{self.total}] {label(job)}: {describe(record)}"),
             highlight=False,
-            markup=False,
         )
 
 
@@ -86,9 +85,7 @@ class RichProgress(Observer):
 
     def on_record(self, job, record):
         self._drop_current()
-        self.progress.console.print(
-            f"  {label(job)}: {describe(record)}", highlight=False, markup=False
-        )
+        self.progress.console.print(escape.text(f"  {label(job)}: {describe(record)}"))
         self.progress.advance(self.overall)
 
     def _drop_current(self) -> None:
