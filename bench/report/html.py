@@ -62,7 +62,9 @@ def curves_section(rows: list[Row], by: Sequence[str]) -> list[str]:
         + "</p>",
         '<div class="grid">',
         *(
-            f"<figure>{figure_image(fig, f'accuracy and loss per epoch: {name}')}</figure>"
+            "<figure>"
+            + figure_image(fig, "accuracy and loss per epoch: " + safe.shorten(name, 120))
+            + "</figure>"
             for name, fig in curves
         ),
         "</div>",
@@ -149,7 +151,7 @@ def _too_large(count: int) -> str:
 
 
 def _alt(title: str) -> str:
-    return "confusion matrix: " + ", ".join(title.splitlines())
+    return "confusion matrix: " + ", ".join(safe.shorten(line, 120) for line in title.splitlines())
 
 
 def table(
