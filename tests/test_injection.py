@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 from conftest import BACKEND, ROOT, make_record, needs_backend, only_run, run_cli
-from mnist_bench import escape
-from mnist_bench.records import pack_labels
-from mnist_bench.report import figures
-from mnist_bench.report.rows import DEFAULT_BY, rows
+from mnist_bench.analyse.rows import DEFAULT_BY, rows
+from mnist_bench.core import escape
+from mnist_bench.render import figures
+from mnist_bench.runfile.records import pack_labels
 
 FIXTURES = ROOT / "tests" / "fixtures"
 REPORT, GATE = FIXTURES / "report", FIXTURES / "gate"

@@ -28,11 +28,14 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mnist_bench import jsonout
-from mnist_bench.records import RunFile, load_run, pack_labels
-from mnist_bench.report import collect, compare, compare_cmd, csvout, html, markdown, table
-from mnist_bench.report.report_cmd import Report
-from mnist_bench.report.rows import DEFAULT_BY, rows
+from mnist_bench.analyse import compare
+from mnist_bench.analyse.rows import DEFAULT_BY, rows
+from mnist_bench.commands import compare as compare_cmd
+from mnist_bench.commands.report import Report
+from mnist_bench.core import jsonout
+from mnist_bench.render import csvout, html, markdown, table
+from mnist_bench.runfile import collect
+from mnist_bench.runfile.records import RunFile, load_run, pack_labels
 from rich.console import Console
 
 # Derandomized, so CI is repeatable; MNIST_BENCH_FUZZ_RANDOM=1 explores fresh cases (and
@@ -177,7 +180,7 @@ def test_compare_and_check_keep_hostile_strings_inert(fixture_runs, base, new):
 @FUZZ
 @given(strings=st.lists(hostile_text, min_size=1, max_size=3))
 def test_parity_keeps_hostile_strings_inert(fixture_runs, strings):
-    from mnist_bench import parity
+    from mnist_bench.analyse import parity
 
     run = hostile_run(fixture_runs["amd"], strings, labels=True)
     result = parity.compare([collect.LoadedRun(Path("hostile.json"), run)])
@@ -191,7 +194,7 @@ def test_parity_keeps_hostile_strings_inert(fixture_runs, strings):
 @settings(FUZZ, max_examples=15)
 @given(strings=st.lists(hostile_text, min_size=1, max_size=3))
 def test_history_keeps_hostile_strings_inert(tmp_path_factory, strings):
-    from mnist_bench import history
+    from mnist_bench.analyse import history
 
     folder = tmp_path_factory.mktemp("history")
     for name in ("baseline", "aa", "regressed"):
