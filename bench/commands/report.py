@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mnist_bench.analyse.rows import GROUP_KEYS
+from mnist_bench.core import escape
 from mnist_bench.core.errors import UserError
 from mnist_bench.render import formats
 from mnist_bench.runfile import collect
@@ -143,7 +144,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise UserError("--format html writes a whole page: give --output FILE (or pipe it)")
 
     def warn(message: str) -> None:
-        print(f"mnist-bench report: warning: {message}", file=sys.stderr)
+        print(f"mnist-bench report: warning: {escape.terminal(message)}", file=sys.stderr)
 
     report = build(args.runs, by=by, skip_bad=args.skip_bad, warn=warn)
     if args.output:
@@ -151,7 +152,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
         write_atomic(Path(args.output), formats.render(report, args.format, raw=args.raw).encode())
         print(
-            f"report: {args.output} ({len(report.rows)} rows from {len(report.runs)} run file(s))",
+            f"report: {escape.terminal(args.output)} ({len(report.rows)} rows from "
+            f"{len(report.runs)} run file(s))",
             file=sys.stderr,
         )
         return 0

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mnist_bench.analyse.rows import HEADLINE, METRICS, Metric, Row
-from mnist_bench.core import identity, stats
+from mnist_bench.core import escape, identity, stats
 from mnist_bench.core.config import TrainSettings
 from mnist_bench.core.errors import UserError
 from mnist_bench.runfile.records import Record
@@ -148,7 +148,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         metrics = select_metrics(args.metric, args.to, args.direction or "bigger")
 
     def warn(message: str) -> None:
-        print(f"mnist-bench export: warning: {message}", file=sys.stderr)
+        print(f"mnist-bench export: warning: {escape.terminal(message)}", file=sys.stderr)
 
     from mnist_bench.commands.report import build
 
@@ -156,7 +156,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         args.runs, by=("variant", "backend", "device"), skip_bad=args.skip_bad, warn=warn
     )
     if args.to == "mlflow":
-        print(to_mlflow(report, uri, args.experiment or DEFAULT_EXPERIMENT).summary())
+        exported = to_mlflow(report, uri, args.experiment or DEFAULT_EXPERIMENT)
+        print(escape.terminal(exported.summary()))
         return 0
 
     rows = _exportable(report.rows)
@@ -174,14 +175,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     if args.output:
         write_output(Path(args.output), text, force=args.force)
-        print(f"export: {args.output} ({_count(data)} values)", file=sys.stderr)
+        print(f"export: {escape.terminal(args.output)} ({_count(data)} values)", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0
 
 
 def _note(message: str) -> None:
-    print(f"mnist-bench export: note: {message}", file=sys.stderr)
+    print(f"mnist-bench export: note: {escape.terminal(message)}", file=sys.stderr)
 
 
 def _count(data: Any) -> int:
