@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from mnist_bench.core import escape
 from mnist_bench.core.config import MAX_JOBS, RunConfig, check_value
 from mnist_bench.core.errors import UserError
 from mnist_bench.results import Comparison, Results, Verdict
@@ -179,8 +180,7 @@ def execute_run(
     from mnist_bench.render import run_figures
 
     console.print(
-        f"run {run.file.run_id}: {len(run.pending)} record(s) to go -> {run.path}",
-        highlight=False,
+        escape.text(f"run {run.file.run_id}: {len(run.pending)} record(s) to go -> {run.path}")
     )
     signum = None
     try:
@@ -376,7 +376,7 @@ def _as_paths(
 
 
 def _warn(message: str) -> None:
-    print(f"mnist-bench: warning: {message}", file=sys.stderr)
+    print(f"mnist-bench: warning: {escape.terminal(message)}", file=sys.stderr)
 
 
 def load(paths: Paths, *, skip_bad: bool = False) -> Results:

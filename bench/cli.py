@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from mnist_bench.core import escape
 from mnist_bench.core.errors import UserError
 from mnist_bench.render.console import closed_stdout, discard_stdout, make_console
 
@@ -37,7 +38,7 @@ class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (and exit code 2)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(2, f"{self.prog}: error: {escape.terminal(message)} (see {self.prog} --help)\n")
 
 
 def _not_blank(text: str) -> str:
@@ -225,17 +226,18 @@ def execute(run, *, figures: bool = True, fmt: str = "table", finish: str | None
         if run.file.determinism_cost:
             from mnist_bench.execute.runner import cost_summary
 
-            console.print(cost_summary(run.file.determinism_cost), highlight=False)
+            console.print(escape.message(cost_summary(run.file.determinism_cost)))
         folder = run.path.with_suffix("")
         console.print(
-            f"results: {run.path}" + (f" (+{len(drawn)} figures in {folder}/)" if drawn else ""),
-            highlight=False,
+            escape.text(
+                f"results: {run.path}" + (f" (+{len(drawn)} figures in {folder}/)" if drawn else "")
+            )
         )
     code = 128 + signum if signum else 0
     if code:
         print(
             f"interrupted: {len(records)} record(s) saved, {len(run.file.pending)} left; "
-            f"finish with: {finish or f'mnist-bench run --resume {run.path}'}",
+            f"finish with: {escape.terminal(finish or f'mnist-bench run --resume {run.path}')}",
             file=sys.stderr,
         )
     elif bad := [r for r in records if r.status in ("failed", "diverged")]:
@@ -243,7 +245,7 @@ def execute(run, *, figures: bool = True, fmt: str = "table", finish: str | None
         code = 1
     elif not any(r.status == "ok" for r in records):
         reasons = sorted({r.error for r in records if r.error})
-        print(f"error: no record ran: {'; '.join(reasons)}", file=sys.stderr)
+        print(f"error: no record ran: {escape.terminal('; '.join(reasons))}", file=sys.stderr)
         code = 1
     if fmt == "json":
         from mnist_bench.core import jsonout
@@ -328,12 +330,12 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
                 update.discard(run.path)
             print(
                 f"error: baseline not updated (the run did not complete cleanly); "
-                f"{update.final} is unchanged",
+                f"{escape.terminal(update.final)} is unchanged",
                 file=sys.stderr,
             )
             return code
         update.finish(run.path)
-    print(f"baseline updated: {update.final} (commit it)")
+    print(f"baseline updated: {escape.terminal(update.final)} (commit it)")
     return 0
 
 
@@ -635,8 +637,11 @@ def _command(argv: list[str] | None) -> int:
     try:
         return handler(args)
     except UserError as exc:
-        print(f"mnist-bench {args.command}: error: {exc}", file=sys.stderr)
+        print(f"mnist-bench {args.command}: error: {escape.terminal(exc)}", file=sys.stderr)
         return exc.exit_code
+    except KeyboardInterrupt:  # `run` handles its own; anything else stops with nothing written
+        print(f"mnist-bench {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

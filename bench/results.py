@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mnist_bench.core import escape
 from mnist_bench.core.config import check_value
 from mnist_bench.core.errors import UserError as Error
 
@@ -191,8 +192,6 @@ class Results:
 
     def _repr_html_(self) -> str:
         """The table in a notebook (the HTML report's), with where the results came from."""
-        from html import escape
-
         from mnist_bench.analyse.rows import DEFAULT_BY
         from mnist_bench.commands.report import Report
         from mnist_bench.render import html
@@ -200,8 +199,9 @@ class Results:
         run_of = {id(r): loaded for loaded in self.runs for r in loaded.run.records}
         machines = {loaded.run.run_id: loaded.machine for loaded in self.runs}
         report = Report(self.runs, DEFAULT_BY, self.rows, run_of, machines)
-        sources = ", ".join(f"<code>{escape(str(loaded.path))}</code>" for loaded in self.runs)
-        return f"<p><b>{escape(self._title())}</b> · {sources}</p>" + html.results_table(report)
+        sources = ", ".join(f"<code>{html.escape(str(p.path))}</code>" for p in self.runs)
+        title = html.escape(self._title())
+        return f"<p><b>{title}</b> · {sources}</p>" + html.results_table(report)
 
     def _title(self) -> str:
         if len(self.runs) == 1:
@@ -498,12 +498,12 @@ class Verdict:
         lines = [f"check FAILED: {len(self.failures)} row(s) failed"]
         for failure in self.failures:
             label = failure.row.label
-            lines.append(f"  {label['variant']} · {label['backend']} · {label['device']}: "
-                         f"{failure.reason}")  # fmt: skip
+            lines.append(escape.terminal(f"  {label['variant']} · {label['backend']} · "
+                                         f"{label['device']}: {failure.reason}"))  # fmt: skip
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        from html import escape
+        from mnist_bench.render.html import escape
 
         head, *rest = str(self).splitlines()
         items = "".join(f"<li>{escape(line.strip())}</li>" for line in rest)

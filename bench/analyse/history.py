@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from mnist_bench.analyse import changepoints
 from mnist_bench.analyse.rows import METRICS, Metric, Row, variant_label
-from mnist_bench.core import identity, jsonout
+from mnist_bench.core import escape, identity, jsonout
 from mnist_bench.core.errors import UserError
 from mnist_bench.core.identity import Job
 from mnist_bench.runfile import collect, output
@@ -394,7 +394,6 @@ def rich_tables(history: History, *, color: bool = True) -> list:
     """The trend table and, if any step was found, the table of steps."""
     from rich import box
     from rich.table import Table
-    from rich.text import Text
 
     style = box.SIMPLE_HEAVY if color else box.ASCII
     out = []
@@ -409,7 +408,7 @@ def rich_tables(history: History, *, color: bool = True) -> list:
             numeric = i >= left and name not in ("steps", "trend", "direction")
             table.add_column(name, justify="right" if numeric else "left")
         for line in body:
-            cells = [Text(c) for c in line]
+            cells = [escape.text(c) for c in line]
             if color and header is STEP_HEADERS:
                 cells[-1].stylize("bold red" if line[-1] == "worse" else "green")
             table.add_row(*cells)
@@ -427,18 +426,16 @@ def render_table(history: History) -> str:
     console = Console(file=buffer, width=240, no_color=True)
     for table in rich_tables(history, color=False):
         console.print(table)
-    console.print(summary_line(history), highlight=False)
+    console.print(escape.message(summary_line(history)))
     return buffer.getvalue()
 
 
 def render_markdown(history: History) -> str:
-    from mnist_bench.render.markdown import escape
-
     def table(header: list[str], body: list[list[str]]) -> list[str]:
         lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
-        return lines + ["| " + " | ".join(escape(c) for c in line) + " |" for line in body]
+        return lines + ["| " + " | ".join(escape.markdown(c) for c in line) + " |" for line in body]
 
-    parts = ["### mnist-bench history", "", summary_line(history), ""]
+    parts = ["### mnist-bench history", "", escape.markdown(summary_line(history)), ""]
     parts += table(TREND_HEADERS, trend_rows(history))
     steps = step_rows(history)
     parts += ["", "### Steps", ""]
@@ -448,9 +445,8 @@ def render_markdown(history: History) -> str:
 
 def render_html(history: History) -> str:
     """One self-contained page: the tables, a figure per series (inline PNG), the commits."""
-    from html import escape
-
     from mnist_bench.render import html
+    from mnist_bench.render.html import escape
 
     steps = step_rows(history)
     parts = [
@@ -631,7 +627,8 @@ def _draw(ax, history: History, trend: Trend) -> None:
     ax.set_ylabel(trend.metric.label if trend.metric.is_timing else "test accuracy (%)")
     ticks = sorted(set(xs))
     step_every = max(1, len(ticks) // 20)
-    ax.set_xticks(ticks[::step_every], [history.commits[i].label for i in ticks[::step_every]],
+    ax.set_xticks(ticks[::step_every],
+                  [escape.figure_label(history.commits[i].label) for i in ticks[::step_every]],
                   rotation=90, fontsize=7)  # fmt: skip
     ax.grid(alpha=0.3)
 
@@ -649,7 +646,7 @@ def series_figure(history: History, series: Series) -> Figure:
         else:
             ax.text(0.5, 0.5, "no values", ha="center", va="center", transform=ax.transAxes)
         ax.set_title(trend.metric.label, fontsize=9)
-    fig.suptitle(_title(series), fontsize=10)
+    fig.suptitle(escape.figure_label(_title(series), 120), fontsize=10)
     return fig
 
 
@@ -667,7 +664,7 @@ def plot_grid(history: History) -> Figure:
             if trend.points:
                 _draw(ax, history, trend)
             ax.set_title(trend.metric.label, fontsize=9)
-        sub.suptitle(_title(series), fontsize=10)
+        sub.suptitle(escape.figure_label(_title(series), 120), fontsize=10)
     return fig
 
 
@@ -737,7 +734,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     warnings: list[str] = []
 
     def warn(message: str) -> None:
-        print(f"mnist-bench history: warning: {message}", file=sys.stderr)
+        print(f"mnist-bench history: warning: {escape.terminal(message)}", file=sys.stderr)
         warnings.append(message)
 
     history = build(args.runs, alpha=args.alpha, skip_bad=args.skip_bad, warn=warn)
@@ -751,7 +748,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         console = make_console()
         for table in rich_tables(history, color=console.is_terminal):
             console.print(table)
-        console.print(summary_line(history), highlight=False)
+        console.print(escape.message(summary_line(history)))
     else:
         if args.format == "json":
             recent = args.recent if args.fail_on_step else None
@@ -760,7 +757,7 @@ def cmd_history(args: argparse.Namespace) -> int:
             text = FORMATS[args.format](history)
         if args.output:
             output.write(args.output, text, force=args.force, inputs=inputs, what="history")
-            print(f"history: {args.output}", file=sys.stderr)
+            print(f"history: {escape.terminal(args.output)}", file=sys.stderr)
         else:
             sys.stdout.write(text)
     if args.plot:
@@ -768,14 +765,15 @@ def cmd_history(args: argparse.Namespace) -> int:
 
         figure = png(plot_grid(history))
         output.write(args.plot, figure, force=args.force, inputs=inputs, what="plot")
-        print(f"plot: {args.plot}", file=sys.stderr)
+        print(f"plot: {escape.terminal(args.plot)}", file=sys.stderr)
 
     if args.fail_on_step:
         failing = history.failing(args.recent)
         for series, trend, step in failing:
             print(
-                f"mnist-bench history: worse step at {trend.commit_of(step).label}: "
-                f"{_title(series)}: {trend.metric.label} "
+                f"mnist-bench history: worse step at "
+                f"{escape.terminal(trend.commit_of(step).label)}: "
+                f"{escape.terminal(_title(series))}: {trend.metric.label} "
                 f"{format_value(trend.metric, step.before)} -> "
                 f"{format_value(trend.metric, step.after)} "
                 f"({format_change(trend.metric, step.before, step.after)}, "

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mnist_bench.core import identity, jsonout
+from mnist_bench.core import escape, identity, jsonout
 from mnist_bench.core.config import BACKENDS
 from mnist_bench.core.errors import UserError
 from mnist_bench.core.identity import Job
@@ -355,23 +355,23 @@ def render_table(parity: Parity, *, color: bool = False) -> list:
     """Rich renderables: per group, a title, the agreement table and its lines."""
     from rich import box
     from rich.table import Table
-    from rich.text import Text
 
     out: list = []
     for group in parity.groups:
         header, body = agreement_rows(group)
         table = Table(
-            title=f"{parity.title(group)} · {seeds_text(group)}",
+            title=escape.text(f"{parity.title(group)} · {seeds_text(group)}"),
             box=box.SIMPLE_HEAVY if color else box.ASCII,
         )
         for i, name in enumerate(header):
-            table.add_column(name, justify="left" if i == 0 else "right")
+            table.add_column(escape.text(name), justify="left" if i == 0 else "right")
         for line in body:
-            table.add_row(*(Text(cell) for cell in line))
+            table.add_row(*(escape.text(cell) for cell in line))
         out.append(table)
-        out.extend(Text(line) for line in [accuracy_line(group), *difference_lines(parity, group)])
-        out.append(Text(""))
-    out.extend(Text(note) for note in parity.notes)
+        lines = [accuracy_line(group), *difference_lines(parity, group)]
+        out.extend(escape.text(line) for line in lines)
+        out.append(escape.text(""))
+    out.extend(escape.text(note) for note in parity.notes)
     return out
 
 
@@ -387,19 +387,17 @@ def render_text(parity: Parity) -> str:
 
 
 def render_markdown(parity: Parity) -> str:
-    from mnist_bench.render.markdown import escape
-
     lines: list[str] = []
     for group in parity.groups:
         header, body = agreement_rows(group)
-        lines += [f"### {escape(parity.title(group))} · {seeds_text(group)}", ""]
-        lines.append("| " + " | ".join(header) + " |")
+        lines += [f"### {escape.markdown(parity.title(group))} · {seeds_text(group)}", ""]
+        lines.append("| " + " | ".join(escape.markdown(h) for h in header) + " |")
         lines.append("| --- |" + " ---: |" * (len(header) - 1))
-        lines += ["| " + " | ".join(escape(c) for c in line) + " |" for line in body]
-        lines += ["", f"- {accuracy_line(group)}"]
-        lines += [f"- {escape(line)}" for line in difference_lines(parity, group)]
+        lines += ["| " + " | ".join(escape.markdown(c) for c in line) + " |" for line in body]
+        lines += ["", f"- {escape.markdown(accuracy_line(group))}"]
+        lines += [f"- {escape.markdown(line)}" for line in difference_lines(parity, group)]
         lines.append("")
-    lines += [f"_{note}_" for note in parity.notes]
+    lines += [f"_{escape.markdown(note)}_" for note in parity.notes]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
@@ -493,7 +491,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
     warnings: list[str] = []
 
     def warn(message: str) -> None:
-        print(f"mnist-bench parity: warning: {message}", file=sys.stderr)
+        print(f"mnist-bench parity: warning: {escape.terminal(message)}", file=sys.stderr)
         warnings.append(message)
 
     output.check_force(args, "output")
@@ -516,5 +514,5 @@ def cmd_parity(args: argparse.Namespace) -> int:
         return 0
     inputs = [*args.runs, *(loaded.path for loaded in parity.runs)]
     output.write(args.output, text, force=args.force, inputs=inputs, what="parity")
-    print(f"parity: {args.output}", file=sys.stderr)
+    print(f"parity: {escape.terminal(args.output)}", file=sys.stderr)
     return 0

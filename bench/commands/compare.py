@@ -17,7 +17,7 @@ from mnist_bench.analyse.compare import (
     compare,
     unlike,
 )
-from mnist_bench.core import identity, jsonout
+from mnist_bench.core import escape, identity, jsonout
 from mnist_bench.runfile import collect
 from mnist_bench.runfile.records import Record
 
@@ -155,7 +155,7 @@ def add_check(p: argparse.ArgumentParser) -> None:
 
 def _load_runs(paths: list[str], skip_bad: bool, warnings: list[str] | None = None):
     def warn(message: str) -> None:
-        print(f"warning: {message}", file=sys.stderr)
+        print(f"warning: {escape.terminal(message)}", file=sys.stderr)
         if warnings is not None:
             warnings.append(message)
 
@@ -223,12 +223,16 @@ def cmd_check(args: argparse.Namespace) -> int:
     matched = [r for r in rows if r.side == "both"]
     if missing:
         print(
-            f"note: {len(missing)} baseline row(s) have no counterpart in {args.results} "
+            f"note: {len(missing)} baseline row(s) have no counterpart in "
+            f"{escape.terminal(args.results)} "
             "(--allow-missing)",
             file=sys.stderr,
         )
     for row in verdict.extra:
-        print(f"note: {_name(row)} is not in {args.baseline}", file=sys.stderr)
+        print(
+            f"note: {escape.terminal(_name(row))} is not in {escape.terminal(args.baseline)}",
+            file=sys.stderr,
+        )
     if args.format == "json":
         reasons = {id(f.row): f.reason for f in failures}
         _print_json(
@@ -259,7 +263,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         )
         return 1
     print(
-        f"check passed: {len(matched)} row(s) within tolerance of {args.baseline} "
+        f"check passed: {len(matched)} row(s) within tolerance of "
+        f"{escape.terminal(args.baseline)} "
         f"(accuracy tolerance {tol.accuracy:g}"
         + (f", max slowdown {args.max_slowdown:.0%}" if args.max_slowdown is not None else "")
         + ")"
@@ -394,9 +399,7 @@ def _seeds(records: list[Record]) -> int:
 def _render(rows: list[Row], fmt: str, *, title: str, reasons=None) -> None:
     header, body, styles = _table_data(rows, reasons)
     if fmt == "markdown":
-        from mnist_bench.render.markdown import escape
-
-        print(f"**{escape(title)}**\n")
+        print(f"**{escape.markdown(title)}**\n")
         print("| " + " | ".join(header) + " |")
         print(
             "| "
@@ -404,7 +407,7 @@ def _render(rows: list[Row], fmt: str, *, title: str, reasons=None) -> None:
             + " |"
         )
         for line in body:
-            print("| " + " | ".join(escape(c) for c in line) + " |")
+            print("| " + " | ".join(escape.markdown(c) for c in line) + " |")
         return
     from mnist_bench.render.console import make_console
     from rich import box
@@ -413,7 +416,7 @@ def _render(rows: list[Row], fmt: str, *, title: str, reasons=None) -> None:
     console = make_console()
     color = console.is_terminal
     table = Table(
-        title=title,
+        title=escape.text(title),
         box=box.SIMPLE_HEAVY if color else box.ASCII,
         caption="cells: BASE→NEW delta relative; ▲ better, ▼ worse; timing not judged: "
         "‡ contended, † unstable",
@@ -421,5 +424,5 @@ def _render(rows: list[Row], fmt: str, *, title: str, reasons=None) -> None:
     for i, name in enumerate(header):
         table.add_column(name, justify="right" if 3 <= i < len(header) - 1 else "left")
     for line, style in zip(body, styles, strict=True):
-        table.add_row(*line, style=style if color else None)
+        table.add_row(*(escape.text(c) for c in line), style=style if color else None)
     console.print(table)

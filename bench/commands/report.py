@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mnist_bench.analyse.rows import GROUP_KEYS
+from mnist_bench.core import escape
 from mnist_bench.core.errors import UserError
 from mnist_bench.render import formats
 from mnist_bench.runfile import collect, output
@@ -137,7 +138,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise UserError("--format html writes a whole page: give --output FILE (or pipe it)")
 
     def warn(message: str) -> None:
-        print(f"mnist-bench report: warning: {message}", file=sys.stderr)
+        print(f"mnist-bench report: warning: {escape.terminal(message)}", file=sys.stderr)
 
     output.check_force(args, "output")
     if args.output:
@@ -148,7 +149,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         inputs = [*args.runs, *(loaded.path for loaded in report.runs)]
         output.write(args.output, text, force=args.force, inputs=inputs, what="report")
         print(
-            f"report: {args.output} ({len(report.rows)} rows from {len(report.runs)} run file(s))",
+            f"report: {escape.terminal(args.output)} ({len(report.rows)} rows from "
+            f"{len(report.runs)} run file(s))",
             file=sys.stderr,
         )
         return 0

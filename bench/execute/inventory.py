@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from mnist_bench import models
-from mnist_bench.core import environment
+from mnist_bench.core import environment, escape
 from mnist_bench.core.errors import UserError
 from mnist_bench.core.identity import WorkerRequest
 from mnist_bench.execute import launcher
@@ -223,7 +223,7 @@ def describe_backends(
                 found[backend] = {**info, "cached": True}
     if found:
         console.print(
-            f"list: {', '.join(found)} described from the cache ({cache_dir()})",
+            escape.text(f"list: {', '.join(found)} described from the cache ({cache_dir()})"),
             highlight=False,
             soft_wrap=True,
         )
@@ -242,7 +242,9 @@ def describe_backends(
         outcome = f"failed ({info['error']})" if "error" in info else "described"
         elapsed = time.monotonic() - start
         console.print(
-            f"list: {backend} {outcome} in {elapsed:.1f} s", highlight=False, soft_wrap=True
+            escape.text(f"list: {backend} {outcome} in {elapsed:.1f} s"),
+            highlight=False,
+            soft_wrap=True,
         )
         if status is not None and left:
             status.update(_waiting(left))
@@ -293,14 +295,19 @@ def tables(*, probe: bool = True, color: bool = True, refresh: bool = False) -> 
         flops = f"{size['flops_per_train_sample'] / 1e6:.2f}" if size else "-"
         d = v.defaults
         variants.add_row(
-            name,
-            params,
-            flops,
-            str(d.epochs),
-            str(d.batch_size),
-            d.optimizer,
-            "x".join(map(str, v.input_shape)),
-            v.description,
+            *map(
+                escape.text,
+                (
+                    name,
+                    params,
+                    flops,
+                    str(d.epochs),
+                    str(d.batch_size),
+                    d.optimizer,
+                    "x".join(map(str, v.input_shape)),
+                    v.description,
+                ),
+            )
         )
 
     backends = Table(title="backends", box=_style(color))
@@ -315,7 +322,8 @@ def tables(*, probe: bool = True, color: bool = True, refresh: bool = False) -> 
             devices = "(not probed)"
         else:
             devices = ", ".join(info.get("devices", [])) or f"error: {info.get('error')}"
-        backends.add_row(backend, "yes" if backend in installed else "no", version or "-", devices)
+        cells = (backend, "yes" if backend in installed else "no", version or "-", devices)
+        backends.add_row(*map(escape.text, cells))
     return [variants, backends]
 
 
@@ -346,8 +354,10 @@ def suite_table(config, *, probe: bool = True, color: bool = True) -> Table:
         row["sources"].add(source)
     total = sum(r["seconds"] for r in rows.values())
     table = Table(
-        title=f"{config.suite or 'run'}: {len(jobs)} records, estimated "
-        f"{_duration(total)} on this machine",
+        title=escape.text(
+            f"{config.suite or 'run'}: {len(jobs)} records, estimated "
+            f"{_duration(total)} on this machine"
+        ),
         box=_style(color),
     )
     for col in (
@@ -367,7 +377,7 @@ def suite_table(config, *, probe: bool = True, color: bool = True) -> Table:
         )
     for (backend, variant, s, device), row in rows.items():
         lr = "default" if s.learning_rate is None else f"{s.learning_rate:g}"
-        table.add_row(
+        cells = (
             backend,
             variant,
             device,
@@ -379,6 +389,7 @@ def suite_table(config, *, probe: bool = True, color: bool = True) -> Table:
             str(row["jobs"]),
             f"{_duration(row['seconds'])} ({'/'.join(sorted(row['sources']))})",
         )
+        table.add_row(*map(escape.text, cells))
     return table
 
 
@@ -427,5 +438,5 @@ def environment_table(env: dict[str, Any], *, color: bool = True) -> Table:
     if "peak_gflops" in env:
         rows.append(("float32 matmul peak", f"{env['peak_gflops']:.1f} GFLOP/s (NumPy)"))
     for key, value in rows:
-        table.add_row(key, str(value))
+        table.add_row(key, escape.text(value))
     return table

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mnist_bench.core import escape
 from mnist_bench.core.config import parse_shard
 from mnist_bench.core.errors import UserError
 from mnist_bench.core.identity import Job
@@ -307,7 +308,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
     policy.check(output, force=args.force, inputs=args.shards)
     merged = merge(args.shards)
     for line in merged.missing:
-        print(f"mnist-bench merge: {line}", file=sys.stderr)
+        print(f"mnist-bench merge: {escape.terminal(line)}", file=sys.stderr)
     if merged.missing and not args.allow_missing:
         print(
             "mnist-bench merge: nothing written (--allow-missing writes what there is)",
@@ -319,7 +320,8 @@ def cmd_merge(args: argparse.Namespace) -> int:
     policy.write(output, payload, force=args.force, inputs=args.shards, what="results")
     run = merged.run
     print(
-        f"merge: {output} ({len(run.records)} record(s) from {len(run.merged_from)} shard(s), "
+        f"merge: {escape.terminal(output)} ({len(run.records)} record(s) from "
+        f"{len(run.merged_from)} shard(s), "
         f"{run.status}" + (f", {len(run.pending)} pending" if run.pending else "") + ")",
         file=sys.stderr,
     )

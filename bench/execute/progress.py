@@ -3,6 +3,7 @@ record when piped."""
 
 from __future__ import annotations
 
+from mnist_bench.core import escape
 from mnist_bench.core.identity import Job
 from mnist_bench.execute.launcher import Observer
 from mnist_bench.runfile.records import Record
@@ -11,13 +12,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 def label(job: Job) -> str:
-    return job.label()
+    return escape.terminal(job.label())
 
 
 def describe(record: Record) -> str:
     if record.status == "ok":
         return f"acc {record.test_accuracy:.4f}  train {record.train_seconds:.1f} s  {record.where}"
-    return f"{record.status}: {record.error}"
+    return f"{record.status}: {escape.terminal(record.error)}"
 
 
 class PlainProgress(Observer):
@@ -35,9 +36,8 @@ class PlainProgress(Observer):
     def on_record(self, job, record):
         self.done += 1
         self.console.print(
-            f"[{self.done}/{self.total}] {label(job)}: {describe(record)}",
+            escape.text(f"[{self.done}/{self.total}] {label(job)}: {describe(record)}"),
             highlight=False,
-            markup=False,
         )
 
 
@@ -46,10 +46,10 @@ class RichProgress(Observer):
 
     def __init__(self, console: Console, total: int) -> None:
         self.progress = Progress(
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),  # labels are never markup
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("{task.fields[status]}"),
+            TextColumn("{task.fields[status]}", markup=False),
             TimeElapsedColumn(),
             console=console,
             transient=False,
@@ -65,7 +65,9 @@ class RichProgress(Observer):
         self.progress.stop()
 
     def on_ready(self, backend, info):
-        self.progress.update(self.overall, status=f"{backend} {info.get('version', '')} ready")
+        self.progress.update(
+            self.overall, status=escape.terminal(f"{backend} {info.get('version', '')} ready")
+        )
 
     def on_start(self, job):
         self._drop_current()
@@ -83,9 +85,7 @@ class RichProgress(Observer):
 
     def on_record(self, job, record):
         self._drop_current()
-        self.progress.console.print(
-            f"  {label(job)}: {describe(record)}", highlight=False, markup=False
-        )
+        self.progress.console.print(escape.text(f"  {label(job)}: {describe(record)}"))
         self.progress.advance(self.overall)
 
     def _drop_current(self) -> None:

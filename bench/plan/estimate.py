@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mnist_bench.core import escape
 from mnist_bench.core.errors import UserError
 from mnist_bench.runfile.records import load_run, run_files_in
 
@@ -53,7 +54,7 @@ def history(
 
 
 def _note(message: str) -> None:
-    print(f"mnist-bench: note: {message}", file=sys.stderr)
+    print(f"mnist-bench: note: {escape.terminal(message)}", file=sys.stderr)
 
 
 def job_seconds(

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mnist_bench.analyse.rows import HEADLINE, METRICS, Metric, Row
-from mnist_bench.core import identity, stats
+from mnist_bench.core import escape, identity, stats
 from mnist_bench.core.config import TrainSettings
 from mnist_bench.core.errors import UserError
 from mnist_bench.runfile import output
@@ -143,7 +143,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         metrics = select_metrics(args.metric, args.to, args.direction or "bigger")
 
     def warn(message: str) -> None:
-        print(f"mnist-bench export: warning: {message}", file=sys.stderr)
+        print(f"mnist-bench export: warning: {escape.terminal(message)}", file=sys.stderr)
 
     from mnist_bench.commands.report import build
 
@@ -153,7 +153,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         args.runs, by=("variant", "backend", "device"), skip_bad=args.skip_bad, warn=warn
     )
     if args.to == "mlflow":
-        print(to_mlflow(report, uri, args.experiment or DEFAULT_EXPERIMENT).summary())
+        exported = to_mlflow(report, uri, args.experiment or DEFAULT_EXPERIMENT)
+        print(escape.terminal(exported.summary()))
         return 0
 
     rows = _exportable(report.rows)
@@ -172,14 +173,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.output:
         inputs = [*args.runs, *(loaded.path for loaded in report.runs)]
         output.write(args.output, text, force=args.force, inputs=inputs, what="export")
-        print(f"export: {args.output} ({_count(data)} values)", file=sys.stderr)
+        print(f"export: {escape.terminal(args.output)} ({_count(data)} values)", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0
 
 
 def _note(message: str) -> None:
-    print(f"mnist-bench export: note: {message}", file=sys.stderr)
+    print(f"mnist-bench export: note: {escape.terminal(message)}", file=sys.stderr)
 
 
 def _count(data: Any) -> int:

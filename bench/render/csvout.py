@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from mnist_bench.analyse.rows import DEFAULT_BY, Row
 from mnist_bench.analyse.rows import METRICS as ALL_METRICS
+from mnist_bench.core import escape
 from mnist_bench.core.config import SETTINGS_FIELDS
 from mnist_bench.runfile import collect
 from mnist_bench.runfile.records import Record
@@ -26,7 +27,7 @@ CONTENTION = ("other_cpu_share", "steal_share", "loadavg_1m")
 def _text(rows: Iterable[list]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerows([["" if v is None else v for v in row] for row in rows])
+    writer.writerows([["" if v is None else escape.csv_cell(v) for v in row] for row in rows])
     return buffer.getvalue()
 
 

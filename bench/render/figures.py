@@ -10,12 +10,14 @@ pyplot, no global state); matplotlib and seaborn are imported here only, when a 
 from __future__ import annotations
 
 import io
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from mnist_bench.analyse.rows import Row, variant_label
 from mnist_bench.core import identity
+from mnist_bench.core.escape import figure_label
 from mnist_bench.runfile.records import Record
 
 if TYPE_CHECKING:
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
 MAX_HEATMAPS = 48  # one per row; past this the page says how many were left out
 MAX_CURVES = 48  # one figure per variant
 MAX_LATENCY_ROWS = 64  # one line of the latency figure per row
+MAX_CLASSES = 100  # a larger confusion matrix is not drawn (MNIST has 10 classes)
+MAX_ANNOTATED = 30  # classes up to which each cell of a heatmap shows its count
 DPI = 80
 PERCENTILE_MARKERS = (("p50", "o", 28), ("p95", "|", 70), ("p99", "x", 28))  # key, marker, size
 
@@ -89,7 +93,7 @@ def accuracy_vs_time(rows: list[Row], by: Sequence[str]) -> Figure:
     palette, rows = _colors(rows, by), _ok(rows)
     colors = {s: palette[s] for s in dict.fromkeys(series_label(r, by) for r in rows)}
     variants = list(dict.fromkeys(variant_label(r, rows) for r in rows))
-    markers = dict(zip(variants, "osD^vP*Xhp<>" * 4, strict=False))
+    markers = dict(zip(variants, itertools.cycle("osD^vP*Xhp<>"), strict=False))
     fig = _figure(10, 6)
     ax = fig.subplots()
     for row in rows:
@@ -117,10 +121,10 @@ def accuracy_vs_time(rows: list[Row], by: Sequence[str]) -> Figure:
             lw=1,
         )
     for name, color in colors.items():
-        ax.plot([], [], color=color, marker="o", ls="", label=name)
+        ax.plot([], [], color=color, marker="o", ls="", label=figure_label(name))
     if "variant" in by:
         for name, marker in markers.items():
-            ax.plot([], [], color="grey", marker=marker, ls="", label=name)
+            ax.plot([], [], color="grey", marker=marker, ls="", label=figure_label(name))
     ax.set_xlim(left=0)  # an interval over two seeds can reach below zero; time cannot
     ax.set_xlabel("training time (s)")
     ax.set_ylabel("test accuracy")
@@ -155,8 +159,10 @@ def _grouped_bars(
             g = groups.index(_group(row, rows, by))
             heights[g], errors[g] = summary.mean * scale, (summary.half_width or 0) * scale
         x = np.arange(len(groups)) + (i - (len(series) - 1) / 2) * width
-        ax.bar(x, heights, width, yerr=errors, color=palette[name], label=name, capsize=2)
-    ax.set_xticks(np.arange(len(groups)), groups)
+        ax.bar(
+            x, heights, width, yerr=errors, color=palette[name], label=figure_label(name), capsize=2
+        )
+    ax.set_xticks(np.arange(len(groups)), [figure_label(g) for g in groups])
     ax.set_ylim(bottom=0)
     ax.grid(axis="y", alpha=0.3)
 
@@ -253,8 +259,8 @@ def epoch_curves(rows: list[Row], by: Sequence[str]) -> list[tuple[str, Figure]]
         axes = fig.subplots(1, 2)
         last = 1  # the last epoch drawn
         for row in (r for r in drawn if _group(r, drawn, by) == group):
-            label = series_label(row, by)
-            color = palette[label]
+            color = palette[series_label(row, by)]
+            label = figure_label(series_label(row, by))
             style, marker = ("--", "X") if row.status == "diverged" else ("-", "o")
             if row.status == "diverged":
                 label += " (diverged)"
@@ -295,7 +301,7 @@ def epoch_curves(rows: list[Row], by: Sequence[str]) -> list[tuple[str, Figure]]
             ax.grid(alpha=0.3)
         axes[0].set_title("Test accuracy after each epoch", fontsize=10)
         axes[1].set_title("Training loss (epoch mean)", fontsize=10)
-        fig.suptitle(group, fontsize=11)
+        fig.suptitle(figure_label(group, 120), fontsize=11)
         handles, labels = axes[1].get_legend_handles_labels()
         if not handles:
             handles, labels = axes[0].get_legend_handles_labels()
@@ -335,7 +341,7 @@ def latency_ranges(rows: list[Row], by: Sequence[str]) -> Figure:
             for key, marker, size in PERCENTILE_MARKERS:
                 ax.scatter([latency[key]], [at], color=color, marker=marker, s=size, zorder=3)
             low, high = min(low, latency["p50"]), max(high, latency["p99"])
-    ax.set_yticks(range(len(drawn)), [row_label(r, ok, by) for r in drawn])
+    ax.set_yticks(range(len(drawn)), [figure_label(row_label(r, ok, by)) for r in drawn])
     ax.set_ylim(len(drawn) - 0.5, -0.5)  # the first row on top
     if high > 20 * low:
         ax.set_xscale("log")
@@ -382,13 +388,12 @@ def confusion_heatmap(
     Python API's `Results.confusion_matrix`)."""
     import seaborn as sns
 
-    if class_names is None or len(class_names) != len(matrix):
-        class_names = [str(i) for i in range(len(matrix))]
+    class_names = _tick_labels(class_names, len(matrix))
     fig = _figure(*size)
     ax = fig.subplots()
     sns.heatmap(
         matrix,
-        annot=True,
+        annot=len(matrix) <= MAX_ANNOTATED,
         fmt="d",
         cmap="Blues",
         cbar=False,
@@ -401,12 +406,23 @@ def confusion_heatmap(
     return fig
 
 
+def drawable(matrix: Sequence[Sequence[int]]) -> bool:
+    """Whether a confusion matrix is small enough to draw (`MAX_CLASSES`)."""
+    return len(matrix) <= MAX_CLASSES
+
+
+def _tick_labels(class_names: Sequence[str] | None, size: int) -> list[str]:
+    if class_names is None or len(class_names) != size:
+        return [str(i) for i in range(size)]
+    return [figure_label(name, 20) for name in class_names]
+
+
 def _label_confusion_axes(ax, title: str) -> None:
     """Axis labels and title shared by the confusion heatmaps: truth down, prediction across."""
     ax.tick_params(axis="y", labelrotation=0)
     ax.set_xlabel("Predicted")
     ax.set_ylabel("Truth")
-    ax.set_title(title, fontsize=9)
+    ax.set_title("\n".join(figure_label(line, 120) for line in title.split("\n")), fontsize=9)
 
 
 def confusion_difference(
@@ -419,14 +435,15 @@ def confusion_difference(
     more, blue where the second does, white where they agree; non-zero cells annotated."""
     import seaborn as sns
 
-    if class_names is None or len(class_names) != len(difference):
-        class_names = [str(i) for i in range(len(difference))]
+    class_names = _tick_labels(class_names, len(difference))
     largest = max((abs(v) for row in difference for v in row), default=0) or 1
     fig = _figure(*size)
     ax = fig.subplots()
     sns.heatmap(
         difference,
-        annot=[[f"{v:+d}" if v else "" for v in row] for row in difference],
+        annot=[[f"{v:+d}" if v else "" for v in row] for row in difference]
+        if len(difference) <= MAX_ANNOTATED
+        else False,
         fmt="",
         cmap="RdBu_r",
         vmin=-largest,
@@ -449,12 +466,12 @@ def row_confusion_heatmaps(
     by: Sequence[str],
     class_names: Callable[[Record], Sequence[str] | None],
 ) -> list[tuple[str, bytes]]:
-    """(caption, PNG) per ok row with confusion matrices (summed over its seeds), at most
-    `MAX_HEATMAPS`."""
+    """(caption, PNG) per ok row with a confusion matrix of at most `MAX_CLASSES` classes
+    (summed over its seeds), at most `MAX_HEATMAPS`."""
     out = []
     for row in _ok(rows):
         matrix = summed_confusion(row)
-        if matrix is None:
+        if matrix is None or not drawable(matrix):
             continue
         if len(out) == MAX_HEATMAPS:
             break

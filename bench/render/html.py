@@ -5,10 +5,11 @@ from __future__ import annotations
 import base64
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
-from html import escape
+from html import escape as _escape
 from typing import TYPE_CHECKING
 
 from mnist_bench.analyse.rows import Row, cells, headers
+from mnist_bench.core import escape as safe
 from mnist_bench.render import figures
 
 if TYPE_CHECKING:
@@ -29,6 +30,12 @@ img { max-width: 100%; }
 figure { margin: 0; }
 .note { color: #666; font-size: 12px; }
 """
+
+
+def escape(text: str) -> str:
+    """`text` as HTML text or attribute value: markup escaped, control characters shown as
+    escapes (`mnist_bench.core.escape.terminal`)."""
+    return _escape(safe.terminal(text))
 
 
 def image(png: bytes, alt: str) -> str:
@@ -55,7 +62,9 @@ def curves_section(rows: list[Row], by: Sequence[str]) -> list[str]:
         + "</p>",
         '<div class="grid">',
         *(
-            f"<figure>{figure_image(fig, f'accuracy and loss per epoch: {name}')}</figure>"
+            "<figure>"
+            + figure_image(fig, "accuracy and loss per epoch: " + safe.shorten(name, 120))
+            + "</figure>"
             for name, fig in curves
         ),
         "</div>",
@@ -96,7 +105,7 @@ def parity_section(report: Report) -> list[str]:
         ]
     if not result.groups:
         return []
-    drawn = 0
+    drawn = too_large = 0
     parts = [
         "<h2>Parity across backends</h2>",
         '<p class="note">The same job (variant, seed, device, dataset and settings) on different '
@@ -116,6 +125,9 @@ def parity_section(report: Report) -> list[str]:
         for pair in group.pairs:
             if drawn == figures.MAX_HEATMAPS:
                 break
+            if not figures.drawable(pair.difference):
+                too_large += 1
+                continue
             drawn += 1
             title = (
                 f"{result.title(group)}: {pair.a} − {pair.b}\n"
@@ -127,12 +139,21 @@ def parity_section(report: Report) -> list[str]:
         parts.append("</div>")
     if drawn == figures.MAX_HEATMAPS:
         parts.append(f'<p class="note">The first {drawn} backend pairs are drawn.</p>')
+    if too_large:
+        parts.append(f'<p class="note">{_too_large(too_large)}</p>')
     parts += [f'<p class="note">{escape(note)}</p>' for note in result.notes]
     return parts
 
 
+def _too_large(count: int) -> str:
+    return (
+        f"{count} confusion matri{'ces' if count > 1 else 'x'} of more than "
+        f"{figures.MAX_CLASSES} classes not drawn (MNIST has 10)."
+    )
+
+
 def _alt(title: str) -> str:
-    return "confusion matrix: " + ", ".join(title.splitlines())
+    return "confusion matrix: " + ", ".join(safe.shorten(line, 120) for line in title.splitlines())
 
 
 def table(
@@ -146,7 +167,7 @@ def table(
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
     lines = [f"<table><thead><tr>{head}</tr></thead><tbody>"]
     for i, line in enumerate(body):
-        cls = f' class="{classes[i]}"' if classes and classes[i] else ""
+        cls = f' class="{escape(classes[i])}"' if classes and classes[i] else ""
         tds = "".join(
             f'<td class="num">{escape(c)}</td>' if h in numeric else f"<td>{escape(c)}</td>"
             for h, c in zip(header, line, strict=True)
@@ -223,13 +244,16 @@ def render_report(report: Report) -> str:
             figure_image(figures.mfu_bars(rows, by), "model FLOPs utilisation"),
         ]
     heatmaps = figures.row_confusion_heatmaps(rows, by, report.class_names)
-    if heatmaps:
-        eligible = sum(1 for r in ok if figures.summed_confusion(r) is not None)
+    matrices = [m for m in map(figures.summed_confusion, ok) if m is not None]
+    too_large = sum(1 for m in matrices if not figures.drawable(m))
+    if heatmaps or too_large:
+        eligible = len(matrices) - too_large
         left_out = eligible - len(heatmaps)
         parts += [
             "<h2>Confusion matrices</h2>",
             '<p class="note">Per row, summed over its seeds.'
             + (f" The first {len(heatmaps)} of {eligible} are shown." if left_out else "")
+            + (f" {_too_large(too_large)}" if too_large else "")
             + "</p>",
             '<div class="grid">',
             *(f"<figure>{image(png, _alt(title))}</figure>" for title, png in heatmaps),

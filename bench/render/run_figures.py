@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+from mnist_bench.core.escape import figure_label
 from mnist_bench.runfile.records import Record
 
 
@@ -66,7 +67,8 @@ def save_misclassified_grid(
         )
     ax.imshow(mosaic, cmap="gray_r", interpolation="nearest")
     ax.axis("off")
-    ax.set_title(f"Misclassified: {record.variant} · {record.backend} · seed {record.seed}")
+    title = f"Misclassified: {record.variant} · {record.backend} · seed {record.seed}"
+    ax.set_title(figure_label(title, 120))
     fig.subplots_adjust(left=0.02, right=0.98, top=0.94, bottom=0.02)
     fig.savefig(path, dpi=80)
     return path
@@ -94,7 +96,10 @@ def draw_run_figures(
 ) -> list[Path]:
     """Into `folder` (created): the confusion matrix and misclassified digits of every finished
     record, and the per-epoch curves of every variant that has one."""
+    from mnist_bench.render.figures import drawable
+
     done = [r for r in records if r.status == "ok" and r.confusion_matrix]
+    done = [r for r in done if drawable(r.confusion_matrix)]
     curved = [r for r in records if r.status in ("ok", "diverged") and r.loss_curve]
     if not done and not curved:
         return []

@@ -8,11 +8,11 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from mnist_bench.analyse.rows import DEFAULT_BY, Row, cells, headers, rows
+from mnist_bench.core import escape
 from mnist_bench.runfile.records import Record
 from rich import box
 from rich.console import Console
 from rich.table import Table
-from rich.text import Text
 
 if TYPE_CHECKING:
     from mnist_bench.commands.report import Report
@@ -43,11 +43,14 @@ def rows_table(
     by: Sequence[str] = DEFAULT_BY,
 ) -> Table:
     """A rich table of rows made by `rows(..., by=by)`."""
-    table = Table(title=title, box=box.SIMPLE_HEAVY if color else box.ASCII)
+    table = Table(
+        title=None if title is None else escape.text(title),
+        box=box.SIMPLE_HEAVY if color else box.ASCII,
+    )
     for name in headers(all_rows, by):
         table.add_column(name, justify="left" if name in (*by, "status") else "right")
     for row in all_rows:
-        line = [Text(cell) for cell in cells(row, all_rows, by)]  # text, never markup
+        line = [escape.text(cell) for cell in cells(row, all_rows, by)]  # never markup
         if color:
             line[-1].stylize(STATUS_STYLE.get(row.status, ""))
         table.add_row(*line)

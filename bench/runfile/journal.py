@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mnist_bench.core import escape
 from mnist_bench.runfile import storage
 from mnist_bench.runfile.records import JOURNAL_SUFFIX, Record, journal_path, replay_journal
 
@@ -79,4 +80,4 @@ def fold(run_path: Path, data: dict[str, Any]) -> None:
 
 
 def _warn(message: str) -> None:
-    print(f"mnist-bench: warning: {message}", file=sys.stderr)
+    print(f"mnist-bench: warning: {escape.terminal(message)}", file=sys.stderr)

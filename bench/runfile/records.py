@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mnist_bench.core import escape
 from mnist_bench.core.config import parse_shard
 from mnist_bench.core.errors import UserError
 from mnist_bench.core.identity import Job, dataset_digest
@@ -663,7 +664,7 @@ def journal_path(run_path: Path) -> Path:
 
 
 def _warn(message: str) -> None:
-    print(f"mnist-bench: warning: {message}", file=sys.stderr)
+    print(f"mnist-bench: warning: {escape.terminal(message)}", file=sys.stderr)
 
 
 @dataclass
