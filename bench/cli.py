@@ -14,8 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from mnist_bench.core import escape
+from mnist_bench.core.console import closed_stdout, discard_stdout, make_console
 from mnist_bench.core.errors import UserError
-from mnist_bench.render.console import closed_stdout, discard_stdout, make_console
 
 EPILOG = """examples:
   mnist-bench run                                   the seed notebook's three nets (not every
@@ -442,21 +442,21 @@ def _add_check(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from mnist_bench.commands import report_cli as report_cli
+    from mnist_bench.commands import report as report_cmd
 
-    return report_cli.cmd_report(args)
+    return report_cmd.cmd_report(args)
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from mnist_bench.commands import report_cli as report_cli
+    from mnist_bench.commands import compare as compare_cmd
 
-    return report_cli.cmd_compare(args)
+    return compare_cmd.cmd_compare(args)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from mnist_bench.commands import report_cli as report_cli
+    from mnist_bench.commands import compare as compare_cmd
 
-    return report_cli.cmd_check(args)
+    return compare_cmd.cmd_check(args)
 
 
 # ------------------------------------------------------------------------------------- export
@@ -487,26 +487,26 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------ history
 def _add_history(p: argparse.ArgumentParser) -> None:
-    from mnist_bench.analyse import history
+    from mnist_bench.commands import history
 
     history.add_history(p)
 
 
 def _cmd_history(args: argparse.Namespace) -> int:
-    from mnist_bench.analyse import history
+    from mnist_bench.commands import history
 
     return history.cmd_history(args)
 
 
 # ------------------------------------------------------------------------------------- parity
 def _add_parity(p: argparse.ArgumentParser) -> None:
-    from mnist_bench.analyse import parity
+    from mnist_bench.commands import parity
 
     parity.add_parity(p)
 
 
 def _cmd_parity(args: argparse.Namespace) -> int:
-    from mnist_bench.analyse import parity
+    from mnist_bench.commands import parity
 
     return parity.cmd_parity(args)
 

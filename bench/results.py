@@ -123,7 +123,8 @@ class Results:
         """One plain dict per row: configuration, seeds, status, and for each headline metric
         its mean over seeds and `<metric>_ci95`, the half-width of its 95% confidence interval
         (None with one seed). `mnist-bench run --format json` prints these."""
-        from mnist_bench.analyse.rows import HEADLINE, variant_label
+        from mnist_bench.analyse.rows import variant_label
+        from mnist_bench.core.metrics import HEADLINE
 
         all_rows = self.rows
         out = []
@@ -192,8 +193,8 @@ class Results:
 
     def _repr_html_(self) -> str:
         """The table in a notebook (the HTML report's), with where the results came from."""
+        from mnist_bench.analyse.report import Report
         from mnist_bench.analyse.rows import DEFAULT_BY
-        from mnist_bench.commands.report import Report
         from mnist_bench.render import html
 
         run_of = {id(r): loaded for loaded in self.runs for r in loaded.run.records}
@@ -357,7 +358,7 @@ class Results:
 
 
 def _record_dict(record: Record, run_id: str) -> dict[str, Any]:
-    from mnist_bench.analyse.rows import METRICS
+    from mnist_bench.core.metrics import METRICS
 
     out: dict[str, Any] = {
         "run_id": run_id,

@@ -82,7 +82,7 @@ def runs(tmp_path_factory) -> Path:
 
 
 def load_and_render(folder: Path) -> str:
-    from mnist_bench.commands import report as report_cmd
+    from mnist_bench.analyse import report as report_cmd
     from mnist_bench.render import formats
 
     report = report_cmd.build([str(folder)], by=("variant", "backend", "device"))

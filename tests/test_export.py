@@ -20,7 +20,7 @@ import jsonschema
 import pytest
 from conftest import FRAMEWORKS, ROOT, cli_importing_none_of, run_cli
 from mnist_bench import cli
-from mnist_bench.analyse.rows import METRICS
+from mnist_bench.core.metrics import METRICS
 from mnist_bench.publish import export
 from mnist_bench.runfile.records import load_run
 from scipy import stats as scipy_stats

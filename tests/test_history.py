@@ -18,6 +18,7 @@ import pytest
 from conftest import FRAMEWORKS, ROOT, cli_importing_none_of, run_cli, undocumented_json_keys
 from mnist_bench import cli
 from mnist_bench.analyse import changepoints, history
+from mnist_bench.render import history as history_render
 from scipy import stats
 
 SOURCE = ROOT / "results" / "published" / "2026-11-24-epyc-2core" / "cnn-fast-5-seeds.json"
@@ -219,7 +220,7 @@ def test_markdown_lists_trends_and_steps(tmp_path, capsys):
     trend_line = next(line for line in lines if "| test accuracy |" in line and "cnn-fast" in line)
     assert f"{sha(7)[:7]} -0.50 pt" in trend_line or f"{sha(7)[:7]} -0.4" in trend_line
     assert "| 12 |" in trend_line
-    assert any(c in trend_line for c in history.SPARK)
+    assert any(c in trend_line for c in history_render.SPARK)
     step_line = next(line for line in lines if line.startswith(f"| {sha(7)[:7]} |"))
     assert step_line.rstrip().endswith("| worse |")
 
@@ -433,6 +434,6 @@ def test_bad_values_are_refused():
 
 
 def test_sparkline():
-    assert history.sparkline([1, 2, 3, 4, 5, 6, 7, 8]) == "▁▂▃▄▅▆▇█"
-    assert history.sparkline([2.0, 2.0]) == "▄▄"
-    assert history.sparkline(list(range(50)), width=10).startswith("…")
+    assert history_render.sparkline([1, 2, 3, 4, 5, 6, 7, 8]) == "▁▂▃▄▅▆▇█"
+    assert history_render.sparkline([2.0, 2.0]) == "▄▄"
+    assert history_render.sparkline(list(range(50)), width=10).startswith("…")

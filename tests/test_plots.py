@@ -15,8 +15,9 @@ import pytest
 from conftest import ROOT, cli_importing_none_of, make_record
 from mnist_bench import cli
 from mnist_bench.analyse import compare
-from mnist_bench.analyse.rows import DEFAULT_BY, HEADLINE, rows
-from mnist_bench.commands import report as report_cmd
+from mnist_bench.analyse import report as report_cmd
+from mnist_bench.analyse.rows import DEFAULT_BY, rows
+from mnist_bench.core.metrics import HEADLINE
 from mnist_bench.render import figures, run_figures
 from mnist_bench.render.markdown import render as markdown
 from mnist_bench.render.table import records_table

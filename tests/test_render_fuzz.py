@@ -29,9 +29,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mnist_bench.analyse import compare
+from mnist_bench.analyse.report import Report
 from mnist_bench.analyse.rows import DEFAULT_BY, rows
 from mnist_bench.commands import compare as compare_cmd
-from mnist_bench.commands.report import Report
 from mnist_bench.core import jsonout
 from mnist_bench.render import csvout, html, markdown, table
 from mnist_bench.runfile import collect
@@ -181,20 +181,22 @@ def test_compare_and_check_keep_hostile_strings_inert(fixture_runs, base, new):
 @given(strings=st.lists(hostile_text, min_size=1, max_size=3))
 def test_parity_keeps_hostile_strings_inert(fixture_runs, strings):
     from mnist_bench.analyse import parity
+    from mnist_bench.render import parity as parity_render
 
     run = hostile_run(fixture_runs["amd"], strings, labels=True)
     result = parity.compare([collect.LoadedRun(Path("hostile.json"), run)])
     assert result.groups
-    for item in parity.render_table(result, color=True):
+    for item in parity_render.render_table(result, color=True):
         assert_inert_text(rich_text(item, color=True))
-    assert_inert_text(parity.render_text(result))
-    assert_inert_markdown(parity.render_markdown(result))
+    assert_inert_text(parity_render.render_text(result))
+    assert_inert_markdown(parity_render.render_markdown(result))
 
 
 @settings(FUZZ, max_examples=15)
 @given(strings=st.lists(hostile_text, min_size=1, max_size=3))
 def test_history_keeps_hostile_strings_inert(tmp_path_factory, strings):
     from mnist_bench.analyse import history
+    from mnist_bench.render import history as history_render
 
     folder = tmp_path_factory.mktemp("history")
     for name in ("baseline", "aa", "regressed"):
@@ -204,10 +206,10 @@ def test_history_keeps_hostile_strings_inert(tmp_path_factory, strings):
         data["environment"]["cpu"]["model"] = strings[-1]
         (folder / f"{name}.json").write_text(json.dumps(data))
     found = history.build([folder])
-    for item in history.rich_tables(found, color=True):
+    for item in history_render.rich_tables(found, color=True):
         assert_inert_text(rich_text(item, color=True))
-    assert_inert_text(history.render_table(found))
-    assert_inert_markdown(history.render_markdown(found))
+    assert_inert_text(history_render.render_table(found))
+    assert_inert_markdown(history_render.render_markdown(found))
 
 
 @pytest.mark.slow  # a page with its figures per example

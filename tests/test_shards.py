@@ -20,7 +20,7 @@ from conftest import (
     run_cli,
 )
 from mnist_bench import cli
-from mnist_bench.commands import report as report_cmd
+from mnist_bench.analyse import report as report_cmd
 from mnist_bench.core.config import RunConfig, TrainSettings
 from mnist_bench.core.identity import Job, dataset_digest
 from mnist_bench.execute import runner

@@ -17,10 +17,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mnist_bench.analyse.rows import ACCURACY, HEADLINE, Metric
 from mnist_bench.core import identity, stats
 from mnist_bench.core.config import check_value
 from mnist_bench.core.identity import Job
+from mnist_bench.core.metrics import ACCURACY, HEADLINE, Metric
 from mnist_bench.runfile.records import Record
 
 BETTER, WORSE, SAME = "better", "worse", "no significant change"

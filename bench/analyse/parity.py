@@ -1,4 +1,4 @@
-"""`mnist-bench parity`: do the backends agree, test sample by test sample?
+"""Do the backends agree, test sample by test sample? What `mnist-bench parity` shows.
 
 For each job run on several backends (the same variant, seed, device, dataset and settings:
 `identity.same_except(a, b, "backend")`), compares the predicted test labels its records keep
@@ -10,48 +10,23 @@ no framework.
 
 from __future__ import annotations
 
-import argparse
-import io
-import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mnist_bench.core import escape, identity, jsonout
+from mnist_bench.core import identity
 from mnist_bench.core.config import BACKENDS
 from mnist_bench.core.errors import UserError
 from mnist_bench.core.identity import Job
-from mnist_bench.runfile import collect, output
+from mnist_bench.runfile import collect
 from mnist_bench.runfile.records import Record, unpack_labels
 
 TOP_CELLS = 3  # confusion cells named per pair
+
+
 # What tells groups apart in a title; backend, seed and repeat are what parity spans.
 _SPANNED = ("backend", "seed", "repeat")
-
-EPILOG = """examples:
-  mnist-bench run -v single-dense --seeds 0,1,2         every installed backend, three seeds
-  mnist-bench parity results/runs/RUN.json               agreement per variant, backend x backend
-  mnist-bench parity tf.json jax.json torch.json --format markdown
-  mnist-bench report RUN.json --format html -o r.html    draws where the confusion matrices differ
-
-exit codes: 0 ok; 2 a bad file (see --skip-bad), no record with predicted labels, or no job
-run on two backends."""
-
-# --format json: the keys, stable (a key is only ever added), as `--help` documents them.
-JSON_KEYS = """--format json prints one object (keys are only ever added; non-finite numbers null):
-  {command: parity, runs (the RUN arguments), files (the run files read), warnings, notes
-  (what was left out, a line each), unlabelled, single (their counts), groups}
-  groups, one per job run on two or more backends (seed aside): {title (as the table titles
-    it), variant, dataset, devices {BACKEND: where it ran}, configuration (every field of the
-    job but backend and seed), backends, seeds, class_names (or null), accuracy {BACKEND: mean
-    test accuracy over its seeds}, spread (highest minus lowest), agreement {BACKEND:
-    {BACKEND: mean agreement over the seeds both ran, 1 with itself, null where no seed is
-    shared}}, pairs}
-  pairs: {a, b, seeds (both ran), agreements (one per seed), mean, min, accuracy_a,
-    accuracy_b (over those seeds), disagreeing (samples labelled differently), difference
-    (confusion matrix of a minus that of b, rows truth), largest (the cells that differ
-    most: [{truth, predicted, count}], class indices)}"""
 
 
 def agreement(a: Any, b: Any) -> float:
@@ -296,223 +271,3 @@ def build(
             "-b for two or more backends, the same variant, seed and settings)"
         )
     return parity
-
-
-# ------------------------------------------------------------------------------ rendering
-def _ratio(value: float) -> str:
-    return "1" if value == 1.0 else f"{value:.4f}"
-
-
-def agreement_cell(group: Group, a: str, b: str) -> str:
-    """`mean (min)` over the seeds both ran; `1` on the diagonal; `-` where no seed is shared."""
-    if a == b:
-        return "1"
-    pair = group.pair(a, b) or group.pair(b, a)
-    if pair is None:
-        return "-"
-    if len(pair.agreements) == 1:
-        return _ratio(pair.mean)
-    return f"{_ratio(pair.mean)} (min {_ratio(pair.min)})"
-
-
-def agreement_rows(group: Group) -> tuple[list[str], list[list[str]]]:
-    """The backend x backend agreement table: header and body."""
-    names = group.backends
-    header = ["agreement", *names]
-    body = [[a, *(agreement_cell(group, a, b) for b in names)] for a in names]
-    return header, body
-
-
-def seeds_text(group: Group) -> str:
-    seeds = sorted({s for per in group.by_backend.values() for s in per})
-    return f"seed {seeds[0]}" if len(seeds) == 1 else f"{len(seeds)} seeds"
-
-
-def accuracy_line(group: Group) -> str:
-    parts = [f"{b} {group.accuracy(b):.4f}" for b in group.backends]
-    return f"accuracy: {', '.join(parts)} (spread {group.spread:.4f})"
-
-
-def cells_text(pair: Pair, class_names: Sequence[str] | None = None) -> str:
-    """Where `a`'s confusion matrix differs most from `b`'s: `truth 4 -> 9: +3`."""
-    names = class_names or [str(i) for i in range(len(pair.difference))]
-    cells = largest_cells(pair.difference)
-    if not cells:
-        return "identical"
-    return ", ".join(f"truth {names[i]} -> {names[j]}: {v:+d}" for i, j, v in cells)
-
-
-def difference_lines(parity: Parity, group: Group) -> list[str]:
-    names = parity.class_names(group)
-    return [
-        f"{p.a} - {p.b}: {p.disagreeing} sample(s) labelled differently; confusion differs "
-        f"most at {cells_text(p, names)}"
-        for p in group.pairs
-    ]
-
-
-def render_table(parity: Parity, *, color: bool = False) -> list:
-    """Rich renderables: per group, a title, the agreement table and its lines."""
-    from rich import box
-    from rich.table import Table
-
-    out: list = []
-    for group in parity.groups:
-        header, body = agreement_rows(group)
-        table = Table(
-            title=escape.text(f"{parity.title(group)} · {seeds_text(group)}"),
-            box=box.SIMPLE_HEAVY if color else box.ASCII,
-        )
-        for i, name in enumerate(header):
-            table.add_column(escape.text(name), justify="left" if i == 0 else "right")
-        for line in body:
-            table.add_row(*(escape.text(cell) for cell in line))
-        out.append(table)
-        lines = [accuracy_line(group), *difference_lines(parity, group)]
-        out.extend(escape.text(line) for line in lines)
-        out.append(escape.text(""))
-    out.extend(escape.text(note) for note in parity.notes)
-    return out
-
-
-def render_text(parity: Parity) -> str:
-    """The table format as plain ASCII (files and pipes)."""
-    from rich.console import Console
-
-    buffer = io.StringIO()
-    console = Console(file=buffer, width=200, no_color=True)
-    for item in render_table(parity):
-        console.print(item, highlight=False)
-    return buffer.getvalue()
-
-
-def render_markdown(parity: Parity) -> str:
-    lines: list[str] = []
-    for group in parity.groups:
-        header, body = agreement_rows(group)
-        lines += [f"### {escape.markdown(parity.title(group))} · {seeds_text(group)}", ""]
-        lines.append("| " + " | ".join(escape.markdown(h) for h in header) + " |")
-        lines.append("| --- |" + " ---: |" * (len(header) - 1))
-        lines += ["| " + " | ".join(escape.markdown(c) for c in line) + " |" for line in body]
-        lines += ["", f"- {escape.markdown(accuracy_line(group))}"]
-        lines += [f"- {escape.markdown(line)}" for line in difference_lines(parity, group)]
-        lines.append("")
-    lines += [f"_{escape.markdown(note)}_" for note in parity.notes]
-    return "\n".join(lines).rstrip("\n") + "\n"
-
-
-FORMATS: dict[str, Callable[[Parity], str]] = {"table": render_text, "markdown": render_markdown}
-
-
-def _pair_dict(pair: Pair) -> dict[str, Any]:
-    return {
-        "a": pair.a,
-        "b": pair.b,
-        "seeds": list(pair.seeds),
-        "agreements": list(pair.agreements),
-        "mean": pair.mean,
-        "min": pair.min,
-        "accuracy_a": pair.accuracy_a,
-        "accuracy_b": pair.accuracy_b,
-        "disagreeing": pair.disagreeing,
-        "difference": pair.difference,
-        "largest": [
-            {"truth": i, "predicted": j, "count": count}
-            for i, j, count in largest_cells(pair.difference)
-        ],
-    }
-
-
-def _group_dict(parity: Parity, group: Group) -> dict[str, Any]:
-    def agreement_of(a: str, b: str) -> float | None:
-        if a == b:
-            return 1.0
-        pair = group.pair(a, b) or group.pair(b, a)
-        return None if pair is None else pair.mean
-
-    names = group.backends
-    configuration = group.job.fields()
-    del configuration["backend"]
-    return {
-        "title": parity.title(group),
-        "variant": group.job.variant,
-        "dataset": group.job.dataset,
-        "devices": {
-            b: next(iter(per.values())).record.where for b, per in group.by_backend.items()
-        },
-        "configuration": configuration,
-        "backends": names,
-        "seeds": sorted({s for per in group.by_backend.values() for s in per}),
-        "class_names": parity.class_names(group),
-        "accuracy": {b: group.accuracy(b) for b in names},
-        "spread": group.spread,
-        "agreement": {a: {b: agreement_of(a, b) for b in names} for a in names},
-        "pairs": [_pair_dict(p) for p in group.pairs],
-    }
-
-
-def render_json(parity: Parity, *, runs: Sequence[str], warnings: Sequence[str] = ()) -> str:
-    """The `--format json` object (the keys `JSON_KEYS` documents)."""
-    return jsonout.dumps(
-        {
-            "command": "parity",
-            "runs": [str(r) for r in runs],
-            "files": [str(loaded.path) for loaded in parity.runs],
-            "warnings": list(warnings),
-            "notes": parity.notes,
-            "unlabelled": parity.unlabelled,
-            "single": parity.single,
-            "groups": [_group_dict(parity, g) for g in parity.groups],
-        }
-    )
-
-
-# ------------------------------------------------------------------------------ the command
-def add_parity(p: argparse.ArgumentParser) -> None:
-    p.epilog = EPILOG + "\n\n" + JSON_KEYS
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.add_argument("runs", nargs="+", metavar="RUN", help="run files or folders of them")
-    p.add_argument(
-        "--format",
-        choices=[*FORMATS, "json"],
-        default="table",
-        help="table (rich; plain ASCII when piped), markdown (GitHub tables) or json (one "
-        "object, keys below)",
-    )
-    output.add_options(p, what="the comparison", note=" instead of standard output")
-    p.add_argument(
-        "--skip-bad",
-        action="store_true",
-        help="warn about and skip bad run files instead of stopping",
-    )
-
-
-def cmd_parity(args: argparse.Namespace) -> int:
-    warnings: list[str] = []
-
-    def warn(message: str) -> None:
-        print(f"mnist-bench parity: warning: {escape.terminal(message)}", file=sys.stderr)
-        warnings.append(message)
-
-    output.check_force(args, "output")
-    if args.output:
-        output.check(args.output, force=args.force, inputs=args.runs)
-    parity = build(args.runs, skip_bad=args.skip_bad, warn=warn)
-    if args.format == "table" and not args.output:
-        from mnist_bench.render.console import make_console
-
-        console = make_console()
-        for item in render_table(parity, color=console.is_terminal):
-            console.print(item, highlight=False)
-        return 0
-    if args.format == "json":
-        text = render_json(parity, runs=args.runs, warnings=warnings)
-    else:
-        text = FORMATS[args.format](parity)
-    if not args.output:
-        sys.stdout.write(text)
-        return 0
-    inputs = [*args.runs, *(loaded.path for loaded in parity.runs)]
-    output.write(args.output, text, force=args.force, inputs=inputs, what="parity")
-    print(f"parity: {escape.terminal(args.output)}", file=sys.stderr)
-    return 0

@@ -1,5 +1,5 @@
-"""Report rows: what makes a row (records grouped by configuration, `identity`), the one
-list of metrics every format, compare and check summarize, and a row's cells as plain text.
+"""Report rows: what makes a row (records grouped by configuration, `identity`) and a row's
+cells as plain text, for the metrics of `core.metrics`.
 Framework-free and rich-free: every format and the runner's aggregates import it."""
 
 from __future__ import annotations
@@ -9,56 +9,11 @@ from dataclasses import dataclass
 
 from mnist_bench.core import identity, stats
 from mnist_bench.core.config import TrainSettings
+from mnist_bench.core.metrics import METRICS, Metric
 from mnist_bench.runfile.records import Record
 
 GROUP_KEYS = ("variant", "backend", "device", "machine")  # what rows can be grouped by
 DEFAULT_BY = ("variant", "backend", "device")
-
-
-@dataclass(frozen=True)
-class Metric:
-    """A record attribute that tables, CSV, compare, check and the run's aggregates summarize.
-
-    Attributes:
-        name: the `Record` attribute.
-        label: its column heading.
-        digits: decimals shown.
-        higher_is_better: the direction of an improvement (compare's verdicts).
-        is_timing: judged with the time tolerance; meaningless for contended or unstable
-            records.
-        headline: shown in tables, judged by compare and check, summarized in the run's
-            aggregates (`HEADLINE`); every metric is in CSV.
-        shown: a table column too, where some row has a value, but neither judged nor
-            summarized in the aggregates (`columns`).
-        scale: what the table multiplies it by (100: a fraction shown as a percentage).
-    """
-
-    name: str
-    label: str
-    digits: int = 0
-    higher_is_better: bool = True
-    is_timing: bool = True
-    headline: bool = False
-    shown: bool = False
-    scale: float = 1.0
-
-
-# The one list of metrics, in column order. Tables, compare and the run's aggregates take the
-# headline ones; CSV has all of them.
-METRICS = (
-    Metric("test_accuracy", "test accuracy", 4, True, False, headline=True),
-    Metric("train_seconds", "train s", 1, False, True, headline=True),
-    Metric("train_samples_per_second", "train samples/s", 0, True, True, headline=True),
-    Metric("infer_samples_per_second", "infer samples/s", 0, True, True, headline=True),
-    Metric("test_loss", "test loss", 4, False, False),
-    Metric("first_epoch_seconds", "first epoch s", 2, False, True),
-    Metric("steady_epoch_seconds", "steady epoch s", 2, False, True),
-    Metric("achieved_gflops", "GFLOP/s", 2, True, True),
-    Metric("mfu", "MFU %", 2, True, True, shown=True, scale=100.0),  # CPU only: NumPy peak
-    Metric("peak_rss_mib", "peak RSS MiB", 0, False, False),
-)
-HEADLINE = tuple(m for m in METRICS if m.headline)
-ACCURACY = next(m for m in METRICS if m.name == "test_accuracy")  # what `check` gates on
 
 
 @dataclass

@@ -1,25 +1,23 @@
-"""`mnist-bench report`: merge run files and render table, Markdown, CSV or HTML.
-
-Reads run files and nothing else; imports no framework, and matplotlib only for `--format html`.
+"""`mnist-bench report`: its options, and the handler that builds a `Report` and
+renders it as a table, Markdown, CSV or HTML (matplotlib only for `--format html`).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from mnist_bench.analyse.report import build, parse_group_by
 from mnist_bench.analyse.rows import GROUP_KEYS
 from mnist_bench.core import escape
 from mnist_bench.core.errors import UserError
 from mnist_bench.render import formats
-from mnist_bench.runfile import collect, output
-from mnist_bench.runfile.records import Record
+from mnist_bench.runfile import output
 
 if TYPE_CHECKING:
-    from mnist_bench.analyse.rows import Row
+    pass
+
 
 EPILOG = """examples:
   mnist-bench report results/runs                              every run, one row per configuration
@@ -62,74 +60,6 @@ def add_report(p: argparse.ArgumentParser) -> None:
     )
 
 
-@dataclass
-class Report:
-    """What every format renders: the runs, their grouped rows, and where each record came from."""
-
-    runs: list[collect.LoadedRun]
-    by: tuple[str, ...]
-    rows: list[Row]
-    run_of: dict[int, collect.LoadedRun]  # id(record) -> its run
-    machines: dict[str, str]  # run_id -> machine label
-
-    def machine_of(self, record: Record) -> str:
-        if record.machine is not None:  # a node of a cluster run
-            return collect.node_label(record.machine)
-        return self.machines[self.run_id(record)]
-
-    def run_id(self, record: Record) -> str:
-        return self.run_of[id(record)].run.run_id
-
-    def class_names(self, record: Record) -> list[str] | None:
-        dataset = self.run_of[id(record)].run.environment.get("dataset") or {}
-        names = dataset.get("class_names")
-        return [str(n) for n in names] if isinstance(names, list) else None
-
-
-def parse_group_by(text: str) -> tuple[str, ...]:
-    """`variant,machine` -> ("variant", "machine"); raises UserError naming the valid keys."""
-    keys = tuple(dict.fromkeys(k.strip() for k in text.split(",") if k.strip()))
-    bad = [k for k in keys if k not in GROUP_KEYS] or ([] if keys else [text])
-    if bad:
-        raise UserError(
-            f"unknown --group-by key {bad[0]!r}; valid: {', '.join(GROUP_KEYS)} (comma-separated)"
-        )
-    return keys
-
-
-def build(
-    paths: list[str],
-    *,
-    by: tuple[str, ...],
-    skip_bad: bool = False,
-    warn: Callable[[str], None] | None = None,
-) -> Report:
-    """Load, de-duplicate and group the runs under `paths`.
-
-    Raises:
-        UserError: a bad file (unless `skip_bad`), or no record to report.
-    """
-    from mnist_bench.analyse.rows import rows
-
-    runs = collect.unique_runs(collect.load_runs(paths, skip_bad=skip_bad, warn=warn), warn)
-    run_of = {id(r): loaded for loaded in runs for r in loaded.run.records}
-    machines = {loaded.run.run_id: loaded.machine for loaded in runs}
-    report = Report(runs, by, [], run_of, machines)
-    report.rows = _ordered(rows(collect.records(runs), by=by, machine_of=report.machine_of), by)
-    if not report.rows:
-        raise UserError("no records to report in: " + ", ".join(paths))
-    return report
-
-
-def _ordered(all_rows: list[Row], by: tuple[str, ...]) -> list[Row]:
-    """Rows sorted by each key in `by`, each key's values in order of first appearance."""
-    first: dict[str, dict[str, int]] = {k: {} for k in by}
-    for row in all_rows:
-        for k in by:
-            first[k].setdefault(getattr(row, k), len(first[k]))
-    return sorted(all_rows, key=lambda row: [first[k][getattr(row, k)] for k in by])
-
-
 def cmd_report(args: argparse.Namespace) -> int:
     by = parse_group_by(args.group_by)
     if args.raw and not formats.FORMATS[args.format].raw:
@@ -155,7 +85,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         )
         return 0
     if args.format == "table":
-        from mnist_bench.render.console import make_console
+        from mnist_bench.core.console import make_console
         from mnist_bench.render.table import rows_table
 
         console = make_console()

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from mnist_bench import data, models
-from mnist_bench.analyse.rows import HEADLINE
 from mnist_bench.core import environment, identity, stats
 from mnist_bench.core.config import BACKENDS, PROCESS_SETTINGS, RunConfig, check_job_count
 from mnist_bench.core.errors import UserError
 from mnist_bench.core.identity import Job, WorkerRequest, dataset_digest
+from mnist_bench.core.metrics import HEADLINE
 from mnist_bench.execute import launcher, peak
 from mnist_bench.plan import shards
 from mnist_bench.runfile import journal, storage

@@ -14,7 +14,8 @@ import os
 import statistics
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+import typing
+from typing import Any
 
 import numpy as np
 from mnist_bench.core.config import TrainSettings
@@ -23,8 +24,12 @@ from mnist_bench.execute import timing
 from mnist_bench.runfile.records import Record, pack_labels
 from mnist_bench.runfile.storage import utc_now
 
-if TYPE_CHECKING:
-    from mnist_bench.execute.worker import Protocol
+
+class Emitter(typing.Protocol):
+    """Where the training loop sends its events (`worker.Protocol`: JSON lines to the parent)."""
+
+    def emit(self, event: str, **payload: Any) -> None: ...
+
 
 # Test hook: "KIND@VARIANT" makes the worker misbehave once that variant's record has started
 # (its `start` event sent); comma-separate several. KIND is crash (SIGSEGV), kill (SIGKILL, as
@@ -206,7 +211,7 @@ def _inject_fault(variant: str) -> None:
 class Trainer:
     """Runs train jobs for one backend on data loaded once."""
 
-    def __init__(self, request: WorkerRequest, proto: Protocol, info: dict[str, Any]) -> None:
+    def __init__(self, request: WorkerRequest, proto: Emitter, info: dict[str, Any]) -> None:
         from mnist_bench import data
 
         self.request = request

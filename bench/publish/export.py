@@ -24,15 +24,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mnist_bench.analyse.rows import HEADLINE, METRICS, Metric, Row
+from mnist_bench.analyse.rows import Row
 from mnist_bench.core import escape, identity, stats
 from mnist_bench.core.config import TrainSettings
 from mnist_bench.core.errors import UserError
+from mnist_bench.core.metrics import HEADLINE, METRICS, Metric
 from mnist_bench.runfile import output
 from mnist_bench.runfile.records import Record
 
 if TYPE_CHECKING:
-    from mnist_bench.commands.report import Report
+    from mnist_bench.analyse.report import Report
     from mnist_bench.runfile.collect import LoadedRun
 
 TARGETS = ("github-action-benchmark", "bencher", "mlflow")
@@ -145,7 +146,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     def warn(message: str) -> None:
         print(f"mnist-bench export: warning: {escape.terminal(message)}", file=sys.stderr)
 
-    from mnist_bench.commands.report import build
+    from mnist_bench.analyse.report import build
 
     if args.output:
         output.check(args.output, force=args.force, inputs=args.runs)

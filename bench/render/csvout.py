@@ -8,14 +8,14 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from mnist_bench.analyse.rows import DEFAULT_BY, Row
-from mnist_bench.analyse.rows import METRICS as ALL_METRICS
 from mnist_bench.core import escape
 from mnist_bench.core.config import SETTINGS_FIELDS
+from mnist_bench.core.metrics import METRICS as ALL_METRICS
 from mnist_bench.runfile import collect
 from mnist_bench.runfile.records import Record
 
 if TYPE_CHECKING:
-    from mnist_bench.commands.report import Report
+    from mnist_bench.analyse.report import Report
 
 METRICS = tuple(m.name for m in ALL_METRICS)  # every metric, headline ones first
 STATS = ("mean", "std", "ci_low", "ci_high")

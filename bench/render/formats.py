@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from mnist_bench.commands.report import Report
+    from mnist_bench.analyse.report import Report
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from mnist_bench.core import escape as safe
 from mnist_bench.render import figures
 
 if TYPE_CHECKING:
-    from mnist_bench.commands.report import Report
+    from mnist_bench.analyse.report import Report
 
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1300px; color: #222;
@@ -91,6 +91,7 @@ def parity_section(report: Report) -> list[str]:
     backends (`mnist_bench.analyse.parity`); nothing unless records keep their predicted labels."""
     from mnist_bench.analyse import parity
     from mnist_bench.core.errors import UserError
+    from mnist_bench.render import parity as parity_render
     from mnist_bench.runfile import collect
 
     runs = collect.complete(report.runs)
@@ -114,12 +115,12 @@ def parity_section(report: Report) -> list[str]:
         "summed over those seeds: red, A counts more; blue, B does).</p>",
     ]
     for group in result.groups:
-        header, body = parity.agreement_rows(group)
+        header, body = parity_render.agreement_rows(group)
         names = result.class_names(group)
         parts += [
-            f"<h3>{escape(result.title(group))} · {escape(parity.seeds_text(group))}</h3>",
+            f"<h3>{escape(result.title(group))} · {escape(parity_render.seeds_text(group))}</h3>",
             table(header, body, numeric=set(header[1:])),
-            f'<p class="note">{escape(parity.accuracy_line(group))}</p>',
+            f'<p class="note">{escape(parity_render.accuracy_line(group))}</p>',
             '<div class="grid">',
         ]
         for pair in group.pairs:

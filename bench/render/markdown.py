@@ -9,7 +9,7 @@ from mnist_bench.analyse.rows import DEFAULT_BY, Row, cells, headers
 from mnist_bench.core import escape as safe
 
 if TYPE_CHECKING:
-    from mnist_bench.commands.report import Report
+    from mnist_bench.analyse.report import Report
 
 
 def escape(cell: str) -> str:

@@ -380,7 +380,7 @@ class Reader:
         self.db = None
 
     def _start_progress(self, total: int) -> None:
-        from mnist_bench.render.console import make_console
+        from mnist_bench.core.console import make_console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
         self._progress = Progress(
