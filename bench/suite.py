@@ -24,7 +24,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from mnist_bench import files, models
+from mnist_bench import files, variants
 from mnist_bench.config import (
     GRID_FIELDS,
     ConfigError,
@@ -118,7 +118,12 @@ class _Validator:
         self.check_values(grid, SETTINGS, grid=True)
         for key in set(settings) & set(grid):
             self.fail(key, f"{key!r} is in both [settings] and [grid]")
-        self.check_choice("variants", raw.get("variants", []), [*models.names(), "all"])
+        for name in raw.get("variants", []):
+            if name != "all":
+                try:
+                    variants.parse(name)  # loaded (in a child process) when the run plans
+                except UserError as exc:
+                    self.fail("variants", str(exc), name)
         values = {k: v for k, v in raw.items() if k not in ("description", "settings", "grid")}
         values.update(settings)
         keys = list(grid)
