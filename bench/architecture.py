@@ -1,7 +1,7 @@
 """What a built model is, in the worker: the checks a variant's model must pass, and the digest
 of its architecture that a record's job carries (`Job.model_digest`).
 
-The digest covers each layer's class, configuration and weight shapes, the model's wiring,
+The digest covers each layer's class name, configuration and weight shapes, the model's wiring,
 its input and output shapes and its parameter count; not the weights, nor any name (layer and
 model names are replaced by their position, so Keras's per-session `dense_3` does not count),
 nor the function that built it. A wrapped PyTorch or Flax module counts by its printed
@@ -67,7 +67,7 @@ def _config(layer: Any) -> Any:
         return {"module": repr(module)}
     try:
         return layer.get_config()
-    except (NotImplementedError, TypeError, ValueError):
+    except Exception:  # a layer of the user's that cannot say: its class and shapes count
         return None
 
 
@@ -88,10 +88,10 @@ def model_digest(model: Any) -> str:
     layers = _layers(model)
     names = {layer.name: f"#{i}" for i, layer in reversed(list(enumerate(layers)))}
     topology = None
-    if getattr(model, "module", None) is None and model is not None:
+    if not any(getattr(layer, "module", None) is not None for layer in layers):
         try:  # the wiring of a functional model; each layer's own config is taken below
             topology = model.get_config()
-        except (NotImplementedError, TypeError, ValueError):
+        except Exception:  # a layer of the user's that cannot say: its class and shapes count
             topology = None
     if isinstance(topology, dict):
         for item in topology.get("layers") or []:
@@ -100,7 +100,7 @@ def model_digest(model: Any) -> str:
     described = {
         "layers": [
             {
-                "class": f"{type(layer).__module__}.{type(layer).__qualname__}",
+                "class": type(layer).__qualname__,
                 "config": _config(layer) if layer is not model else None,
                 "weights": [list(w.shape) for w in layer.weights],
             }

@@ -255,10 +255,13 @@ def seed_values(items: Iterable[HasJob], value: Callable[[Any], float | None]) -
 
 
 def varying_fields(jobs: Iterable[Job]) -> list[str]:
-    """The configuration fields that take more than one value among `jobs`."""
+    """The configuration fields that take more than one value among `jobs` (a missing model
+    digest is no value)."""
     seen: dict[str, set] = {}
     for job in jobs:
         for name, value in job.fields().items():
+            if name == "model_digest" and not value:
+                continue
             seen.setdefault(name, set()).add(value)
     return [name for name in CONFIG_FIELDS if len(seen.get(name, ())) > 1]
 
