@@ -161,7 +161,7 @@ def spec_of(function: Any) -> str:
     if isinstance(function, functools.partial) or not callable(function):
         raise UserError(f"variant {what!r} is not a module-level function: {fix}")
     module = getattr(function, "__module__", None)
-    if what == "<lambda>":
+    if getattr(function, "__name__", "") == "<lambda>":
         raise UserError(f"variant <lambda>: a lambda cannot be loaded: {fix}")
     if "<locals>" in what:
         raise UserError(f"variant {what!r} is defined inside a function: {fix}")
