@@ -31,6 +31,7 @@ from mnist_bench.identity import WorkerRequest
 from mnist_bench.storage import cache_dir
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 PROBE_TIMEOUT = 120.0
@@ -284,15 +285,16 @@ def tables(*, probe: bool = True, color: bool = True, refresh: bool = False) -> 
         d = plugin["defaults"]
         where = f"plugin {plugin['distribution']}: {plugin['target']}"
         if "error" in plugin:
-            text = f"BROKEN ({plugin['error']}) [{where}]"
+            text = f"BROKEN: {plugin['error']} ({where})"
         else:
-            text = f"{plugin.get('description') or '-'} [{where}]"
-        backends_note = plugin.get("backends")
-        if backends_note and tuple(backends_note) != BACKENDS:
-            text += f" ({', '.join(backends_note)} only)"
+            text = f"{plugin.get('description') or '-'} ({where})"
+        supported = plugin.get("backends")
+        if supported and tuple(supported) != BACKENDS:
+            text += f", {', '.join(supported)} only"
         variants.add_row(
-            plugin["name"], "-", "-", str(d.epochs), str(d.batch_size), d.optimizer, "-", text
-        )
+            escape(plugin["name"]), "-", "-", str(d.epochs), str(d.batch_size), d.optimizer, "-",
+            escape(text),
+        )  # fmt: skip
 
     backends = Table(title="backends", box=_style(color))
     for col in ("backend", "installed", "version", "devices"):

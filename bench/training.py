@@ -280,7 +280,8 @@ class Trainer:
                 record.status = "failed"
                 cause = exc.__cause__ if isinstance(exc, VariantFailed) else exc
                 record.error = str(exc) if isinstance(exc, VariantFailed) else _one_line(exc)
-                record.traceback = "".join(traceback.format_exception(cause))[-20_000:]
+                if not isinstance(cause, architecture.ModelError):  # the user's code raised
+                    record.traceback = "".join(traceback.format_exception(cause))[-20_000:]
         record.wall_seconds = time.perf_counter() - t0
         record.contention = {"other_cpu_share": round(probe.share, 4)}
         if probe.steal is not None:

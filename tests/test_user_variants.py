@@ -295,7 +295,9 @@ def test_a_bad_builder_fails_its_own_record_and_the_run_finishes(user_files):
     for name, says in why.items():
         r = by_name[name]
         assert r.status == "failed" and says in r.error, r.error
-        assert r.traceback.startswith("Traceback") and "bad_nets.py" in r.traceback
+    raised = by_name["bad_nets.py:raises"].traceback
+    assert raised.startswith("Traceback") and f'{user_files / "bad_nets.py"}", line 6' in raised
+    assert raised.rstrip().endswith("RuntimeError: broken on purpose")
     good = by_name["bad_nets:good"]
     assert good.status == "ok" and identity.MODEL_DIGEST.fullmatch(good.job.model_digest)
     source = good.variant_source
