@@ -379,11 +379,16 @@ def test_from_a_wheel_a_users_file_and_a_plugin_run_without_touching_the_package
         name = "acme-variants"
         version = "0.1"
 
+        [tool.setuptools]
+        py-modules = ["acme_variants", "acme_broken"]
+
         [project.entry-points."mnist_bench.variants"]
         acme-wide = "acme_variants:wide"
+        acme-broken = "acme_broken:build"
         """)
     )
     (plugin / "acme_variants.py").write_text(nets(48, name="wide", comment="a plugin's net"))
+    (plugin / "acme_broken.py").write_text('raise ImportError("acme_broken needs acme-core")\n')
     for source in (ROOT, plugin):
         built = subprocess.run(
             [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps",
@@ -427,7 +432,10 @@ def test_from_a_wheel_a_users_file_and_a_plugin_run_without_touching_the_package
         timeout=300,
     )  # fmt: skip
     assert listed.returncode == 0, listed.stderr
-    assert "plugin acme-variants 0.1: acme_variants:wide" in " ".join(listed.stdout.split())
+    text = " ".join(listed.stdout.split())
+    assert "slim dense (plugin acme-variants 0.1: acme_variants:wide)" in text
+    assert "BROKEN: importing acme_broken raised ImportError: acme_broken needs acme-core" in text
+    # The broken plugin breaks neither `list` nor a run that does not name it.
     ran = subprocess.run(
         [mnist, "run", "--variant", "./my_nets.py:slim", "--variant", "acme-wide",
          "-b", BACKEND, "--results-dir", "runs", *TINY],
