@@ -3,7 +3,7 @@
 import importlib
 
 from mnist_bench.models.registry import Variant, default_names, get, names, register
-from mnist_bench.variants import variant  # metadata for a variant of the user's own
+from mnist_bench.plan.variants import variant  # metadata for a variant of the user's own
 
 # Registration order is listing order: the seed notebook's variants first.
 for _module in ("dense", "cnn"):

@@ -17,11 +17,12 @@ import jsonschema
 import mnist_bench
 import pytest
 from conftest import BACKEND, INSTALLED, ROOT, make_record, only_run, run_cli
-from mnist_bench import identity, records
-from mnist_bench.errors import UserError
-from mnist_bench.records import load_run
-from mnist_bench.schema import run_file_schema
-from mnist_bench.variants import spec_of
+from mnist_bench.core import identity
+from mnist_bench.core.errors import UserError
+from mnist_bench.plan.variants import spec_of
+from mnist_bench.runfile import records
+from mnist_bench.runfile.records import load_run
+from mnist_bench.runfile.schema import run_file_schema
 
 TINY = ("--epochs", "1", "--train-limit", "300", "--test-limit", "100", "--no-figures")
 GATE = Path(__file__).parent / "fixtures" / "gate"
@@ -73,7 +74,8 @@ BAD_NETS = textwrap.dedent('''\
 # --------------------------------------------------------------------------- model digest
 DIGESTS = """
 import json, sys
-from mnist_bench import architecture, variants
+from mnist_bench.execute import architecture
+from mnist_bench.plan import variants
 out = {}
 for target in sys.argv[1:]:
     build = variants.load(target)
@@ -341,7 +343,7 @@ def plugin_site(folder: Path) -> Path:
     info.mkdir(parents=True)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-variants\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text(
-        "[mnist_bench.variants]\nacme-wide = acme_variants:wide\nacme-broken = acme_broken:build\n"
+        "[mnist_bench.plan.variants]\nacme-wide = acme_variants:wide\nacme-broken = acme_broken:build\n"
     )
     (site / "acme_variants.py").write_text(nets(48, name="wide", comment="a plugin's net"))
     (site / "acme_broken.py").write_text('raise ImportError("acme_broken needs acme-core")\n')
@@ -382,7 +384,7 @@ def test_from_a_wheel_a_users_file_and_a_plugin_run_without_touching_the_package
         [tool.setuptools]
         py-modules = ["acme_variants", "acme_broken"]
 
-        [project.entry-points."mnist_bench.variants"]
+        [project.entry-points."mnist_bench.plan.variants"]
         acme-wide = "acme_variants:wide"
         acme-broken = "acme_broken:build"
         """)
