@@ -193,12 +193,13 @@ def build(
         runs.append(loaded)
     commit_of, commits = order_commits(runs)
     groups: dict[tuple, list[tuple[Record, Commit]]] = {}  # (configuration, machine) -> records
+    fill = identity.digest_filler(r.job for loaded in runs for r in loaded.run.records)
     for loaded in runs:
         machine = loaded.machine
         for record in loaded.run.records:
             if record.status != "ok" or record.repeat:  # a determinism repeat checks, not measures
                 continue
-            key = (record.job.config_key, machine)
+            key = (fill(record.job).config_key, machine)
             groups.setdefault(key, []).append((record, commit_of[loaded.run.run_id]))
     if not groups:
         raise UserError("no finished (ok) records in: " + ", ".join(str(p) for p in paths))
@@ -752,7 +753,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     from mnist_bench.runfile.storage import write_atomic
 
     if args.format == "table" and not args.output:
-        from mnist_bench.render.console import make_console
+        from mnist_bench.core.console import make_console
 
         console = make_console()
         for table in rich_tables(history, color=console.is_terminal):
