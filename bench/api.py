@@ -235,7 +235,7 @@ def _api_console(quiet: bool = False) -> Console:
 
 def run(
     *,
-    variants: str | Sequence[str] | None = None,
+    variants: str | Callable[[], Any] | Sequence[str | Callable[[], Any]] | None = None,
     backends: str | Sequence[str] | None = None,
     devices: str | Sequence[str] | None = None,
     seeds: int | str | Sequence[int] | None = None,
@@ -269,7 +269,9 @@ def run(
     command writes them.
 
     Args:
-        variants: variant names, or `all` (default: the seed notebook's three).
+        variants: variants by name (`all`: every built-in one; default: the seed notebook's
+            three), as `MODULE:FUNCTION` or `path/to/file.py:FUNCTION`, or module-level
+            functions that return an uncompiled `keras.Model`.
         backends: tensorflow, jax, torch (default: every installed one).
         seeds: one record per seed (default 0); `repeats=N` is seeds 0..N-1 (one or the
             other, not both).
@@ -306,6 +308,11 @@ def run(
     if isinstance(resume, Path):
         resume = str(resume)
     check_value("resume", resume, {"kind": "str", "optional": True})
+    if variants is not None:  # a function object as the `MODULE:FUNCTION` the worker imports
+        from mnist_bench.plan.variants import spec_of
+
+        many = isinstance(variants, Iterable) and not isinstance(variants, str)
+        variants = [spec_of(v) for v in variants] if many else spec_of(variants)
     given = {**locals(), **more}
     options = {
         name: _normalize(name, given[name])

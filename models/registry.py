@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mnist_bench.core.config import TrainSettings
+from mnist_bench.core.config import BACKENDS, TrainSettings
 from mnist_bench.core.errors import UserError
 
 _REGISTRY: dict[str, Variant] = {}
@@ -23,6 +23,7 @@ class Variant:
         defaults: training settings registered with the variant.
         description: one line for `mnist-bench list`.
         default: run when no variant is named (the seed notebook's three are).
+        backends: the backends it supports (on another, its records are skipped).
     """
 
     name: str
@@ -31,6 +32,7 @@ class Variant:
     defaults: TrainSettings
     description: str
     default: bool = False
+    backends: tuple[str, ...] = BACKENDS
 
 
 def register(

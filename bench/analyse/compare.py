@@ -100,6 +100,7 @@ class Row:
     differences: list[str] = field(default_factory=list)  # fields differing across the sides
     near: list[str] = field(default_factory=list)  # one side only: how the other side differs
     machine: str = ""  # the node, where a side spans several machines (`machine_of`)
+    on: Sequence[str] | None = None  # the fields matched on; None: the whole configuration
 
     @property
     def job(self) -> Job:
@@ -156,6 +157,7 @@ def match(
     usual cross-machine comparison) match across machines."""
     sides = {"base": list(base), "new": list(new)}
     machines = {side: sorted({machine_of(r) for r in rs}) for side, rs in sides.items()}
+    fill = identity.digest_filler(r.job for rs in sides.values() for r in rs)
     rows: dict[tuple, Row] = {}
     for side, records in sides.items():
         other = machines["new" if side == "base" else "base"]
@@ -167,8 +169,9 @@ def match(
             else:  # one machine: compared with each of the other side's, if it has several
                 targets = other if len(other) > 1 else [""]
             for machine in targets:
-                key = identity.match_key(r.job, on) + ((machine,) if machine else ())
-                getattr(rows.setdefault(key, Row(key, machine=machine)), side).append(r)
+                key = identity.match_key(fill(r.job), on) + ((machine,) if machine else ())
+                row = rows.setdefault(key, Row(key, machine=machine, on=on))
+                getattr(row, side).append(r)
     out = list(rows.values())
     for row in out:
         if row.side == "both":
@@ -208,8 +211,7 @@ def _ran_on(records: list[Record]) -> str:
 
 def unlike(row: Row) -> bool:
     """Matched on the full configuration and still not alike: it ran on different devices."""
-    full = row.job.config_key + ((row.machine,) if row.machine else ())
-    return row.side == "both" and bool(row.differences) and row.key == full
+    return row.side == "both" and bool(row.differences) and row.on is None
 
 
 def judge(row: Row, tol: Tolerances = Tolerances()) -> Row:

@@ -161,12 +161,13 @@ def build(
         runs.append(loaded)
     commit_of, commits = order_commits(runs)
     groups: dict[tuple, list[tuple[Record, Commit]]] = {}  # (configuration, machine) -> records
+    fill = identity.digest_filler(r.job for loaded in runs for r in loaded.run.records)
     for loaded in runs:
         machine = loaded.machine
         for record in loaded.run.records:
             if record.status != "ok" or record.repeat:  # a determinism repeat checks, not measures
                 continue
-            key = (record.job.config_key, machine)
+            key = (fill(record.job).config_key, machine)
             groups.setdefault(key, []).append((record, commit_of[loaded.run.run_id]))
     if not groups:
         raise UserError("no finished (ok) records in: " + ", ".join(str(p) for p in paths))

@@ -83,6 +83,8 @@ def rows(
 
     out: list[Row] = []
     groups: dict[tuple, Row] = {}
+    records = list(records)
+    fill = identity.digest_filler(r.job for r in records)
     for r in records:
         if r.repeat:
             continue
@@ -92,7 +94,7 @@ def rows(
             continue
         key = tuple(value(r, k) for k in by)
         if "variant" in by:
-            key += (r.job.config_key,)
+            key += (fill(r.job).config_key,)
         if key not in groups:
             groups[key] = new_row(r, "ok")
             out.append(groups[key])

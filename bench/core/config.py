@@ -206,9 +206,10 @@ class RunConfig:
     variants: tuple[str, ...] = field(
         default=(),
         metadata=_opt(
-            "variant to run; repeat or comma-separate for several; `all` for every one (default: "
-            "the seed notebook's three: single-dense, two-dense, flatten-dense; see"
-            " `mnist-bench list`)",
+            "variant to run: a name (see `mnist-bench list`), MODULE:FUNCTION or "
+            "path/to/file.py:FUNCTION; repeat or comma-separate for several; `all` for every "
+            "built-in one (default: the seed notebook's three: single-dense, two-dense, "
+            "flatten-dense)",
             {"kind": "str", "list": True, "empty": True, "max_length": MAX_NAME},
             flags=("--variant", "-v"),
             action="append",

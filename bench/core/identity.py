@@ -5,8 +5,11 @@ Every module that pairs or groups records asks this one: the runner (what is don
 determinism pairing, the aggregates, report rows, compare and check. Nothing else builds a key.
 
 - The same configuration: equal `config_key`: dataset (name and digest), variant, backend,
-  requested device and every training setting (epochs, batch size, optimizer, learning rate,
-  schedule, train/test limits, threads, op determinism). One row of a table.
+  requested device, every training setting (epochs, batch size, optimizer, learning rate,
+  schedule, train/test limits, threads, op determinism) and the model's digest (its
+  architecture, `model_digest`). One row of a table. A job without a model digest (a run file
+  written before digests, a record whose model was never built) matches any digest
+  (`digest_filler`).
 - Another seed: the same configuration, a different seed. Seeds are the samples that means,
   confidence intervals and Welch's test count.
 - A repeat: the same configuration and seed again (the second process of `--check-determinism`,
@@ -18,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -32,7 +36,13 @@ from mnist_bench.core.config import (
 )
 
 # The fields of a configuration, flattened, in the order they are shown.
-CONFIG_FIELDS = ("variant", "backend", "device", "dataset", *SETTINGS_FIELDS, "dataset_digest")
+CONFIG_FIELDS = (
+    "variant", "backend", "device", "dataset", *SETTINGS_FIELDS, "dataset_digest", "model_digest",
+)  # fmt: skip
+# A model digest: 16 hex digits, or "" where unknown.
+MODEL_DIGEST = re.compile(r"([0-9a-f]{16})?")
+# How `differences` names a field where its name would say less.
+_SHOWN_AS = {"model_digest": "model"}
 # What `--match-on` may name: any configuration field.
 MATCH_FIELDS = CONFIG_FIELDS
 
@@ -50,6 +60,9 @@ class Job:
         dataset: the dataset's name (mnist, fashion-mnist, a file's stem).
         dataset_digest: short SHA-256 over the full dataset's four arrays; "" when unknown.
         repeat: 0, or 1 for the second process of `--check-determinism`.
+        model_digest: short SHA-256 of the model's architecture (`training.model_digest`),
+            filled in by the worker once the model is built; "" in a planned job, and where
+            unknown.
     """
 
     variant: str
@@ -60,6 +73,7 @@ class Job:
     dataset: str = "mnist"
     dataset_digest: str = ""
     repeat: int = 0
+    model_digest: str = ""
 
     def __post_init__(self) -> None:  # also run when a run file is decoded
         if self.backend not in BACKENDS:
@@ -73,10 +87,13 @@ class Job:
         for name in ("variant", "dataset"):
             if len(getattr(self, name)) > MAX_NAME:
                 raise ValueError(f"{name} name is over {MAX_NAME} characters")
+        if not MODEL_DIGEST.fullmatch(self.model_digest):
+            raise ValueError(f"model_digest {self.model_digest!r} is not 16 hex digits")
 
     @functools.cached_property
-    def config_key(self) -> tuple:
-        """The same configuration: everything but the seed and the repeat."""
+    def planned_key(self) -> tuple:
+        """The configuration as planned: everything but the seed, the repeat and the model
+        digest (known only once the worker has built the model)."""
         return (
             self.dataset,
             self.dataset_digest,
@@ -87,14 +104,20 @@ class Job:
         )
 
     @property
+    def config_key(self) -> tuple:
+        """The same configuration: everything but the seed and the repeat."""
+        return (*self.planned_key, self.model_digest)
+
+    @property
     def seed_key(self) -> tuple:
         """The same configuration and seed: records with this key are repeats of each other."""
         return (*self.config_key, self.seed)
 
     @property
     def key(self) -> tuple:
-        """The job itself: one record per key in a run."""
-        return (*self.seed_key, self.repeat)
+        """The job itself, as planned: one record per key in a run (its record's job adds the
+        model digest)."""
+        return (*self.planned_key, self.seed, self.repeat)
 
     def fields(self) -> dict[str, Any]:
         """The configuration's fields, flattened (`CONFIG_FIELDS`), seed and repeat left out."""
@@ -106,6 +129,7 @@ class Job:
         }
         flat.update(dataclasses.asdict(self.settings))
         flat["dataset_digest"] = self.dataset_digest
+        flat["model_digest"] = self.model_digest
         return flat
 
     def label(self) -> str:
@@ -175,6 +199,25 @@ class HasJob(Protocol):
     job: Job
 
 
+def digest_filler(jobs: Iterable[Job]) -> Callable[[Job], Job]:
+    """A function that gives a job without a model digest the one digest the other `jobs` of
+    its planned configuration have (a run file written before digests, a record that failed
+    before its model was built), so that it matches them; where they have none or several,
+    the job is returned as it is."""
+    seen: dict[tuple, set[str]] = {}
+    for job in jobs:
+        if job.model_digest:
+            seen.setdefault(job.planned_key, set()).add(job.model_digest)
+
+    def fill(job: Job) -> Job:
+        digests = seen.get(job.planned_key, ()) if not job.model_digest else ()
+        if len(digests) != 1:
+            return job
+        return dataclasses.replace(job, model_digest=next(iter(digests)))
+
+    return fill
+
+
 def match_key(job: Job, on: Sequence[str] | None = None) -> tuple:
     """The key records are matched and grouped by: the full configuration, or only the fields
     named in `on` (`--match-on variant,backend,device`)."""
@@ -222,10 +265,13 @@ def seed_values(items: Iterable[HasJob], value: Callable[[Any], float | None]) -
 
 
 def varying_fields(jobs: Iterable[Job]) -> list[str]:
-    """The configuration fields that take more than one value among `jobs`."""
+    """The configuration fields that take more than one value among `jobs` (a missing model
+    digest is no value)."""
     seen: dict[str, set] = {}
     for job in jobs:
         for name, value in job.fields().items():
+            if name == "model_digest" and not value:
+                continue
             seen.setdefault(name, set()).add(value)
     return [name for name in CONFIG_FIELDS if len(seen.get(name, ())) > 1]
 
@@ -239,9 +285,11 @@ def format_value(value: Any) -> str:
 
 
 def differences(base: Iterable[Job], new: Iterable[Job], skip: Iterable[str] = ()) -> list[str]:
-    """Fields whose values differ between two sets of jobs, as `epochs 2 → 5`.
+    """Fields whose values differ between two sets of jobs, as `epochs 2 → 5`
+    (`model 3f2a… → 9c1e…` for the model digest).
 
-    A side holding several values shows them comma-separated.
+    A side holding several values shows them comma-separated. A missing model digest differs
+    from none.
     """
     skip = set(skip)
     sides = []
@@ -249,6 +297,8 @@ def differences(base: Iterable[Job], new: Iterable[Job], skip: Iterable[str] = (
         values: dict[str, list] = {}
         for job in jobs:
             for name, value in job.fields().items():
+                if name == "model_digest" and not value:
+                    continue
                 if value not in values.setdefault(name, []):
                     values[name].append(value)
         sides.append(values)
@@ -258,10 +308,34 @@ def differences(base: Iterable[Job], new: Iterable[Job], skip: Iterable[str] = (
             continue
         a, b = sides[0].get(name, []), sides[1].get(name, [])
         if a and b and set(a) != set(b):
+            shown = _SHOWN_AS.get(name, name)
             out.append(
-                f"{name} {','.join(map(format_value, a))} → {','.join(map(format_value, b))}"
+                f"{shown} {','.join(map(format_value, a))} → {','.join(map(format_value, b))}"
             )
     return out
+
+
+@dataclass(frozen=True)
+class VariantSource:
+    """Where a variant came from.
+
+    Attributes:
+        spec: as the user named it: `two-dense`, `acme-wide` (a plugin), `acme.nets:tiny`,
+            `./my_nets.py:slim`.
+        target: what is loaded: `MODULE:FUNCTION` or `/absolute/file.py:FUNCTION` (a built-in
+            variant's: `built-in`).
+        file: the file the function is defined in ("" where unknown).
+        sha256: SHA-256 of that file ("" where unknown).
+    """
+
+    spec: str
+    target: str = ""
+    file: str = ""
+    sha256: str = ""
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"([0-9a-f]{64})?", self.sha256):
+            raise ValueError(f"sha256 {self.sha256!r} is not 64 hex digits")
 
 
 @dataclass(frozen=True)
@@ -276,6 +350,7 @@ class WorkerRequest:
         targets: test accuracies for time-to-accuracy.
         infer_batch_sizes: batch sizes of the inference sweep.
         jobs: what to run, in order; events name a job by its index in this list.
+        variants: where the worker loads each variant that is not built in, by name.
     """
 
     mode: str
@@ -286,6 +361,7 @@ class WorkerRequest:
     targets: tuple[float, ...] = ()
     infer_batch_sizes: tuple[int, ...] = ()
     jobs: tuple[Job, ...] = ()
+    variants: dict[str, VariantSource] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.mode not in ("train", "describe"):

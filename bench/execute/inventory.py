@@ -26,6 +26,7 @@ from typing import Any
 
 from mnist_bench import models
 from mnist_bench.core import environment, escape
+from mnist_bench.core.config import BACKENDS, TrainSettings
 from mnist_bench.core.errors import UserError
 from mnist_bench.core.identity import WorkerRequest
 from mnist_bench.execute import launcher
@@ -265,6 +266,33 @@ def _style(color: bool):
     return box.SIMPLE_HEAVY if color else box.ASCII
 
 
+def _plugins(load: bool, installed: list[str]) -> list[dict[str, Any]]:
+    """Installed plugins (`variants.GROUP`), each with its defaults, and either its metadata or
+    the error that breaks it; loaded in a child process where `load`, else only named."""
+    from mnist_bench.plan import variants
+
+    if load and variants.plugins():
+        try:
+            found = variants.describe_plugins(installed[0] if installed else None)
+        except UserError as exc:  # the child itself failed: every plugin is in doubt
+            found = [
+                {"name": n, "target": t, "distribution": d, "error": str(exc)}
+                for n, (t, d) in variants.plugins().items()
+            ]
+    else:
+        found = [
+            {"name": n, "target": t, "distribution": d, "description": "(not loaded)"}
+            for n, (t, d) in variants.plugins().items()
+        ]
+    for plugin in found:
+        try:
+            plugin["defaults"] = TrainSettings(**plugin.get("defaults", {}))
+        except (TypeError, ValueError, UserError) as exc:
+            plugin.setdefault("error", f"bad default settings: {exc}")
+            plugin["defaults"] = TrainSettings()
+    return found
+
+
 def tables(*, probe: bool = True, color: bool = True, refresh: bool = False) -> list[Table]:
     installed = environment.installed_backends()
     probed = describe_backends(installed, refresh=refresh) if probe and installed else {}
@@ -308,6 +336,27 @@ def tables(*, probe: bool = True, color: bool = True, refresh: bool = False) -> 
                     v.description,
                 ),
             )
+        )
+
+    for plugin in _plugins(True, installed):
+        d = plugin["defaults"]
+        where = f"plugin {plugin['distribution']}: {plugin['target']}"
+        if "error" in plugin:
+            text = f"BROKEN: {plugin['error']} ({where})"
+        else:
+            text = f"{plugin.get('description') or '-'} ({where})"
+        supported = plugin.get("backends")
+        if supported and tuple(supported) != BACKENDS:
+            text += f", {', '.join(supported)} only"
+        variants.add_row(
+            escape.text(plugin["name"]),
+            "-",
+            "-",
+            str(d.epochs),
+            str(d.batch_size),
+            d.optimizer,
+            "-",
+            escape.text(text),
         )
 
     backends = Table(title="backends", box=_style(color))

@@ -131,6 +131,8 @@ class _Tasks:
         self.ready: set[str] = set()
 
     def submit(self, job: Job, node: str | None, retry_of: str | None = None) -> None:
+        from mnist_bench.execute import runner
+        from mnist_bench.plan import variants
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         c = self.run.config
@@ -143,6 +145,7 @@ class _Tasks:
             targets=c.targets,
             infer_batch_sizes=c.infer_batch_sizes,
             jobs=(job,),
+            variants=variants.sources(runner.resolve_variants(c, job.backend)),
         )
         share = 1.0 / self.executor.jobs_per_node
         options: dict[str, Any] = {

@@ -24,7 +24,7 @@ from mnist_bench.core.errors import UserError
 from mnist_bench.core.identity import Job, WorkerRequest, dataset_digest
 from mnist_bench.core.metrics import HEADLINE
 from mnist_bench.execute import launcher, peak
-from mnist_bench.plan import shards
+from mnist_bench.plan import shards, variants
 from mnist_bench.runfile import journal, storage
 from mnist_bench.runfile.records import (
     SCHEMA_VERSION,
@@ -105,15 +105,12 @@ def expand_jobs(config: RunConfig, dataset: str = "mnist", digest: str = "") -> 
         UserError: an unknown variant, no backend installed, two jobs that are one, or more
             than `config.MAX_JOBS` jobs.
     """
-    names = config.variants or models.default_names()
-    if "all" in names:
-        names = models.names()
-    variants = [models.get(name) for name in dict.fromkeys(names)]
     backends = validate_backends(config.backends)
     if not backends:
         raise UserError(
             "no backend installed: pip install 'mnist-bench[all]' (or [tensorflow], [jax], [torch])"
         )
+    chosen = resolve_variants(config, backends[0])
     # (repeat, op determinism): --check-determinism trains each job twice with the switches
     # on, and once more with them off for what they cost (`determinism_cost`).
     passes = ((0, False), (0, True), (1, True)) if config.check_determinism else ((0, None),)
@@ -123,7 +120,7 @@ def expand_jobs(config: RunConfig, dataset: str = "mnist", digest: str = "") -> 
     jobs: dict[tuple, Job] = {}
     for backend in backends:
         for repeat, deterministic in passes:
-            for variant in variants:
+            for variant in chosen:
                 for point in config.grid:
                     settings = config.settings_for(variant.defaults, point)
                     if deterministic is not None:
@@ -141,6 +138,19 @@ def expand_jobs(config: RunConfig, dataset: str = "mnist", digest: str = "") -> 
                                 )
                             jobs[job.key] = job
     return list(jobs.values())
+
+
+def resolve_variants(config: RunConfig, backend: str | None = None) -> list[variants.Resolved]:
+    """The variants `config` names (default: the seed notebook's three; `all`: every built-in
+    one), each checked by loading it in a child process where it is not built in.
+
+    Raises:
+        UserError: an unknown variant, a missing file, module or function.
+    """
+    names = config.variants or models.default_names()
+    if "all" in names:
+        names = [*models.names(), *(n for n in names if n != "all")]
+    return variants.resolve(dict.fromkeys(names), backend)
 
 
 def planned_jobs(config: RunConfig, dataset: data.Dataset) -> tuple[list[Job], str]:
@@ -279,6 +289,18 @@ class Run:
                 yield record
             return
         c, settings = self.config, jobs[0].settings
+        resolved = {v.name: v for v in resolve_variants(c, backend)}
+        for job in [j for j in jobs if backend not in resolved[j.variant].backends]:
+            v = resolved[job.variant]
+            record = launcher.failed_record(
+                job, variants.unsupported(v.name, v.backends), status="skipped"
+            )
+            record.variant_source = v.source
+            observer.on_record(job, record)
+            yield record
+        jobs = [j for j in jobs if backend in resolved[j.variant].backends]
+        if not jobs:
+            return
         request = WorkerRequest(
             mode="train",
             backend=backend,
@@ -288,6 +310,7 @@ class Run:
             targets=c.targets,
             infer_batch_sizes=c.infer_batch_sizes,
             jobs=tuple(jobs),
+            variants=variants.sources(resolved.values()),
         )
         yield from launcher.run_backend(
             request,

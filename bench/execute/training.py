@@ -8,19 +8,24 @@ sweep. Imported by the worker only: it imports the framework as it goes.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import os
 import statistics
 import sys
 import time
+import traceback
 import typing
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from mnist_bench import models
 from mnist_bench.core.config import TrainSettings
-from mnist_bench.core.identity import Job, WorkerRequest
-from mnist_bench.execute import timing
+from mnist_bench.core.identity import Job, VariantSource, WorkerRequest
+from mnist_bench.execute import architecture, timing
+from mnist_bench.plan import variants
 from mnist_bench.runfile.records import Record, pack_labels
 from mnist_bench.runfile.storage import utc_now
 
@@ -219,6 +224,7 @@ class Trainer:
         self.info = info
         self.dataset = data.load(request.data)
         self._cache: dict[tuple, tuple[np.ndarray, ...]] = {}
+        self._variants: dict[str, tuple[Callable[[], Any], VariantSource, tuple[str, ...]]] = {}
 
     def arrays(self, input_shape: tuple[int, ...], settings):
         """Train and test inputs (preprocessed for `input_shape`) and labels, within the job's
@@ -236,16 +242,38 @@ class Trainer:
             )
         return self._cache[key]
 
-    def run(self, job: Job, index: int) -> Record:
-        from mnist_bench import models
+    def variant(self, name: str) -> tuple[Callable[[], Any], VariantSource, tuple[str, ...]]:
+        """A variant's function, where it came from, and the backends it supports; a user's
+        is loaded from the source the parent resolved (`variants.LoadError` if it cannot be)."""
+        if name not in self._variants:
+            source = self.request.variants.get(name)
+            if source is None:
+                found = variants.built_in(name)
+                self._variants[name] = (models.get(name).build, found.source, found.backends)
+            else:
+                build = variants.load(source.target)
+                file = variants.source_file(build)
+                sha = variants.file_sha256(file) if file else ""
+                here = dataclasses.replace(source, file=file, sha256=sha)
+                backends = tuple(variants.metadata(build)["backends"])
+                self._variants[name] = (build, here, backends)
+        return self._variants[name]
 
-        variant = models.get(job.variant)
+    def run(self, job: Job, index: int) -> Record:
         record = Record(
             job=job,
             started_utc=utc_now(),
             threads=self.info["threads"],
             op_determinism=self.info["op_determinism"],
         )
+        try:
+            build, record.variant_source, supported = self.variant(job.variant)
+        except variants.LoadError as exc:
+            record.status, record.error = "failed", f"variant {job.variant}: {exc}"
+            return record
+        if job.backend not in supported:
+            record.status, record.error = "skipped", variants.unsupported(job.variant, supported)
+            return record
         device = job.device
         if device == "auto":
             device = "gpu" if self.info["gpus"] else "cpu"
@@ -256,7 +284,14 @@ class Trainer:
         record.device = device
         t0 = time.perf_counter()
         with ContentionProbe() as probe:
-            self._train(record, variant, device, index)
+            try:
+                self._train(record, build, device, index)
+            except Exception as exc:  # the user's model code: this record fails, not the run
+                record.status = "failed"
+                cause = exc.__cause__ if isinstance(exc, VariantFailed) else exc
+                record.error = str(exc) if isinstance(exc, VariantFailed) else _one_line(exc)
+                if not isinstance(cause, architecture.ModelError):  # the user's code raised
+                    record.traceback = "".join(traceback.format_exception(cause))[-20_000:]
         record.wall_seconds = time.perf_counter() - t0
         record.contention = {"other_cpu_share": round(probe.share, 4)}
         if probe.steal is not None:
@@ -266,12 +301,17 @@ class Trainer:
         record.peak_rss_mib = peak_rss_mib()
         return record
 
-    def _train(self, record: Record, variant, device: str, index: int) -> None:
+    def _train(self, record: Record, build: Callable[[], Any], device: str, index: int) -> None:
         import keras
 
         settings = record.settings
         keras.utils.set_random_seed(record.seed)
-        x_train, x_test, y_train, y_test = self.arrays(variant.input_shape, settings)
+        # "cpu", not "cpu:0": under the torch backend keras.device("cpu:0") makes every
+        # gradient vanish ("No gradients provided for any variable", Keras 3.15).
+        with keras.device("cpu" if device == "cpu" else "gpu:0"):
+            model = _build(build, record.variant)
+        record.job = dataclasses.replace(record.job, model_digest=architecture.model_digest(model))
+        x_train, x_test, y_train, y_test = self.arrays(architecture.input_shape(model), settings)
         record.train_samples, record.test_samples = len(x_train), len(x_test)
         batch = settings.batch_size
         steps = math.ceil(len(x_train) / batch)
@@ -302,10 +342,7 @@ class Trainer:
                     "epoch", job=index, epoch=epoch + 1, seconds=seconds, loss=loss, accuracy=acc
                 )
 
-        # "cpu", not "cpu:0": under the torch backend keras.device("cpu:0") makes every
-        # gradient vanish ("No gradients provided for any variable", Keras 3.15).
         with keras.device("cpu" if device == "cpu" else "gpu:0"):
-            model = variant.build()
             model.compile(
                 optimizer=make_optimizer(settings, steps),
                 loss="sparse_categorical_crossentropy",
@@ -389,6 +426,32 @@ class Trainer:
             min_time=0.0 if quick else 0.5,
         )
         record.latency_ms = timing.latency_summary(seconds)
+
+
+class VariantFailed(Exception):
+    """A variant's function raised, or returned a model that cannot be trained here."""
+
+
+def _build(build: Callable[[], Any], name: str):
+    """The variant's model, checked (`architecture.input_shape`).
+
+    Raises:
+        VariantFailed: the function raised, or its model is not one this benchmark trains.
+    """
+    try:
+        model = build()
+    except Exception as exc:
+        raise VariantFailed(f"variant {name}: building the model raised {_one_line(exc)}") from exc
+    try:
+        architecture.input_shape(model)
+    except architecture.ModelError as exc:
+        raise VariantFailed(f"variant {name}: {exc}") from exc
+    return model
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__
 
 
 def _predict_classes(model, x: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ compare bit for bit on one machine.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import hashlib
 import itertools
 from collections.abc import Callable, Sequence
@@ -38,6 +39,8 @@ WORKER_START_SECONDS = estimate.STARTUP_SECONDS
 def _encode(value: object) -> bytes:
     import msgspec
 
+    if isinstance(value, Job) and not value.model_digest:  # a planned job, as before digests
+        value = {k: v for k, v in dataclasses.asdict(value).items() if k != "model_digest"}
     return msgspec.json.encode(value)
 
 

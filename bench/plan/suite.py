@@ -24,7 +24,6 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from mnist_bench import models
 from mnist_bench.core.config import (
     GRID_FIELDS,
     ConfigError,
@@ -35,6 +34,7 @@ from mnist_bench.core.config import (
     checks,
 )
 from mnist_bench.core.errors import UserError
+from mnist_bench.plan import variants
 from mnist_bench.runfile import files
 
 # The schema is the configuration's own: top-level keys are RunConfig's fields, [settings] and
@@ -120,7 +120,12 @@ class _Validator:
         self.check_values(grid, SETTINGS, grid=True)
         for key in set(settings) & set(grid):
             self.fail(key, f"{key!r} is in both [settings] and [grid]")
-        self.check_choice("variants", raw.get("variants", []), [*models.names(), "all"])
+        for name in raw.get("variants", []):
+            if name != "all":
+                try:
+                    variants.parse(name)  # loaded (in a child process) when the run plans
+                except UserError as exc:
+                    self.fail("variants", str(exc), name)
         values = {k: v for k, v in raw.items() if k not in ("description", "settings", "grid")}
         values.update(settings)
         keys = list(grid)

@@ -19,7 +19,7 @@ from typing import Any
 from mnist_bench.core import escape
 from mnist_bench.core.config import parse_shard
 from mnist_bench.core.errors import UserError
-from mnist_bench.core.identity import Job, dataset_digest
+from mnist_bench.core.identity import Job, VariantSource, dataset_digest
 from mnist_bench.runfile import files
 
 SCHEMA_VERSION = 2  # 2: a record holds its typed job (schema 1 is migrated on read)
@@ -70,6 +70,7 @@ class Record:
     job: Job
     status: str = "ok"
     error: str | None = None
+    traceback: str | None = None  # a failure in the user's model code, in full (never printed)
     device: str | None = None
     params: int | None = None
     train_samples: int | None = None
@@ -112,6 +113,7 @@ class Record:
     started_utc: str | None = None
     wall_seconds: float | None = None
     machine: Machine | None = None  # the node that ran it (`--executor ray`); None: the run's
+    variant_source: VariantSource | None = None  # where the variant came from (its file, digest)
 
     # The identity, read through the job.
     variant = property(lambda self: self.job.variant)

@@ -19,6 +19,8 @@ SCHEMA_ID = f"urn:mnist-bench:run-file:{records.SCHEMA_VERSION}"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 LABELS_PATTERN = "^[A-Za-z0-9+/]*={0,2}$"  # base64 (`records.pack_labels`)
 SHARD_PATTERN = "^[1-9][0-9]*/[1-9][0-9]*$"  # I/N; `config.parse_shard` checks I <= N too
+MODEL_DIGEST_PATTERN = "^([0-9a-f]{16})?$"  # `identity.MODEL_DIGEST`; "": unknown
+SHA256_PATTERN = "^([0-9a-f]{64})?$"
 
 
 def _nullable(prop: dict[str, Any], **checks: Any) -> None:
@@ -87,6 +89,8 @@ def run_file_schema() -> dict[str, Any]:
     job["device"]["enum"] = list(config.DEVICES)
     job["seed"].update(minimum=0, maximum=config.MAX_SEED)
     job["repeat"]["minimum"] = 0
+    job["model_digest"]["pattern"] = MODEL_DIGEST_PATTERN
+    defs["VariantSource"]["properties"]["sha256"]["pattern"] = SHA256_PATTERN
     _settings_checks(defs["TrainSettings"]["properties"])
     _nullable(record["predicted_labels"], pattern=LABELS_PATTERN)
     for name, prop in defs["DeterminismCost"]["properties"].items():

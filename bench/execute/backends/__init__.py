@@ -66,3 +66,9 @@ def keep_out_tensorflow() -> None:
     that refuses it, not `sys.modules["tensorflow"] = None`: Keras' preprocessing layers test
     `"tensorflow" in sys.modules` and would then try to use it."""
     sys.meta_path.insert(0, KeepOut("tensorflow"))
+
+
+def let_in_tensorflow() -> None:
+    """Undo `keep_out_tensorflow`: a user's model may need TensorFlow on any backend (Keras'
+    `FlaxLayer` asks `tf.inside_function()` when it builds)."""
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, KeepOut)]
