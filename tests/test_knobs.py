@@ -160,22 +160,22 @@ def test_what_every_backend_honours_runs():
 # -------------------------------------------------------------------------- real runs
 @pytest.fixture(scope="module")
 def knob_run(tmp_path_factory):
-    """One worker, four jobs: a mixed-precision job before a float32 one (the policy is
-    process-wide and must be set back), one and two steps per call."""
+    """One worker, two jobs of two steps per call: a mixed-precision job before a float32 one
+    (the policy is process-wide and must be set back)."""
     folder = tmp_path_factory.mktemp("knobs")
     path = folder / "s.toml"
     path.write_text(
-        f'variants = ["two-dense"]\nbackends = ["{BACKEND}"]\n[grid]\n'
-        'dtype_policy = ["mixed_bfloat16", "float32"]\nsteps_per_execution = [1, 2]\n'
+        f'variants = ["two-dense"]\nbackends = ["{BACKEND}"]\n[settings]\n'
+        'steps_per_execution = 2\n[grid]\ndtype_policy = ["mixed_bfloat16", "float32"]\n'
     )
     out = run_cli("run", "--suite", str(path), *TINY, "--results-dir", str(folder / "runs"))
     assert out.returncode == 0, out.stderr[-3000:]
-    return out, only_run(folder / "runs")
+    return out, only_run(folder / "runs"), folder / "runs"
 
 
 def test_the_worker_applies_each_knob_and_records_what_was_in_force(knob_run):
-    _, run = knob_run
-    assert len(run.records) == 4 and all(r.status == "ok" for r in run.records)
+    _, run, _ = knob_run
+    assert len(run.records) == 2 and all(r.status == "ok" for r in run.records)
     for r in run.records:
         assert r.knobs["dtype_policy"] == r.settings.dtype_policy
         assert r.knobs["steps_per_execution"] == r.settings.steps_per_execution
@@ -184,14 +184,16 @@ def test_the_worker_applies_each_knob_and_records_what_was_in_force(knob_run):
         assert all(r.knobs["jit_compile"] for r in run.records)
 
 
-def test_the_table_report_and_export_name_a_varying_knob(knob_run, tmp_path):
-    out, run = knob_run
+def test_the_table_report_and_export_name_a_varying_knob(knob_run):
+    out, run, folder = knob_run
     table = " ".join(out.stdout.split())
-    assert "dtype_policy=mixed_bfloat16 steps_per_execution=2" in table
-    assert "dtype_policy=float32 steps_per_execution=1" in table
+    assert "two-dense [dtype_policy=mixed_bfloat16]" in table
+    assert "two-dense [dtype_policy=float32]" in table
     names = {export.configuration_name(r) for r in run.records}
-    assert len(names) == 4
     assert any(n.endswith("dtype_policy=mixed_bfloat16 · steps_per_execution=2") for n in names)
+    assert any(n.endswith("test_limit=300 · steps_per_execution=2") for n in names)  # float32
+    report = run_cli("report", str(folder), "--format", "markdown")
+    assert report.returncode == 0 and "dtype_policy=mixed_bfloat16" in report.stdout
 
 
 def test_a_combination_torch_cannot_honour_is_skipped_with_why(tmp_path):
