@@ -208,3 +208,19 @@ def test_a_combination_torch_cannot_honour_is_skipped_with_why(tmp_path):
     assert by_steps[2].status == "skipped" and by_steps[2].test_accuracy is None
     assert "steps_per_execution=2 on torch (cpu)" in by_steps[2].error
     assert "must be 1" in by_steps[2].error
+
+
+def test_python_api_and_run_file_schema_know_the_knobs(tmp_path):
+    import mnist_bench
+    from mnist_bench import schema
+
+    with pytest.raises(mnist_bench.Error, match=r"steps_per_execution must be an integer >= 1"):
+        mnist_bench.run(variants="two-dense", steps_per_execution=0, results_dir=tmp_path)
+    with pytest.raises(mnist_bench.Error, match=r"unknown dtype_policy 'float8'"):
+        mnist_bench.run(variants="two-dense", dtype_policy="float8", results_dir=tmp_path)
+    assert not any(tmp_path.iterdir())
+    settings = schema.run_file_schema()["$defs"]["TrainSettings"]["properties"]
+    assert settings["jit_compile"]["enum"] == ["auto", "true", "false"]
+    assert settings["dtype_policy"]["enum"] == ["float32", "mixed_float16", "mixed_bfloat16"]
+    assert settings["steps_per_execution"]["minimum"] == 1
+    assert "knobs" in schema.run_file_schema()["$defs"]["Record"]["properties"]
