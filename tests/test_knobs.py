@@ -224,3 +224,15 @@ def test_python_api_and_run_file_schema_know_the_knobs(tmp_path):
     assert settings["dtype_policy"]["enum"] == ["float32", "mixed_float16", "mixed_bfloat16"]
     assert settings["steps_per_execution"]["minimum"] == 1
     assert "knobs" in schema.run_file_schema()["$defs"]["Record"]["properties"]
+
+
+def test_the_watchdog_gives_a_compiled_job_time_to_compile():
+    from mnist_bench.identity import Job
+    from mnist_bench.launcher import COMPILE_STALL, Watchdog
+
+    def allowance(**settings) -> float:
+        job = Job("cnn-fast", "torch", "cpu", 0, TrainSettings(**settings))
+        return Watchdog(job, flops_per_train_sample=10**6, train_samples=6000).allowance
+
+    assert allowance(jit_compile="true") == allowance() + COMPILE_STALL
+    assert allowance(jit_compile="false") == allowance(jit_compile="auto") == allowance()
