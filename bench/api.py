@@ -32,12 +32,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from mnist_bench.config import RunConfig
-from mnist_bench.errors import UserError
+from mnist_bench.core.config import RunConfig
+from mnist_bench.core.errors import UserError
 from mnist_bench.results import Comparison, Results, Verdict
 
 if TYPE_CHECKING:
-    from mnist_bench.runner import Run
+    from mnist_bench.execute.runner import Run
     from rich.console import Console
 
 Error = UserError
@@ -111,7 +111,7 @@ def config_from_options(
             raise Error(f"{flag('repeats')} must be at least 1")
         values["seeds"] = tuple(range(repeats))
     if values.get("suite"):
-        from mnist_bench import suite
+        from mnist_bench.plan import suite
 
         return suite.load(values["suite"], overrides=values)
     return RunConfig(**values)
@@ -131,7 +131,7 @@ def open_run(
     Raises:
         Error: bad options, options given with `resume`, a bad run file to resume.
     """
-    from mnist_bench.runner import Run
+    from mnist_bench.execute.runner import Run
 
     if resume is not None:  # the run's own configuration is the one it finishes with
         given = [flag(name) for name in options] + (
@@ -159,9 +159,9 @@ def execute_run(
     Returns the results and the signal that stopped the run (None when it ran to its end).
     `when_final` is called once the run file is final, before the figures are drawn.
     """
-    from mnist_bench import progress
-    from mnist_bench.report import run_figures
-    from mnist_bench.runner import Interrupted
+    from mnist_bench.execute import progress
+    from mnist_bench.execute.runner import Interrupted
+    from mnist_bench.render import run_figures
 
     console.print(
         f"run {run.file.run_id}: {len(run.pending)} record(s) to go -> {run.path}",
@@ -190,7 +190,7 @@ def _interruptible() -> Iterator[None]:
     """The runner's signal handling for the length of one call, then the process's own back:
     in a notebook kernel, a later Ctrl-C must interrupt a cell as usual, not kill the kernel.
     Off the main thread no signal arrives, and none can be caught."""
-    from mnist_bench import runner
+    from mnist_bench.execute import runner
 
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -292,7 +292,7 @@ def run(
     }
     if resume is not None:
         resume = str(resume)
-    from mnist_bench.runner import Interrupted
+    from mnist_bench.execute.runner import Interrupted
 
     console = _api_console(quiet=not progress)
     with _interruptible():
@@ -358,7 +358,7 @@ def load(paths: Paths, *, skip_bad: bool = False) -> Results:
     Example:
         >>> mnist_bench.load("results/published").to_pandas()
     """
-    from mnist_bench.report import collect
+    from mnist_bench.runfile import collect
 
     return Results(collect.load_runs(_as_paths(paths), skip_bad=skip_bad, warn=_warn))
 
@@ -369,7 +369,7 @@ def _results(value: Results | Paths) -> Results:
 
 # ----------------------------------------------------------------------------- comparisons
 def _match_on(fields: str | Sequence[str] | None) -> tuple[str, ...] | None:
-    from mnist_bench import identity
+    from mnist_bench.core import identity
 
     if fields is None:
         return None
@@ -402,8 +402,8 @@ def compare(
         >>> jax, torch = (mnist_bench.run(backends=b, epochs=1) for b in ("jax", "torch"))
         >>> mnist_bench.compare(jax, torch, match_on=["variant", "device"]).to_pandas()
     """
-    from mnist_bench.report.compare import Tolerances
-    from mnist_bench.report.compare import compare as compare_records
+    from mnist_bench.analyse.compare import Tolerances
+    from mnist_bench.analyse.compare import compare as compare_records
 
     on = _match_on(match_on)
     tolerances = Tolerances(accuracy=accuracy_tolerance, time=time_tolerance)
@@ -460,8 +460,8 @@ def judge(
 ) -> Verdict:
     """`check` on loaded results; `names` (results, baseline) are what its errors call them
     (`mnist-bench check` gives the paths)."""
-    from mnist_bench.report.compare import Tolerances, gate
-    from mnist_bench.report.compare import compare as compare_records
+    from mnist_bench.analyse.compare import Tolerances, gate
+    from mnist_bench.analyse.compare import compare as compare_records
 
     new_name, base_name = names
     shared = {b.run.run_id for b in baseline.runs} & {r.run.run_id for r in results.runs}

@@ -14,8 +14,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from mnist_bench.console import make_console
-from mnist_bench.errors import UserError
+from mnist_bench.core.console import make_console
+from mnist_bench.core.errors import UserError
 
 EPILOG = """examples:
   mnist-bench run                                   the seed notebook's three nets (not every
@@ -61,7 +61,7 @@ def build_parser() -> Parser:
 
 # ---------------------------------------------------------------------------------------- run
 def _add_run(p: argparse.ArgumentParser) -> None:
-    from mnist_bench.config import RunConfig
+    from mnist_bench.core.config import RunConfig
 
     for f in dataclasses.fields(RunConfig):
         meta = f.metadata
@@ -143,7 +143,7 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from mnist_bench import api
-    from mnist_bench.runner import Interrupted, interruptible
+    from mnist_bench.execute.runner import Interrupted, interruptible
 
     with interruptible():
         try:
@@ -173,7 +173,7 @@ def _executor(args: argparse.Namespace):
         return None
     if not args.address:
         raise UserError("--executor ray needs --address HOST:PORT (the Ray head's)")
-    from mnist_bench import ray_executor
+    from mnist_bench.execute import ray_executor
 
     executor = ray_executor.RayExecutor(
         address=args.address,
@@ -195,7 +195,7 @@ def execute(run, *, figures: bool = True, fmt: str = "table") -> int:
     file is final, kills the workers and exits at once.
     """
     from mnist_bench import api
-    from mnist_bench.runner import exit_at_once_on_signal, interruptible
+    from mnist_bench.execute.runner import exit_at_once_on_signal, interruptible
 
     with interruptible():
         console = make_console(stderr=fmt == "json")
@@ -207,7 +207,7 @@ def execute(run, *, figures: bool = True, fmt: str = "table") -> int:
             results.table(title=f"mnist-bench run {run.file.run_id}", color=console.is_terminal)
         )
         if run.file.determinism_cost:
-            from mnist_bench.runner import cost_summary
+            from mnist_bench.execute.runner import cost_summary
 
             console.print(cost_summary(run.file.determinism_cost), highlight=False)
         folder = run.path.with_suffix("")
@@ -230,7 +230,7 @@ def execute(run, *, figures: bool = True, fmt: str = "table") -> int:
         print(f"error: no record ran: {'; '.join(reasons)}", file=sys.stderr)
         code = 1
     if fmt == "json":
-        from mnist_bench import jsonout
+        from mnist_bench.core import jsonout
 
         print(jsonout.dumps(run_json(results, code)), end="")
     return code
@@ -280,8 +280,9 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
     import tempfile
     from pathlib import Path
 
-    from mnist_bench import storage, suite
-    from mnist_bench.runner import Run
+    from mnist_bench.execute.runner import Run
+    from mnist_bench.plan import suite
+    from mnist_bench.runfile import storage
 
     target = storage.ensure_dir(Path(args.baseline_dir))
     final = target / f"{Path(args.suite).stem}.json"  # the one file this command replaces
@@ -324,11 +325,11 @@ def _add_list(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from mnist_bench import inventory
+    from mnist_bench.execute import inventory
 
     console = make_console()
     if args.suite:
-        from mnist_bench import suite
+        from mnist_bench.plan import suite
 
         console.print(
             inventory.suite_table(
@@ -354,7 +355,8 @@ def _add_env(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_env(args: argparse.Namespace) -> int:
-    from mnist_bench import environment, inventory, peak
+    from mnist_bench.core import environment
+    from mnist_bench.execute import inventory, peak
 
     env = environment.collect()
     env["peak_gflops"] = peak.peak_gflops(refresh=args.peak)
@@ -376,7 +378,7 @@ def _add_schema(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
-    from mnist_bench import schema
+    from mnist_bench.runfile import schema
 
     print(json.dumps(schema.run_file_schema(), indent=2))
     return 0
@@ -384,89 +386,89 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------- report / compare / check
 def _add_report(p: argparse.ArgumentParser) -> None:
-    from mnist_bench.report import cli as report_cli
+    from mnist_bench.commands import report_cli as report_cli
 
     report_cli.add_report(p)
 
 
 def _add_compare(p: argparse.ArgumentParser) -> None:
-    from mnist_bench.report import cli as report_cli
+    from mnist_bench.commands import report_cli as report_cli
 
     report_cli.add_compare(p)
 
 
 def _add_check(p: argparse.ArgumentParser) -> None:
-    from mnist_bench.report import cli as report_cli
+    from mnist_bench.commands import report_cli as report_cli
 
     report_cli.add_check(p)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from mnist_bench.report import cli as report_cli
+    from mnist_bench.commands import report_cli as report_cli
 
     return report_cli.cmd_report(args)
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from mnist_bench.report import cli as report_cli
+    from mnist_bench.commands import report_cli as report_cli
 
     return report_cli.cmd_compare(args)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from mnist_bench.report import cli as report_cli
+    from mnist_bench.commands import report_cli as report_cli
 
     return report_cli.cmd_check(args)
 
 
 # ------------------------------------------------------------------------------------- export
 def _add_export(p: argparse.ArgumentParser) -> None:
-    from mnist_bench import export
+    from mnist_bench.publish import export
 
     export.add_export(p)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from mnist_bench import export
+    from mnist_bench.publish import export
 
     return export.cmd_export(args)
 
 
 # -------------------------------------------------------------------------------------- merge
 def _add_merge(p: argparse.ArgumentParser) -> None:
-    from mnist_bench import merge
+    from mnist_bench.execute import merge
 
     merge.add_merge(p)
 
 
 def _cmd_merge(args: argparse.Namespace) -> int:
-    from mnist_bench import merge
+    from mnist_bench.execute import merge
 
     return merge.cmd_merge(args)
 
 
 # ------------------------------------------------------------------------------------ history
 def _add_history(p: argparse.ArgumentParser) -> None:
-    from mnist_bench import history
+    from mnist_bench.analyse import history
 
     history.add_history(p)
 
 
 def _cmd_history(args: argparse.Namespace) -> int:
-    from mnist_bench import history
+    from mnist_bench.analyse import history
 
     return history.cmd_history(args)
 
 
 # ------------------------------------------------------------------------------------- parity
 def _add_parity(p: argparse.ArgumentParser) -> None:
-    from mnist_bench import parity
+    from mnist_bench.analyse import parity
 
     parity.add_parity(p)
 
 
 def _cmd_parity(args: argparse.Namespace) -> int:
-    from mnist_bench import parity
+    from mnist_bench.analyse import parity
 
     return parity.cmd_parity(args)
 

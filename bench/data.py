@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from mnist_bench import files
-from mnist_bench.errors import UserError
+from mnist_bench.core.errors import UserError
+from mnist_bench.runfile import files
 
 BUNDLED_MNIST = Path(__file__).parent / "data" / "mnist.npz"
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")

@@ -13,17 +13,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mnist_bench.errors import UserError as Error
+from mnist_bench.core.errors import UserError as Error
 
 if TYPE_CHECKING:
     import pandas
     from matplotlib.figure import Figure
+    from mnist_bench.analyse import compare as compare_mod
+    from mnist_bench.analyse.rows import Row
     from mnist_bench.data import Dataset
-    from mnist_bench.records import Record
-    from mnist_bench.report import compare as compare_mod
-    from mnist_bench.report.collect import LoadedRun
-    from mnist_bench.report.rows import Row
-    from mnist_bench.runner import Run
+    from mnist_bench.execute.runner import Run
+    from mnist_bench.runfile.collect import LoadedRun
+    from mnist_bench.runfile.records import Record
     from rich.table import Table
 
 
@@ -43,7 +43,7 @@ class Results:
     @classmethod
     def of_run(cls, run: Run, figures: Iterable[Path] = ()) -> Results:
         """The results of a run in this process (its dataset kept for `predictions`)."""
-        from mnist_bench.report.collect import LoadedRun
+        from mnist_bench.runfile.collect import LoadedRun
 
         return cls([LoadedRun(run.path, run.file)], list(figures), {run.file.run_id: run.dataset})
 
@@ -75,7 +75,7 @@ class Results:
     @property
     def rows(self) -> list[Row]:
         """One row per configuration (its seeds' records together), as every table shows."""
-        from mnist_bench.report.rows import rows
+        from mnist_bench.analyse.rows import rows
 
         return rows(self.records)
 
@@ -89,7 +89,7 @@ class Results:
         Raises:
             Error: no record matches.
         """
-        from mnist_bench.report.collect import LoadedRun
+        from mnist_bench.runfile.collect import LoadedRun
 
         def keep(item: Any) -> bool:
             get = item.get if isinstance(item, dict) else lambda name: getattr(item, name)
@@ -111,7 +111,7 @@ class Results:
         """One plain dict per row: configuration, seeds, status, and for each headline metric
         its mean over seeds and `<metric>_ci95`, the half-width of its 95% confidence interval
         (None with one seed). `mnist-bench run --format json` prints these."""
-        from mnist_bench.report.rows import HEADLINE, variant_label
+        from mnist_bench.analyse.rows import HEADLINE, variant_label
 
         all_rows = self.rows
         out = []
@@ -163,7 +163,7 @@ class Results:
     def table(self, title: str | None = None, *, color: bool = True) -> Table:
         """The results table as a rich `Table` (print it with `rich.print`); `color=False`
         gives plain ASCII."""
-        from mnist_bench.report.table import rows_table
+        from mnist_bench.render.table import rows_table
 
         return rows_table(self.rows, title=title or self._title(), color=color)
 
@@ -182,9 +182,9 @@ class Results:
         """The table in a notebook (the HTML report's), with where the results came from."""
         from html import escape
 
-        from mnist_bench.report import html
-        from mnist_bench.report.report_cmd import Report
-        from mnist_bench.report.rows import DEFAULT_BY
+        from mnist_bench.analyse.rows import DEFAULT_BY
+        from mnist_bench.commands.report import Report
+        from mnist_bench.render import html
 
         run_of = {id(r): loaded for loaded in self.runs for r in loaded.run.records}
         machines = {loaded.run.run_id: loaded.machine for loaded in self.runs}
@@ -200,7 +200,7 @@ class Results:
 
     # -------------------------------------------------------------------------- figures
     def _row(self, variant: str, backend: str, device: str | None) -> Row:
-        from mnist_bench.report.rows import variant_label
+        from mnist_bench.analyse.rows import variant_label
 
         all_rows = self.rows
         found = [
@@ -236,7 +236,7 @@ class Results:
             Error: no finished record of that variant and backend, or several configurations
                 of it (name the device, or the variant's label as the table shows it).
         """
-        from mnist_bench.report import figures
+        from mnist_bench.render import figures
 
         row = self._row(variant, backend, device)
         matrix = figures.summed_confusion(row)
@@ -320,7 +320,7 @@ class Results:
 
 
 def _record_dict(record: Record, run_id: str) -> dict[str, Any]:
-    from mnist_bench.report.rows import METRICS
+    from mnist_bench.analyse.rows import METRICS
 
     out: dict[str, Any] = {
         "run_id": run_id,
@@ -346,7 +346,7 @@ class Comparison:
     """Rows matched across two sets of results, each with a verdict per metric.
 
     Attributes:
-        rows: `mnist_bench.report.compare.Row`s: `verdict` (better, worse, no significant
+        rows: `mnist_bench.analyse.compare.Row`s: `verdict` (better, worse, no significant
             change), `changes` (per metric: base and new values per seed, delta, p-value),
             `side` (both, base, new) and the settings that differ.
     """
@@ -362,7 +362,7 @@ class Comparison:
     def summary(self) -> list[dict[str, Any]]:
         """One plain dict per row: its configuration, seeds on each side, the row's verdict,
         and per headline metric the base and new means, the delta and its verdict."""
-        from mnist_bench.report.compare import METRICS
+        from mnist_bench.analyse.compare import METRICS
 
         out = []
         for row in self.rows:
@@ -403,8 +403,8 @@ class Comparison:
         return pandas.DataFrame(self.summary())
 
     def _repr_html_(self) -> str:
-        from mnist_bench.report import html
-        from mnist_bench.report.compare import METRICS
+        from mnist_bench.analyse.compare import METRICS
+        from mnist_bench.render import html
 
         header = ["variant", "backend", "device", *(m.label for m in METRICS), "verdict"]
         body = []

@@ -98,7 +98,7 @@ def _num(value: float | None) -> str:
 
 
 def cases(args: argparse.Namespace) -> int:
-    from mnist_bench.environment import installed_backends
+    from mnist_bench.core.environment import installed_backends
 
     backends = args.backend or [b for b in BACKENDS if b in installed_backends()]
     print(

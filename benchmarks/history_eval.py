@@ -40,8 +40,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from mnist_bench import changepoints, history, identity
-from mnist_bench.report import collect
+from mnist_bench.analyse import changepoints, history
+from mnist_bench.core import identity
+from mnist_bench.runfile import collect
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ("results/baseline", "results/published", "tests/fixtures/report")
@@ -172,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         "--calibration",
         choices=("normal", "permutation"),
         default="normal",
-        help="how p-values are found (history uses normal; see mnist_bench.changepoints)",
+        help="how p-values are found (history uses normal; see mnist_bench.analyse.changepoints)",
     )
     args = parser.parse_args(argv)
     started = time.perf_counter()

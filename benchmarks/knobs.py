@@ -24,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from mnist_bench.records import Record, load_run
+from mnist_bench.runfile.records import Record, load_run
 
 BACKENDS = ("jax", "tensorflow", "torch")
 VARIANTS = ("two-dense", "cnn-fast")

@@ -34,8 +34,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from mnist_bench.stats import t_quantile  # noqa: E402
-from mnist_bench.training import UNSTABLE_CV, ContentionProbe, steady_dispersion  # noqa: E402
+from mnist_bench.core.stats import t_quantile  # noqa: E402
+from mnist_bench.execute.training import UNSTABLE_CV, ContentionProbe, steady_dispersion  # noqa: E402
 
 
 @dataclass
@@ -181,7 +181,7 @@ def main() -> int:
         args.pairs, args.epochs, args.train_limit = 2, 3, 2000
     if args.epochs < 3:
         parser.error("--epochs must be at least 3: two steady epochs to judge dispersion")
-    from mnist_bench.environment import installed_backends
+    from mnist_bench.core.environment import installed_backends
 
     data = "full MNIST" if not args.train_limit else f"{args.train_limit:,} samples"
     print(

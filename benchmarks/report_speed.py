@@ -38,7 +38,7 @@ FRAMEWORKS = ("tensorflow", "jax", "torch", "keras")
 def full_test_set(record: dict, rng: random.Random) -> None:
     """The fixture's record as a run over all 10,000 test samples writes it: counts scaled,
     and every prediction kept (`predicted_labels`, the bulk of a run file since parity)."""
-    from mnist_bench.records import pack_labels
+    from mnist_bench.runfile.records import pack_labels
 
     scale = TEST_SAMPLES // record["test_samples"]
     matrix = [[count * scale for count in row] for row in record["confusion_matrix"]]
@@ -79,7 +79,8 @@ def runs(tmp_path_factory) -> Path:
 
 
 def load_and_render(folder: Path) -> str:
-    from mnist_bench.report import formats, report_cmd
+    from mnist_bench.commands import report as report_cmd
+    from mnist_bench.render import formats
 
     report = report_cmd.build([str(folder)], by=("variant", "backend", "device"))
     return formats.render(report, "markdown")

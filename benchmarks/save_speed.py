@@ -26,8 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from mnist_bench import journal, storage
-from mnist_bench.records import Record, RunFile, load_run
+from mnist_bench.runfile import journal, storage
+from mnist_bench.runfile.records import Record, RunFile, load_run
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "fixtures" / "report" / "amd-jax-torch.json"

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mnist_bench.config import TrainSettings
-from mnist_bench.errors import UserError
+from mnist_bench.core.config import TrainSettings
+from mnist_bench.core.errors import UserError
 
 _REGISTRY: dict[str, Variant] = {}
 

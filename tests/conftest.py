@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mnist_bench import config, data, environment
-from mnist_bench.identity import Job
-from mnist_bench.records import Record, load_run
+from mnist_bench import data
+from mnist_bench.core import config, environment
+from mnist_bench.core.identity import Job
+from mnist_bench.runfile.records import Record, load_run
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTALLED = environment.installed_backends()

@@ -14,8 +14,8 @@ import mnist_bench
 import pytest
 from conftest import BACKEND, ROOT, needs_backend, run_cli
 from mnist_bench import api
-from mnist_bench.records import Record
-from mnist_bench.report.compare import BETTER, SAME, WORSE
+from mnist_bench.analyse.compare import BETTER, SAME, WORSE
+from mnist_bench.runfile.records import Record
 
 GATE = ROOT / "tests" / "fixtures" / "gate"
 TINY = {"epochs": 1, "train_limit": 2000, "test_limit": 500}
@@ -122,7 +122,7 @@ def test_ctrl_c_is_keyboard_interrupt_and_the_process_lives_on(tmp_path):
     second.)"""
     code = (
         "import os, pathlib, signal, sys\n"
-        "from mnist_bench import environment, progress\n"
+        "from mnist_bench.core import environment; from mnist_bench.execute import progress\n"
         "environment.installed_backends = lambda: []\n"
         "seen = []\n"
         "shown = progress.PlainProgress.on_record\n"

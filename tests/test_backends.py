@@ -7,12 +7,12 @@ import sys
 
 import pytest
 from conftest import ROOT, backend_params
-from mnist_bench import backends
+from mnist_bench.execute import backends
 
 
 def test_importing_the_backends_starts_no_framework():
     code = (
-        "import sys, mnist_bench.backends as b\n"
+        "import sys, mnist_bench.execute.backends as b\n"
         "mods = [b.get(n) for n in b.NAMES]\n"
         "loaded = [m for m in ('tensorflow', 'jax', 'torch', 'keras') if m in sys.modules]\n"
         "assert not loaded, loaded\n"
@@ -31,7 +31,7 @@ def test_each_backend_configures_and_describes_its_own_worker(backend):
     """In a fresh process, as a worker: KERAS_BACKEND set before Keras, TensorFlow kept out of
     the JAX and PyTorch workers, threads and determinism reported."""
     code = (
-        "import os, sys, mnist_bench.backends as b\n"
+        "import os, sys, mnist_bench.execute.backends as b\n"
         f"m = b.get({backend!r}); m.configure(1)\n"
         f"assert os.environ['KERAS_BACKEND'] == {backend!r}\n"
         "switched = m.enable_determinism(); threads = m.apply_threads(1); info = m.info()\n"
@@ -54,7 +54,7 @@ def test_pytorch_default_threads_leave_a_core_free(cores, expected):
     default, one per core, collapsed 80x beside a busy process on 2 cores); the record says so."""
     pytest.importorskip("torch", reason="torch not installed")
     code = (
-        "import os, mnist_bench.backends as b\n"
+        "import os, mnist_bench.execute.backends as b\n"
         f"os.sched_getaffinity = lambda pid: {sorted(cores)!r}\n"
         "m = b.get('torch'); m.configure(None)\n"
         "default, asked = m.apply_threads(None), m.apply_threads(3)\n"
@@ -68,7 +68,7 @@ def test_pytorch_default_threads_leave_a_core_free(cores, expected):
 def test_peak_memory_without_the_resource_module(monkeypatch):
     """Windows has no `resource`: the fallback (psutil) still gives a positive figure."""
     import psutil  # imports `resource` itself on Linux: load it before hiding it
-    from mnist_bench import training
+    from mnist_bench.execute import training
 
     psutil.Process().memory_info()
     with_resource = training.peak_rss_mib()

@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 from conftest import ROOT, run_cli
-from mnist_bench import environment
-from mnist_bench.records import load_run
+from mnist_bench.core import environment
+from mnist_bench.runfile.records import load_run
 
 INSTALLED = environment.installed_backends()
 BACKEND = "jax" if "jax" in INSTALLED else (INSTALLED[0] if INSTALLED else None)

@@ -1,4 +1,4 @@
-"""Run files and suites are read through `mnist_bench.files`: a device, a FIFO or an oversize file
+"""Run files and suites are read through `runfile.files`: a device, a FIFO or an oversize file
 given to `report`, `compare`, `check`, `run --resume`, `run --suite` or `list --suite` is one
 line on stderr and exit 2; the run-time estimate passes over such files in results/runs."""
 
@@ -10,7 +10,8 @@ import sys
 
 import pytest
 from conftest import ROOT
-from mnist_bench import estimate, files
+from mnist_bench.plan import estimate
+from mnist_bench.runfile import files
 from test_files import assert_one_line_exit_2, cap_memory, cli, fifo, sparse
 
 GOOD_RUN = ROOT / "tests" / "fixtures" / "report" / "intel-jax.json"
@@ -70,7 +71,9 @@ def test_estimate_passes_over_devices_fifos_and_oversize_files(tmp_path):
     (folder / "zero.json").symlink_to("/dev/zero")
     fifo(folder / "fifo.json")
     sparse(folder / "huge.json", files.RUN_FILE_LIMIT + 2**20)
-    code = "import sys; from mnist_bench import estimate; print(estimate.history([sys.argv[1]]))"
+    code = (
+        "import sys; from mnist_bench.plan import estimate; print(estimate.history([sys.argv[1]]))"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code, str(folder)],
         capture_output=True,

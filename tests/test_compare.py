@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from conftest import make_record
-from mnist_bench.records import Record
-from mnist_bench.report.compare import BETTER, SAME, WORSE, Tolerances, compare, gate, match
+from mnist_bench.analyse.compare import BETTER, SAME, WORSE, Tolerances, compare, gate, match
+from mnist_bench.runfile.records import Record
 
 
 def rec(
@@ -174,7 +174,7 @@ def test_different_devices_are_unlike():
 
 
 def judge_all(rows):
-    from mnist_bench.report.compare import judge
+    from mnist_bench.analyse.compare import judge
 
     return [judge(r) for r in rows]
 
@@ -187,7 +187,7 @@ def test_tolerance_is_configurable(tolerance, expected):
 
 # ------------------------------------------------------- records from several machines (Ray)
 def _on(machine: str, seed: int, accuracy: float) -> Record:
-    from mnist_bench.records import Machine
+    from mnist_bench.runfile.records import Machine
 
     r = make_record(seed=seed, test_accuracy=accuracy)
     r.machine = Machine(node_id=f"node-{machine}", hostname=machine, machine_id=machine)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import write_idx
 from mnist_bench import data
-from mnist_bench.errors import UserError
+from mnist_bench.core.errors import UserError
 
 
 def test_bundled_mnist_matches_readme_facts(mnist):

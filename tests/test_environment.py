@@ -6,8 +6,8 @@ import os
 import stat
 
 from conftest import run_cli
-from mnist_bench import environment
-from mnist_bench.report.collect import machine_label
+from mnist_bench.core import environment
+from mnist_bench.runfile.collect import machine_label
 
 
 def fake_nvidia_smi(folder, output: str) -> str:

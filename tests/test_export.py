@@ -19,9 +19,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 from conftest import FRAMEWORKS, ROOT, cli_importing_none_of, run_cli
-from mnist_bench import cli, export
-from mnist_bench.records import load_run
-from mnist_bench.report.rows import METRICS
+from mnist_bench import cli
+from mnist_bench.analyse.rows import METRICS
+from mnist_bench.publish import export
+from mnist_bench.runfile.records import load_run
 from scipy import stats as scipy_stats
 
 COMMITTED = sorted(
@@ -436,7 +437,7 @@ def test_mlflow_remakes_an_unfinished_run_and_takes_the_figures_run_saved(mlflow
     """A run left RUNNING by an export cut short is deleted and made again; the figures `run`
     saved beside the run file (RUN/<stem>-confusion.png, -errors.png) are the ones uploaded."""
     from mlflow import MlflowClient
-    from mnist_bench.report.run_figures import stem
+    from mnist_bench.render.run_figures import stem
 
     path = tmp_path / "runs" / EIGHT_EPOCHS.name
     path.parent.mkdir()

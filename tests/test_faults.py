@@ -24,9 +24,10 @@ import psutil
 import pytest
 import unwritable
 from conftest import BACKEND, ROOT, run_cli, write_idx
-from mnist_bench import data, storage
-from mnist_bench.errors import UserError
-from mnist_bench.records import load_run
+from mnist_bench import data
+from mnist_bench.core.errors import UserError
+from mnist_bench.runfile import storage
+from mnist_bench.runfile.records import load_run
 
 TINY = (
     "-b",
@@ -267,7 +268,7 @@ def test_timeout_kill_and_divergence_each_cost_one_record(tmp_path):
 
 
 def test_contention_probe_sees_a_busy_neighbour():
-    from mnist_bench.training import CONTENTION_THRESHOLD, ContentionProbe
+    from mnist_bench.execute.training import CONTENTION_THRESHOLD, ContentionProbe
 
     cores = psutil.cpu_count() or 1
     spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)]

@@ -1,4 +1,4 @@
-"""Bounded reads (`mnist_bench.files`) and the datasets read through them: a device, a FIFO or an
+"""Bounded reads (`runfile.files`) and the datasets read through them: a device, a FIFO or an
 oversize file is one line on stderr and exit 2, never a hang or a read until memory runs out.
 
 Every command that might read a device or a FIFO runs in a subprocess with a timeout and an
@@ -20,8 +20,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import ROOT, write_idx
-from mnist_bench import data, files, peak
-from mnist_bench.errors import UserError
+from mnist_bench import data
+from mnist_bench.core.errors import UserError
+from mnist_bench.execute import peak
+from mnist_bench.runfile import files
 
 MEMORY_CAP = 4 * 2**30  # bytes of address space for a CLI under test
 
@@ -232,7 +234,7 @@ def test_npz_that_is_not_a_zip_is_still_one_line(tmp_path):
 # ------------------------------------------------------------------------- the peak's cache
 def _peak(cache_home: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-c", "from mnist_bench import peak; print(peak.peak_gflops())"],
+        [sys.executable, "-c", "from mnist_bench.execute import peak; print(peak.peak_gflops())"],
         capture_output=True,
         text=True,
         timeout=120,

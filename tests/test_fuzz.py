@@ -25,8 +25,8 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from mnist_bench import data
-from mnist_bench.errors import UserError
-from mnist_bench.records import Record, RunFile, load_run
+from mnist_bench.core.errors import UserError
+from mnist_bench.runfile.records import Record, RunFile, load_run
 
 # Derandomized, so CI is repeatable; MNIST_BENCH_FUZZ_RANDOM=1 explores fresh cases (and
 # --hypothesis-seed replays one).

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import FRAMEWORKS, ROOT, cli_importing_none_of, run_cli, undocumented_json_keys
-from mnist_bench import changepoints, cli, history
+from mnist_bench import cli
+from mnist_bench.analyse import changepoints, history
 from scipy import stats
 
 SOURCE = ROOT / "results" / "published" / "2026-11-24-epyc-2core" / "cnn-fast-5-seeds.json"
@@ -355,7 +356,7 @@ def test_json_nulls_warnings_and_untested_series(tmp_path, capsys):
 
 
 def test_json_numbers_that_are_not_finite_become_null():
-    from mnist_bench import jsonout
+    from mnist_bench.core import jsonout
 
     data = {"a": float("nan"), "b": [1.0, float("inf"), {"c": -float("inf")}], "d": (2, "x")}
     assert jsonout.finite(data) == {"a": None, "b": [1.0, None, {"c": None}], "d": [2, "x"]}

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 from conftest import BACKEND, ROOT, make_record, needs_backend, only_run, run_cli
-from mnist_bench import identity
-from mnist_bench.config import TrainSettings
-from mnist_bench.identity import Job
+from mnist_bench.core import identity
+from mnist_bench.core.config import TrainSettings
+from mnist_bench.core.identity import Job
 
 BASELINE = ROOT / "tests" / "fixtures" / "schema1" / "ci.json"  # CI baseline as schema 1 wrote it
 DEFAULT_RUN = ROOT / "results" / "published" / "2026-11-24-epyc-2core" / "default.json"  # 5 epochs

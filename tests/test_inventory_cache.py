@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 from conftest import INSTALLED, ROOT, needs_backend, run_cli
-from mnist_bench import environment, inventory, peak, storage
+from mnist_bench.core import environment
+from mnist_bench.execute import inventory, peak
+from mnist_bench.runfile import storage
 
 FRAMEWORKS = ("keras", "tensorflow", "jax", "torch")
 
@@ -163,7 +165,7 @@ def test_unusable_cache_files_are_passed_over(monkeypatch, tmp_path):
 def test_cache_key_imports_no_framework():
     code = (
         "import sys\n"
-        "from mnist_bench import inventory\n"
+        "from mnist_bench.execute import inventory\n"
         "keys = [inventory.cache_key(b) for b in ('tensorflow', 'jax', 'torch')]\n"
         f"loaded = [m for m in {FRAMEWORKS!r} if m in sys.modules]\n"
         "assert not loaded, loaded\n"

@@ -17,12 +17,14 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, make_record
-from mnist_bench import environment, journal, launcher, storage
 from mnist_bench.cli import main
-from mnist_bench.config import RunConfig
-from mnist_bench.errors import UserError
-from mnist_bench.records import SCHEMA_VERSION, RunFile, load_run
-from mnist_bench.runner import Interrupted, Run
+from mnist_bench.core import environment
+from mnist_bench.core.config import RunConfig
+from mnist_bench.core.errors import UserError
+from mnist_bench.execute import launcher
+from mnist_bench.execute.runner import Interrupted, Run
+from mnist_bench.runfile import journal, storage
+from mnist_bench.runfile.records import SCHEMA_VERSION, RunFile, load_run
 
 
 @pytest.fixture
@@ -96,7 +98,7 @@ def test_a_changed_environment_is_journaled_with_the_record(tmp_path, no_backend
 
 
 def test_the_folder_scan_skips_the_journal(tmp_path, no_backend):
-    from mnist_bench.report import collect
+    from mnist_bench.runfile import collect
 
     run = start(tmp_path)
     scans = []
@@ -108,10 +110,10 @@ def test_the_folder_scan_skips_the_journal(tmp_path, no_backend):
 def test_kill_9_mid_run_loses_no_journaled_record_and_resume_folds_it(tmp_path, no_backend):
     code = (
         "import os, signal, sys\n"
-        "from mnist_bench import environment, launcher\n"
+        "from mnist_bench.core import environment; from mnist_bench.execute import launcher\n"
         "environment.installed_backends = lambda: []\n"
-        "from mnist_bench.config import RunConfig\n"
-        "from mnist_bench.runner import Run\n"
+        "from mnist_bench.core.config import RunConfig\n"
+        "from mnist_bench.execute.runner import Run\n"
         "run = Run.start(RunConfig(backends=('torch',), variants=('two-dense',),\n"
         "                          seeds=(0, 1, 2, 3), results_dir=sys.argv[1]))\n"
         "class KillAtThird(launcher.Observer):\n"

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 from conftest import FRAMEWORKS, ROOT, cli_importing_none_of, run_cli, undocumented_json_keys
-from mnist_bench.report import collect
-from mnist_bench.report.compare import METRICS, Tolerances, compare
+from mnist_bench.analyse.compare import METRICS, Tolerances, compare
+from mnist_bench.runfile import collect
 
 FIXTURES = ROOT / "tests" / "fixtures"
 BASE, AA, REGRESSED = (

@@ -9,9 +9,13 @@ from pathlib import Path
 
 import pytest
 from conftest import BACKEND, ROOT, only_run, run_cli
-from mnist_bench import cli, export, identity, knobs, runner, suite
-from mnist_bench.config import RunConfig, TrainSettings
-from mnist_bench.records import load_run
+from mnist_bench import cli
+from mnist_bench.core import identity
+from mnist_bench.core.config import RunConfig, TrainSettings
+from mnist_bench.execute import knobs, runner
+from mnist_bench.plan import suite
+from mnist_bench.publish import export
+from mnist_bench.runfile.records import load_run
 
 TINY = ("--epochs", "1", "--train-limit", "600", "--test-limit", "300", "--no-figures")
 TINY += ("--infer-batch-sizes", "32")
@@ -212,7 +216,7 @@ def test_a_combination_torch_cannot_honour_is_skipped_with_why(tmp_path):
 
 def test_python_api_and_run_file_schema_know_the_knobs(tmp_path):
     import mnist_bench
-    from mnist_bench import schema
+    from mnist_bench.runfile import schema
 
     with pytest.raises(mnist_bench.Error, match=r"steps_per_execution must be an integer >= 1"):
         mnist_bench.run(variants="two-dense", steps_per_execution=0, results_dir=tmp_path)
@@ -227,8 +231,8 @@ def test_python_api_and_run_file_schema_know_the_knobs(tmp_path):
 
 
 def test_the_watchdog_gives_a_compiled_job_time_to_compile():
-    from mnist_bench.identity import Job
-    from mnist_bench.launcher import COMPILE_STALL, Watchdog
+    from mnist_bench.core.identity import Job
+    from mnist_bench.execute.launcher import COMPILE_STALL, Watchdog
 
     def allowance(**settings) -> float:
         job = Job("cnn-fast", "torch", "cpu", 0, TrainSettings(**settings))

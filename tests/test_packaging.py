@@ -24,8 +24,8 @@ def test_wheel_installs_only_mnist_bench(tmp_path):
         "mnist_bench",
         f"{wheel.name.split('-')[0]}-{wheel.name.split('-')[1]}.dist-info",
     }
-    for module in ("cli.py", "worker.py", "models/__init__.py", "models/dense.py",
-                   "report/table.py", "backends/jax.py", "data/mnist.npz"):  # fmt: skip
+    for module in ("cli.py", "execute/worker.py", "models/__init__.py", "models/dense.py",
+                   "render/table.py", "execute/backends/jax.py", "data/mnist.npz"):  # fmt: skip
         assert f"mnist_bench/{module}" in names
     entry_points = zipfile.ZipFile(wheel).read(
         next(n for n in names if n.endswith("entry_points.txt"))

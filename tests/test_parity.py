@@ -22,9 +22,11 @@ from conftest import (
     run_cli,
     undocumented_json_keys,
 )
-from mnist_bench import identity, parity, runner
-from mnist_bench.errors import UserError
-from mnist_bench.records import load_run, pack_labels, packed_length, unpack_labels
+from mnist_bench.analyse import parity
+from mnist_bench.core import identity
+from mnist_bench.core.errors import UserError
+from mnist_bench.execute import runner
+from mnist_bench.runfile.records import load_run, pack_labels, packed_length, unpack_labels
 
 BACKENDS = ("jax", "torch")  # the two quickest to start
 TINY = ("--epochs", "1", "--train-limit", "1000", "--test-limit", "300", "--infer-batch-sizes", "8",
@@ -256,8 +258,8 @@ def _labelled_record(backend: str, seed: int, predicted: list[int], truth: list[
 
 
 def test_compare_pairs_only_the_same_job_on_other_backends(tmp_path):
-    from mnist_bench.records import SCHEMA_VERSION, RunFile
-    from mnist_bench.report.collect import LoadedRun
+    from mnist_bench.runfile.collect import LoadedRun
+    from mnist_bench.runfile.records import SCHEMA_VERSION, RunFile
 
     truth = [0, 1, 2, 3, 4, 5]
     records = [
@@ -345,8 +347,8 @@ def test_bad_input_is_one_line(tmp_path):
 
 
 def test_labels_that_disagree_with_the_matrix_are_refused(tmp_path):
-    from mnist_bench.records import SCHEMA_VERSION, RunFile
-    from mnist_bench.report.collect import LoadedRun
+    from mnist_bench.runfile.collect import LoadedRun
+    from mnist_bench.runfile.records import SCHEMA_VERSION, RunFile
 
     truth = [0, 1, 2, 3]
     good = _labelled_record("jax", 0, [0, 1, 2, 3], truth)

@@ -14,10 +14,12 @@ import re
 import pytest
 from conftest import ROOT, cli_importing_none_of, make_record
 from mnist_bench import cli
-from mnist_bench.report import compare, figures, report_cmd, run_figures
-from mnist_bench.report.markdown import render as markdown
-from mnist_bench.report.rows import DEFAULT_BY, HEADLINE, rows
-from mnist_bench.report.table import records_table
+from mnist_bench.analyse import compare
+from mnist_bench.analyse.rows import DEFAULT_BY, HEADLINE, rows
+from mnist_bench.commands import report as report_cmd
+from mnist_bench.render import figures, run_figures
+from mnist_bench.render.markdown import render as markdown
+from mnist_bench.render.table import records_table
 
 FIXTURES = ROOT / "tests" / "fixtures" / "report"
 AMD = FIXTURES / "amd-jax-torch.json"
@@ -153,7 +155,7 @@ def test_html_has_curves_latency_and_mfu(tmp_path):
 
 def test_html_leaves_out_what_records_lack(tmp_path):
     """Records without latency or MFU (a GPU run, an old file): no empty sections."""
-    from mnist_bench.report import html
+    from mnist_bench.render import html
 
     report = report_cmd.build([str(AMD)], by=DEFAULT_BY)
     for row in report.rows:

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 from conftest import ROOT
-from mnist_bench import environment
+from mnist_bench.core import environment
 
 INSTALLED = environment.installed_backends()
 BACKEND = "jax" if "jax" in INSTALLED else (INSTALLED[0] if INSTALLED else None)
@@ -22,7 +22,7 @@ AS_ON_MACOS = """
 import os, sys
 from pathlib import Path
 del os.sched_getaffinity
-from mnist_bench import environment
+from mnist_bench.core import environment
 environment.CPUINFO = Path(sys.argv[1])
 from mnist_bench.cli import main
 sys.exit(main(sys.argv[2:]))

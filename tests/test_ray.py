@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from conftest import BACKEND, ROOT, needs_backend, run_cli
-from mnist_bench.records import load_run
+from mnist_bench.runfile.records import load_run
 
 PORT = 6390  # the namespace has its own loopback: no other process can hold it
 ADDRESS = f"127.0.0.1:{PORT}"
@@ -269,9 +269,9 @@ def test_an_interrupted_driver_cancels_its_tasks_and_resume_finishes(cluster, tm
     assert f"--resume {path}" in err
     # The cancelled tasks' worker processes are gone (they exit with their Ray worker).
     deadline = time.monotonic() + 30
-    while cluster.processes("mnist_bench.worker") and time.monotonic() < deadline:
+    while cluster.processes("mnist_bench.execute.worker") and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert cluster.processes("mnist_bench.worker") == []
+    assert cluster.processes("mnist_bench.execute.worker") == []
     # Resumed on the other executor: here, in local worker processes.
     resumed = run_cli("run", "--resume", str(path))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -294,7 +294,7 @@ def test_a_node_that_dies_mid_record_costs_a_retry_on_another(cluster, tmp_path)
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 240
-        while len(cluster.processes("mnist_bench.worker")) < 2:  # a record on each node
+        while len(cluster.processes("mnist_bench.execute.worker")) < 2:  # a record on each node
             assert driver.poll() is None and time.monotonic() < deadline, "records did not start"
             time.sleep(0.2)
         cluster.kill_worker()

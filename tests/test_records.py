@@ -11,9 +11,9 @@ import sys
 import pytest
 import unwritable
 from conftest import ROOT, make_record
-from mnist_bench import storage
-from mnist_bench.errors import UserError
-from mnist_bench.records import SCHEMA_VERSION, RunFile, load_run
+from mnist_bench.core.errors import UserError
+from mnist_bench.runfile import storage
+from mnist_bench.runfile.records import SCHEMA_VERSION, RunFile, load_run
 
 # A real schema-1 file: the CI baseline as committed before schema 2 (2 epochs, seeds 0-2).
 SCHEMA1_BASELINE = ROOT / "tests" / "fixtures" / "schema1" / "ci.json"
@@ -113,7 +113,8 @@ def test_unwritable_folder(tmp_path):
     folder = tmp_path / "ro"
     folder.mkdir()
     code = (
-        "import sys; from pathlib import Path; from mnist_bench import storage, errors\n"
+        "import sys; from pathlib import Path\n"
+        "from mnist_bench.runfile import storage; from mnist_bench.core import errors\n"
         "try:\n    storage.ensure_dir(Path(sys.argv[1]))\n"
         "except errors.UserError as exc:\n    sys.exit(str(exc))\n"
     )

@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, cli_importing_none_of, run_cli
 from mnist_bench import cli
-from mnist_bench.report import formats, report_cmd, table
-from mnist_bench.report.rows import DEFAULT_BY
+from mnist_bench.analyse.rows import DEFAULT_BY
+from mnist_bench.commands import report as report_cmd
+from mnist_bench.render import formats, table
 
 FIXTURES = ROOT / "tests" / "fixtures" / "report"
 AMD, INTEL = FIXTURES / "amd-jax-torch.json", FIXTURES / "intel-jax.json"

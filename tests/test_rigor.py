@@ -6,7 +6,7 @@ import time
 
 import pytest
 from conftest import INSTALLED, backend_params, only_run, run_cli
-from mnist_bench import timing
+from mnist_bench.execute import timing
 
 pytestmark = pytest.mark.skipif("jax" not in INSTALLED, reason="jax not installed")
 

@@ -28,11 +28,12 @@ import pytest
 from conftest import BACKEND, ROOT, needs_backend
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from mnist_bench import cli, data, estimate
-from mnist_bench.config import BACKENDS, DEVICES, MAX_SEED, OPTIMIZERS, SCHEDULES
-from mnist_bench.errors import UserError
-from mnist_bench.identity import dataset_digest
-from mnist_bench.records import (
+from mnist_bench import cli, data
+from mnist_bench.core.config import BACKENDS, DEVICES, MAX_SEED, OPTIMIZERS, SCHEDULES
+from mnist_bench.core.errors import UserError
+from mnist_bench.core.identity import dataset_digest
+from mnist_bench.plan import estimate
+from mnist_bench.runfile.records import (
     COUNTS,
     ITEM_RANGES,
     LATENCY_KEYS,
@@ -43,7 +44,7 @@ from mnist_bench.records import (
     STATUSES,
     load_run,
 )
-from mnist_bench.schema import run_file_schema
+from mnist_bench.runfile.schema import run_file_schema
 
 # Derandomized so CI is repeatable; MNIST_BENCH_FUZZ_RANDOM=1 explores fresh cases.
 PROPERTIES = settings(

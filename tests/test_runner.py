@@ -85,7 +85,7 @@ def test_crash_is_isolated(tmp_path):
 
 
 def test_missing_backend_is_skipped(tmp_path, monkeypatch):
-    from mnist_bench import environment
+    from mnist_bench.core import environment
 
     monkeypatch.setattr(environment, "installed_backends", lambda: [BACKEND])
     from mnist_bench.cli import main

@@ -12,9 +12,9 @@ import json
 import jsonschema
 import pytest
 from conftest import FRAMEWORKS, ROOT, cli_importing_none_of, make_record, run_cli
-from mnist_bench import records, storage
-from mnist_bench.errors import UserError
-from mnist_bench.schema import run_file_schema
+from mnist_bench.core.errors import UserError
+from mnist_bench.runfile import records, storage
+from mnist_bench.runfile.schema import run_file_schema
 
 COMMITTED = sorted(
     [

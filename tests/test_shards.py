@@ -18,11 +18,14 @@ from conftest import (
     needs_backend,
     run_cli,
 )
-from mnist_bench import cli, runner, shards, storage, suite
-from mnist_bench.config import RunConfig, TrainSettings
-from mnist_bench.identity import Job, dataset_digest
-from mnist_bench.records import SCHEMA_VERSION, RunFile, load_run
-from mnist_bench.report import report_cmd
+from mnist_bench import cli
+from mnist_bench.commands import report as report_cmd
+from mnist_bench.core.config import RunConfig, TrainSettings
+from mnist_bench.core.identity import Job, dataset_digest
+from mnist_bench.execute import runner
+from mnist_bench.plan import shards, suite
+from mnist_bench.runfile import storage
+from mnist_bench.runfile.records import SCHEMA_VERSION, RunFile, load_run
 
 FULL = 60_000  # MNIST's training set
 

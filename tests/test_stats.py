@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from mnist_bench import stats
+from mnist_bench.core import stats
 
 
 def test_single_value_has_no_interval():

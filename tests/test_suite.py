@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 from conftest import ROOT, run_cli
-from mnist_bench import runner, suite
-from mnist_bench.config import TrainSettings
-from mnist_bench.errors import UserError
+from mnist_bench.core.config import TrainSettings
+from mnist_bench.core.errors import UserError
+from mnist_bench.execute import runner
+from mnist_bench.plan import suite
 
 
 def write(tmp_path, text):
@@ -124,8 +125,8 @@ def test_the_time_estimate_learns_from_trusted_timings_first():
     """The committed CI baseline has three PyTorch two-dense records: two ran beside a busy
     neighbour (contended, 92 and 140 s an epoch), one did not (14 s). The estimate takes the
     one whose timing is trusted, not the median of the three."""
-    from mnist_bench import estimate
-    from mnist_bench.records import load_run
+    from mnist_bench.plan import estimate
+    from mnist_bench.runfile.records import load_run
 
     folder = ROOT / "results" / "baseline"
     records = [r for r in load_run(folder / "ci.json").records if r.variant == "two-dense"]
@@ -141,7 +142,7 @@ def test_the_time_estimate_learns_from_trusted_timings_first():
 
 
 def test_a_grid_of_days_is_estimated_in_days():
-    from mnist_bench.inventory import _duration
+    from mnist_bench.execute.inventory import _duration
 
     assert [_duration(s) for s in (59, 3 * 3600 + 60, 100 * 3600)] == ["0m59s", "3h01m", "4.2 days"]
     assert _duration(float("nan")) == _duration(float("inf")) == "?"

@@ -17,10 +17,16 @@ from pathlib import Path
 import psutil
 import pytest
 from conftest import BACKEND, INSTALLED, ROOT, make_record, needs_backend, only_run, run_cli
-from mnist_bench import cli, storage
-from mnist_bench.records import SCHEMA_VERSION, Record, RunFile, load_run
-from mnist_bench.report import rows
-from mnist_bench.training import UNSTABLE_CV, ContentionProbe, is_unstable, steady_dispersion
+from mnist_bench import cli
+from mnist_bench.analyse import rows
+from mnist_bench.execute.training import (
+    UNSTABLE_CV,
+    ContentionProbe,
+    is_unstable,
+    steady_dispersion,
+)
+from mnist_bench.runfile import storage
+from mnist_bench.runfile.records import SCHEMA_VERSION, Record, RunFile, load_run
 
 
 # ------------------------------------------------------------------------ the dispersion

@@ -1,0 +1,3 @@
+"""Reading records into answers: rows and aggregates, compare and the gate, change points and
+history, parity.
+"""

@@ -1,0 +1,304 @@
+"""Match configurations across two sets of records and judge each change. Pure functions.
+
+A row is one configuration (`core.identity`: dataset, variant, backend, requested device and
+every training setting), so no verdict is ever given between unlike configurations: a row on
+one side only says how the other side's nearest configuration differs (`epochs 2 → 5`).
+`on=("variant", "backend", "device")` matches on those fields alone, on purpose, and every row
+then shows the settings that differ. Verdicts per metric, on one value per seed (repeats of a
+seed averaged):
+
+- both sides have at least two seeds: Welch's two-sample t-test at 95%;
+- otherwise: thresholds, `accuracy_tolerance` (absolute) and `time_tolerance` (relative).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from mnist_bench.analyse.rows import ACCURACY, HEADLINE, Metric
+from mnist_bench.core import identity, stats
+from mnist_bench.core.identity import Job
+from mnist_bench.runfile.records import Record
+
+BETTER, WORSE, SAME = "better", "worse", "no significant change"
+
+
+METRICS = HEADLINE  # what compare judges: the metrics every table shows
+THROUGHPUT = tuple(m for m in METRICS if m.name.endswith("_samples_per_second"))
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    accuracy: float = 0.005  # absolute, test accuracy
+    time: float = 0.10  # relative, timing metrics
+    confidence: float = 0.95
+
+
+@dataclass
+class Change:
+    """One metric of one matched row."""
+
+    metric: Metric
+    base: list[float]
+    new: list[float]
+    verdict: str = SAME
+    p_value: float | None = None  # Welch; None when a side has fewer than two seeds
+    skipped: str | None = None  # why no verdict (e.g. contended or unstable timing)
+
+    @property
+    def base_mean(self) -> float | None:
+        return sum(self.base) / len(self.base) if self.base else None
+
+    @property
+    def new_mean(self) -> float | None:
+        return sum(self.new) / len(self.new) if self.new else None
+
+    @property
+    def delta(self) -> float | None:
+        if self.base_mean is None or self.new_mean is None:
+            return None
+        return self.new_mean - self.base_mean
+
+    @property
+    def relative(self) -> float | None:
+        if self.delta is None or not self.base_mean:
+            return None
+        return self.delta / abs(self.base_mean)
+
+
+@dataclass
+class Row:
+    key: tuple  # the match key: the configuration, or the fields matched on
+    base: list[Record] = field(default_factory=list)
+    new: list[Record] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+    differences: list[str] = field(default_factory=list)  # fields differing across the sides
+    near: list[str] = field(default_factory=list)  # one side only: how the other side differs
+    machine: str = ""  # the node, where a side spans several machines (`machine_of`)
+
+    @property
+    def job(self) -> Job:
+        return (self.base or self.new)[0].job
+
+    @property
+    def label(self) -> dict[str, str]:
+        job, records = self.job, self.base + self.new
+        where = ",".join(dict.fromkeys(r.where for r in records if r.device)) or job.device
+        label = {"dataset": job.dataset, "variant": job.variant, "backend": job.backend}
+        label["device"] = where
+        if self.machine:
+            label["machine"] = self.machine
+        return label
+
+    @property
+    def side(self) -> str:
+        """both, base (only in BASE) or new (only in NEW)."""
+        return "both" if self.base and self.new else ("base" if self.base else "new")
+
+    @property
+    def failed_new(self) -> list[Record]:
+        """New records that did not finish where the baseline has a result."""
+        if not any(r.status == "ok" for r in self.base):
+            return []
+        return [r for r in self.new if r.status != "ok"]
+
+    @property
+    def verdict(self) -> str:
+        if self.failed_new:
+            return WORSE
+        verdicts = {c.verdict for c in self.changes if c.skipped is None}
+        if WORSE in verdicts:
+            return WORSE
+        return BETTER if BETTER in verdicts else SAME
+
+    def change(self, metric: Metric | str) -> Change | None:
+        """The change of `metric` (a Metric or its Record attribute name)."""
+        name = metric if isinstance(metric, str) else metric.name
+        return next((c for c in self.changes if c.metric.name == name), None)
+
+
+def match(
+    base: Iterable[Record], new: Iterable[Record], on: Sequence[str] | None = None
+) -> list[Row]:
+    """Pair the configurations of `base` and `new` (or, with `on`, the records that agree on
+    those fields); rows on one side only are kept, with how the nearest configuration on the
+    other side differs.
+
+    Where a side's records came from several machines (`--executor ray`, each record naming
+    its node), rows are per machine too: records of one job on two machines are not seeds of
+    one sample. They match the other side's records from the same machine, or, where the
+    other side ran on one machine, all of its records. Two sides of one machine each (the
+    usual cross-machine comparison) match across machines."""
+    sides = {"base": list(base), "new": list(new)}
+    machines = {side: sorted({machine_of(r) for r in rs}) for side, rs in sides.items()}
+    rows: dict[tuple, Row] = {}
+    for side, records in sides.items():
+        other = machines["new" if side == "base" else "base"]
+        for r in records:
+            if r.repeat:  # the second process of --check-determinism: a check, not a sample
+                continue
+            if len(machines[side]) > 1:
+                targets = [machine_of(r)]
+            else:  # one machine: compared with each of the other side's, if it has several
+                targets = other if len(other) > 1 else [""]
+            for machine in targets:
+                key = identity.match_key(r.job, on) + ((machine,) if machine else ())
+                getattr(rows.setdefault(key, Row(key, machine=machine)), side).append(r)
+    out = list(rows.values())
+    for row in out:
+        if row.side == "both":
+            where = {r.where for r in row.base if r.device} ^ {r.where for r in row.new if r.device}
+            row.differences = identity.differences(
+                [r.job for r in row.base], [r.job for r in row.new], skip=on or ()
+            )
+            if where:  # auto resolved to cpu on one side, gpu on the other
+                row.differences.append(f"ran on {_ran_on(row.base)} → {_ran_on(row.new)}")
+            continue
+        mine = row.base or row.new
+        others = [o for o in out if o.side == ("new" if row.base else "base")]
+        near = [o for o in others if _nearest(o.job) == _nearest(row.job)]
+        if near:
+            theirs = [r.job for o in near for r in (o.base or o.new)]
+            pair = ([r.job for r in mine], theirs) if row.base else (theirs, [r.job for r in mine])
+            row.near = identity.differences(*pair)
+    return out
+
+
+def machine_of(record: Record) -> str:
+    """The kind of machine a record ran on, where it names its own (records of a local run
+    leave it to the run's environment: "")."""
+    m = record.machine
+    if m is None:
+        return ""
+    return m.machine_id or m.hostname or m.node_id
+
+
+def _nearest(job: Job) -> tuple:
+    return (job.dataset, job.variant, job.backend, job.device)
+
+
+def _ran_on(records: list[Record]) -> str:
+    return ",".join(sorted({r.where for r in records if r.device}))
+
+
+def unlike(row: Row) -> bool:
+    """Matched on the full configuration and still not alike: it ran on different devices."""
+    full = row.job.config_key + ((row.machine,) if row.machine else ())
+    return row.side == "both" and bool(row.differences) and row.key == full
+
+
+def judge(row: Row, tol: Tolerances = Tolerances()) -> Row:
+    """Fill `row.changes` with a verdict per metric (rows on both sides only)."""
+    row.changes = []
+    if row.side != "both" or unlike(row):
+        return row
+    base_ok = [r for r in row.base if r.status == "ok"]
+    new_ok = [r for r in row.new if r.status == "ok"]
+    contended = any(r.contended for r in base_ok + new_ok)
+    unstable = any(r.unstable for r in base_ok + new_ok)
+    for metric in METRICS:
+        change = Change(metric, _per_seed(base_ok, metric), _per_seed(new_ok, metric))
+        if not change.base or not change.new:
+            change.skipped = "no values"
+        elif metric.is_timing and contended:
+            change.skipped = "contended"
+        elif metric.is_timing and unstable:
+            change.skipped = "unstable"
+        else:
+            change.verdict, change.p_value = _verdict(change, tol)
+        row.changes.append(change)
+    return row
+
+
+def _per_seed(records: list[Record], metric: Metric) -> list[float]:
+    return identity.seed_values(records, lambda r: getattr(r, metric.name))
+
+
+def _verdict(change: Change, tol: Tolerances) -> tuple[str, float | None]:
+    metric, delta = change.metric, change.delta
+    improved = delta > 0 if metric.higher_is_better else delta < 0
+    p = stats.welch_p_value(change.base, change.new)
+    if p is not None:
+        significant = p < 1 - tol.confidence
+    elif metric.is_timing:
+        significant = change.relative is not None and abs(change.relative) > tol.time
+    else:
+        significant = abs(delta) > tol.accuracy
+    if not significant or delta == 0:
+        return SAME, p
+    return (BETTER if improved else WORSE), p
+
+
+def compare(
+    base: Iterable[Record],
+    new: Iterable[Record],
+    tol: Tolerances = Tolerances(),
+    on: Sequence[str] | None = None,
+) -> list[Row]:
+    return [judge(row, tol) for row in match(base, new, on)]
+
+
+@dataclass(frozen=True)
+class Failure:
+    row: Row
+    reason: str
+
+
+def gate(
+    rows: list[Row],
+    tol: Tolerances = Tolerances(),
+    max_slowdown: float | None = None,
+    allow_missing: bool = False,
+) -> list[Failure]:
+    """The CI gate's failing rows.
+
+    A baseline row fails when the new results have no counterpart for it (unless
+    `allow_missing`; the reason says how the nearest new configuration differs), when a new
+    record failed, diverged, timed out or was skipped where the baseline has a result, when the
+    two sides ran on different devices, or when its mean test accuracy fell by more than
+    `tol.accuracy` and, where both sides have two or more seeds, Welch's test also calls the
+    drop significant: a drop must matter in size and be more than noise. With `max_slowdown`
+    (e.g. 0.25), a row also fails when its training or inference throughput fell by more than
+    that fraction; contended and unstable records never fail on timing. Rows only in the new
+    results pass.
+    """
+    failures: list[Failure] = []
+    for row in rows:
+        if row.side == "base":
+            if not allow_missing and any(r.status == "ok" for r in row.base):
+                near = f" (the results have it with {', '.join(row.near)})" if row.near else ""
+                failures.append(Failure(row, f"missing in the results{near}"))
+            continue
+        if row.side != "both":
+            continue
+        if unlike(row):
+            failures.append(Failure(row, "unlike: " + ", ".join(row.differences)))
+            continue
+        if row.failed_new:
+            r = row.failed_new[0]
+            failures.append(Failure(row, f"{r.status}: {r.error or 'no result'}"))
+            continue
+        if not any(r.status == "ok" for r in row.base):
+            continue  # nothing to hold the new results to (e.g. no GPU on either side)
+        acc = row.change(ACCURACY)
+        if acc is None or acc.skipped:
+            failures.append(Failure(row, "no accuracy in the new results"))
+            continue
+        significant = acc.p_value is None or acc.p_value < 1 - tol.confidence
+        if acc.delta < -tol.accuracy and significant:
+            why = f"accuracy {acc.delta:+.4f}"
+            if acc.p_value is not None:
+                why += f" (Welch p={acc.p_value:.2g})"
+            failures.append(Failure(row, why))
+            continue
+        if max_slowdown is None:
+            continue
+        for metric in THROUGHPUT:
+            c = row.change(metric)
+            if c and not c.skipped and c.relative is not None and c.relative < -max_slowdown:
+                failures.append(
+                    Failure(row, f"{metric.label} {c.relative:+.0%} (limit -{max_slowdown:.0%})")
+                )
+                break
+    return failures

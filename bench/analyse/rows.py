@@ -1,0 +1,214 @@
+"""Report rows: what makes a row (records grouped by configuration, `identity`), the one
+list of metrics every format, compare and check summarize, and a row's cells as plain text.
+Framework-free and rich-free: every format and the runner's aggregates import it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from mnist_bench.core import identity, stats
+from mnist_bench.core.config import TrainSettings
+from mnist_bench.runfile.records import Record
+
+GROUP_KEYS = ("variant", "backend", "device", "machine")  # what rows can be grouped by
+DEFAULT_BY = ("variant", "backend", "device")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A record attribute that tables, CSV, compare, check and the run's aggregates summarize.
+
+    Attributes:
+        name: the `Record` attribute.
+        label: its column heading.
+        digits: decimals shown.
+        higher_is_better: the direction of an improvement (compare's verdicts).
+        is_timing: judged with the time tolerance; meaningless for contended or unstable
+            records.
+        headline: shown in tables, judged by compare and check, summarized in the run's
+            aggregates (`HEADLINE`); every metric is in CSV.
+        shown: a table column too, where some row has a value, but neither judged nor
+            summarized in the aggregates (`columns`).
+        scale: what the table multiplies it by (100: a fraction shown as a percentage).
+    """
+
+    name: str
+    label: str
+    digits: int = 0
+    higher_is_better: bool = True
+    is_timing: bool = True
+    headline: bool = False
+    shown: bool = False
+    scale: float = 1.0
+
+
+# The one list of metrics, in column order. Tables, compare and the run's aggregates take the
+# headline ones; CSV has all of them.
+METRICS = (
+    Metric("test_accuracy", "test accuracy", 4, True, False, headline=True),
+    Metric("train_seconds", "train s", 1, False, True, headline=True),
+    Metric("train_samples_per_second", "train samples/s", 0, True, True, headline=True),
+    Metric("infer_samples_per_second", "infer samples/s", 0, True, True, headline=True),
+    Metric("test_loss", "test loss", 4, False, False),
+    Metric("first_epoch_seconds", "first epoch s", 2, False, True),
+    Metric("steady_epoch_seconds", "steady epoch s", 2, False, True),
+    Metric("achieved_gflops", "GFLOP/s", 2, True, True),
+    Metric("mfu", "MFU %", 2, True, True, shown=True, scale=100.0),  # CPU only: NumPy peak
+    Metric("peak_rss_mib", "peak RSS MiB", 0, False, False),
+)
+HEADLINE = tuple(m for m in METRICS if m.headline)
+ACCURACY = next(m for m in METRICS if m.name == "test_accuracy")  # what `check` gates on
+
+
+@dataclass
+class Row:
+    """Records of one configuration (every seed and repeat), or one record that did not finish
+    ok. Statistics count seeds: the repeats of a seed are averaged first."""
+
+    variant: str
+    backend: str
+    device: str
+    settings: TrainSettings
+    records: list[Record]
+    status: str
+    machine: str = ""  # set when rows are grouped by machine
+
+    def values(self, metric: str) -> list[float]:
+        """One value per seed."""
+        return identity.seed_values(self.records, lambda r: getattr(r, metric))
+
+    def summary(self, metric: str) -> stats.Summary | None:
+        values = self.values(metric)
+        return stats.summarize(values) if values else None
+
+    @property
+    def seeds(self) -> int:
+        return len({r.seed for r in self.records})
+
+    @property
+    def contended(self) -> bool:
+        return any(r.contended for r in self.records)
+
+    @property
+    def unstable(self) -> bool:
+        return any(r.unstable for r in self.records)
+
+
+def rows(
+    records: Iterable[Record],
+    *,
+    by: Sequence[str] = DEFAULT_BY,
+    machine_of: Callable[[Record], str] | None = None,
+) -> list[Row]:
+    """Group ok records by configuration; every other record is a row of its own.
+
+    Args:
+        records: the records; runs of a seed repeated in several run files join their seed's
+            row and are averaged per seed. The second process of `--check-determinism`
+            (`repeat > 0`) is a check of the first, not a measurement: it is left out.
+        by: the keys that make a row, from `GROUP_KEYS`; with `variant`, the whole configuration
+            counts (dataset, training settings: `core.identity`). A key left out is merged
+            over: its row field lists the values it holds, comma-separated.
+        machine_of: each record's machine label; needed when `by` holds `machine`.
+    """
+    unknown = [k for k in by if k not in GROUP_KEYS]
+    if unknown or ("machine" in by and machine_of is None):
+        raise ValueError(
+            f"bad group keys {list(by)}; valid: {', '.join(GROUP_KEYS)} (machine needs machine_of)"
+        )
+
+    def value(r: Record, name: str) -> str:
+        if name == "machine":
+            return machine_of(r) if machine_of else ""
+        return r.where if name == "device" else getattr(r, name)
+
+    def new_row(r: Record, status: str) -> Row:
+        return Row(r.variant, r.backend, r.where, r.settings, [], status, value(r, "machine"))
+
+    out: list[Row] = []
+    groups: dict[tuple, Row] = {}
+    for r in records:
+        if r.repeat:
+            continue
+        if r.status != "ok":
+            out.append(new_row(r, r.status))
+            out[-1].records.append(r)
+            continue
+        key = tuple(value(r, k) for k in by)
+        if "variant" in by:
+            key += (r.job.config_key,)
+        if key not in groups:
+            groups[key] = new_row(r, "ok")
+            out.append(groups[key])
+        groups[key].records.append(r)
+    for row in out:
+        for name in GROUP_KEYS:
+            if name not in by and len(row.records) > 1:
+                values = dict.fromkeys(value(r, name) for r in row.records)
+                setattr(row, name, ", ".join(values))
+    return out
+
+
+def fmt(summary: stats.Summary | None, digits: int, scale: float = 1.0) -> str:
+    if summary is None:
+        return "-"
+    text = f"{summary.mean * scale:,.{digits}f}"
+    if summary.half_width is not None:
+        text += f" ± {summary.half_width * scale:,.{digits}f}"
+    return text
+
+
+# Shown in their own columns, or not at all (the job's device is the requested one).
+_NOT_IN_LABEL = ("variant", "backend", "device", "dataset")
+
+
+def variant_label(row: Row, all_rows: list[Row]) -> str:
+    """The variant name, plus the configuration fields (dataset, settings) that tell its rows
+    apart where one variant appears in several configurations: `two-dense [epochs=5]`."""
+    job = row.records[0].job
+    label = row.variant
+    mine = [r.records[0].job for r in all_rows if r.variant == row.variant]
+    varying = identity.varying_fields(mine)
+    if "dataset" in varying:
+        label += f" ({job.dataset})"
+    fields = job.fields()
+    shown = [
+        f"{name}={identity.format_value(fields[name])}"
+        for name in varying
+        if name not in _NOT_IN_LABEL
+    ]
+    return f"{label} [{' '.join(shown)}]" if shown else label
+
+
+def status_text(row: Row) -> str:
+    """`ok`, or the status and its error; `(contended)`, `(unstable)` where a record was."""
+    text = row.status if row.status == "ok" else f"{row.status}: {row.records[0].error}"
+    flags = [name for name in ("contended", "unstable") if getattr(row, name)]
+    return " ".join([text, *(f"({name})" for name in flags)])
+
+
+def columns(all_rows: Sequence[Row]) -> tuple[Metric, ...]:
+    """The metrics a table of `all_rows` shows: the headline ones, and each `shown` one that
+    some row has (MFU, which only CPU records on a machine with a measured peak carry)."""
+
+    def present(name: str) -> bool:
+        return any(getattr(r, name) is not None for row in all_rows for r in row.records)
+
+    return tuple(m for m in METRICS if m.headline or (m.shown and present(m.name)))
+
+
+def headers(all_rows: Sequence[Row], by: Sequence[str] = DEFAULT_BY) -> list[str]:
+    """Column names of `cells` for a table of `all_rows`: the group keys, seeds, the metrics
+    (`columns`), status."""
+    return [*by, "seeds", *(m.label for m in columns(all_rows)), "status"]
+
+
+def cells(row: Row, all_rows: list[Row], by: Sequence[str] = DEFAULT_BY) -> list[str]:
+    """One row as plain text, in the order of `headers(all_rows, by)`."""
+    keys = [variant_label(row, all_rows) if k == "variant" else getattr(row, k) for k in by]
+    metrics = [fmt(row.summary(m.name), m.digits, m.scale) for m in columns(all_rows)]
+    seeds = str(row.seeds)
+    if len(row.records) > row.seeds:
+        seeds += f" ({len(row.records)} runs)"
+    return [*keys, seeds, *metrics, status_text(row)]

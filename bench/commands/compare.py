@@ -1,0 +1,420 @@
+"""`mnist-bench compare` and `mnist-bench check`: options, tables, exit codes. No framework."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from mnist_bench.analyse.compare import (
+    BETTER,
+    METRICS,
+    WORSE,
+    Change,
+    Row,
+    Tolerances,
+    compare,
+    unlike,
+)
+from mnist_bench.core import identity, jsonout
+from mnist_bench.runfile import collect
+from mnist_bench.runfile.records import Record
+
+VERDICT_STYLE = {BETTER: "green", WORSE: "bold red"}
+
+# --format json: the keys, stable (a key is only ever added), as `--help` documents them.
+JSON_ROW_KEYS = (
+    "each row: variant, backend, device (where it ran), dataset, machine (the node, where a "
+    "side's records came from several machines; else null), configuration (every field "
+    "of the job but the seed), side (both, base or new: on one side only), seeds {base, "
+    "new}, verdict (better, worse, no significant change; null on one side only or when "
+    "the sides ran on different devices), "
+    "differences and near (lists of how the sides' configurations differ), failed_new "
+    "([{seed, status, error}]: new records that did not finish where the baseline has a "
+    "result), metrics {NAME: {base, new (per-seed means or null), delta, relative, verdict, "
+    "p_value (Welch; null with fewer than two seeds a side), skipped (why no verdict, or "
+    "null), base_values, new_values (one value per seed)}} with NAME each of "
+    + ", ".join(m.name for m in METRICS)
+)
+JSON_KEYS_COMPARE = (
+    "--format json prints {command: compare, base, new, match_on, tolerances {accuracy, time, "
+    "confidence}, warnings, rows}; " + JSON_ROW_KEYS
+)
+JSON_KEYS_CHECK = (
+    "--format json prints {command: check, results, baseline, passed, failed (number of "
+    "failing rows), matched (rows on both sides), match_on, allow_missing, tolerances "
+    "{accuracy, time, confidence, max_slowdown}, warnings, rows} with every row, failing or "
+    "not, and the exit code as above; each row also has failed (true or false) and reason "
+    "(why it failed, or null); " + JSON_ROW_KEYS
+)
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value < 10:
+        raise argparse.ArgumentTypeError(f"out of range: {text!r}")
+    return value
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--accuracy-tolerance",
+        type=_fraction,
+        default=0.005,
+        metavar="X",
+        help="absolute test-accuracy change that counts (default 0.005, i.e. half a "
+        "point); used when a side has a single seed, and as the smallest drop "
+        "`check` fails on",
+    )
+    p.add_argument(
+        "--time-tolerance",
+        type=_fraction,
+        default=0.10,
+        metavar="X",
+        help="relative timing change that counts with a single seed (default 0.10, or write 10%%)",
+    )
+    p.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="skip (and name) unreadable or newer-schema run files instead of refusing them",
+    )
+    p.add_argument(
+        "--format",
+        choices=("table", "markdown", "json"),
+        default="table",
+        help="table (rich, plain when piped), markdown (for CI job summaries) or json (one "
+        "object on stdout, keys below)",
+    )
+    p.add_argument(
+        "--match-on",
+        type=_fields,
+        default=None,
+        metavar="FIELDS",
+        help="compare across configurations on purpose: match rows on these fields only, e.g. "
+        "variant,backend,device (default: the whole configuration: dataset, variant, backend, "
+        "device and every training setting); the settings that differ show on every row",
+    )
+
+
+def _fields(text: str) -> tuple[str, ...]:
+    try:
+        return identity.check_match_fields(p.strip() for p in text.split(",") if p.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_compare(p: argparse.ArgumentParser) -> None:
+    p.add_argument("base", metavar="BASE", help="run file or folder of run files")
+    p.add_argument("new", metavar="NEW", help="run file or folder of run files")
+    _add_common(p)
+    p.epilog = (
+        "rows are configurations: records match only when dataset, variant, backend, device "
+        "and every training setting agree (see --match-on); a row on one side only says how "
+        "the other side's nearest configuration differs. verdicts: with two or more seeds on "
+        "both sides, Welch's t-test at 95% on the per-seed values (repeats of a seed "
+        "averaged); with one seed, the tolerances. " + JSON_KEYS_COMPARE
+    )
+
+
+def add_check(p: argparse.ArgumentParser) -> None:
+    p.add_argument("results", metavar="RESULTS", help="run file or folder of the new results")
+    p.add_argument(
+        "--baseline",
+        required=True,
+        metavar="BASELINE",
+        help="run file or folder to check against, e.g. results/baseline",
+    )
+    p.add_argument(
+        "--max-slowdown",
+        type=_fraction,
+        default=None,
+        metavar="X",
+        help="also fail when training or inference throughput falls by more than "
+        "this fraction (e.g. 0.25); off by default, CI machines are noisy; "
+        "contended and unstable records are never judged on timing",
+    )
+    p.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="pass when a baseline row has no counterpart in the results (default: it fails)",
+    )
+    _add_common(p)
+    p.epilog = (
+        "exit codes: 0 no regression; 1 a row failed (table of the failing rows); 2 unusable "
+        "input (missing or malformed file, newer schema, results and baseline the same, "
+        "nothing to match). A baseline row fails when the results lack it (see "
+        "--allow-missing), when a new record failed, diverged, timed out or was skipped where "
+        "the baseline has a result, or when its accuracy falls by more than the tolerance "
+        "and, with two or more seeds on both sides, Welch's test calls the drop significant. "
+        + JSON_KEYS_CHECK
+    )
+
+
+def _load_runs(paths: list[str], skip_bad: bool, warnings: list[str] | None = None):
+    def warn(message: str) -> None:
+        print(f"warning: {message}", file=sys.stderr)
+        if warnings is not None:
+            warnings.append(message)
+
+    return collect.load_runs(paths, skip_bad=skip_bad, warn=warn)
+
+
+def _load(paths: list[str], skip_bad: bool, warnings: list[str] | None = None):
+    return collect.records(_load_runs(paths, skip_bad, warnings))
+
+
+def _tolerances(args: argparse.Namespace) -> Tolerances:
+    return Tolerances(accuracy=args.accuracy_tolerance, time=args.time_tolerance)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    warnings: list[str] = []
+    tol = _tolerances(args)
+    rows = compare(
+        _load([args.base], args.skip_bad, warnings),
+        _load([args.new], args.skip_bad, warnings),
+        tol,
+        on=args.match_on,
+    )
+    if args.format == "json":
+        _print_json(
+            {
+                "command": "compare",
+                "base": args.base,
+                "new": args.new,
+                "match_on": list(args.match_on) if args.match_on else None,
+                "tolerances": _tolerance_dict(tol),
+                "warnings": warnings,
+                "rows": [row_dict(r) for r in rows],
+            }
+        )
+        return 0
+    _render(rows, args.format, title=f"{args.base} -> {args.new}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from mnist_bench.api import judge
+    from mnist_bench.results import Results
+
+    tol = _tolerances(args)
+    warnings: list[str] = []
+    baseline = Results(_load_runs([args.baseline], args.skip_bad, warnings))
+    results = Results(_load_runs([args.results], args.skip_bad, warnings))
+    verdict = judge(
+        results,
+        baseline,
+        accuracy_tolerance=tol.accuracy,
+        time_tolerance=tol.time,
+        max_slowdown=args.max_slowdown,
+        allow_missing=args.allow_missing,
+        match_on=args.match_on,
+        names=(args.results, args.baseline),
+    )
+    rows, failures, missing = verdict.rows, verdict.failures, verdict.missing
+    matched = [r for r in rows if r.side == "both"]
+    if missing:
+        print(
+            f"note: {len(missing)} baseline row(s) have no counterpart in {args.results} "
+            "(--allow-missing)",
+            file=sys.stderr,
+        )
+    for row in verdict.extra:
+        print(f"note: {_name(row)} is not in {args.baseline}", file=sys.stderr)
+    if args.format == "json":
+        reasons = {id(f.row): f.reason for f in failures}
+        _print_json(
+            {
+                "command": "check",
+                "results": args.results,
+                "baseline": args.baseline,
+                "passed": not failures,
+                "failed": len(failures),
+                "matched": len(matched),
+                "match_on": list(args.match_on) if args.match_on else None,
+                "allow_missing": args.allow_missing,
+                "tolerances": {**_tolerance_dict(tol), "max_slowdown": args.max_slowdown},
+                "warnings": warnings,
+                "rows": [
+                    {**row_dict(r), "failed": id(r) in reasons, "reason": reasons.get(id(r))}
+                    for r in rows
+                ],
+            }
+        )
+        return 1 if failures else 0
+    if failures:
+        _render(
+            [f.row for f in failures],
+            args.format,
+            title=f"check FAILED: {len(failures)} of {len(rows) - len(missing)} row(s) failed",
+            reasons={id(f.row): f.reason for f in failures},
+        )
+        return 1
+    print(
+        f"check passed: {len(matched)} row(s) within tolerance of {args.baseline} "
+        f"(accuracy tolerance {tol.accuracy:g}"
+        + (f", max slowdown {args.max_slowdown:.0%}" if args.max_slowdown is not None else "")
+        + ")"
+    )
+    return 0
+
+
+def _name(row: Row) -> str:
+    label = row.label
+    name = " · ".join(v for k, v in label.items() if k != "dataset" or v != "mnist")
+    return f"{name} [{', '.join(row.near)}]" if row.near else name
+
+
+# ------------------------------------------------------------------------------------ json
+def _tolerance_dict(tol: Tolerances) -> dict[str, float]:
+    return {"accuracy": tol.accuracy, "time": tol.time, "confidence": tol.confidence}
+
+
+def row_dict(row: Row) -> dict[str, Any]:
+    """A compared row as plain JSON data (the keys `--help` documents, `JSON_ROW_KEYS`)."""
+    label = row.label
+    metrics = {}
+    for metric in METRICS:
+        change = row.change(metric)
+        if change is None:  # one side only, or unlike configurations: values, no verdict
+            sides = {
+                side: identity.seed_values(
+                    [r for r in records if r.status == "ok"],
+                    lambda r, m=metric.name: getattr(r, m),
+                )
+                for side, records in (("base", row.base), ("new", row.new))
+            }
+            why = "unlike" if row.side == "both" else "one side only"
+            change = Change(metric, sides["base"], sides["new"], skipped=why)
+        metrics[metric.name] = {
+            "base": change.base_mean,
+            "new": change.new_mean,
+            "delta": change.delta,
+            "relative": change.relative,
+            "verdict": change.verdict if change.skipped is None else None,
+            "p_value": change.p_value,
+            "skipped": change.skipped,
+            "base_values": change.base,
+            "new_values": change.new,
+        }
+    return {
+        "variant": label["variant"],
+        "backend": label["backend"],
+        "device": label["device"],
+        "dataset": label["dataset"],
+        "machine": row.machine or None,
+        "configuration": row.job.fields(),
+        "side": row.side,
+        "seeds": {"base": _seeds(row.base), "new": _seeds(row.new)},
+        "verdict": row.verdict if row.side == "both" and not unlike(row) else None,
+        "differences": list(row.differences),
+        "near": list(row.near),
+        "failed_new": [
+            {"seed": r.seed, "status": r.status, "error": r.error} for r in row.failed_new
+        ],
+        "metrics": metrics,
+    }
+
+
+def _print_json(data: dict[str, Any]) -> None:
+    print(jsonout.dumps(data), end="")
+
+
+# ------------------------------------------------------------------------------- rendering
+def _cell(row: Row, metric, digits: int) -> str:
+    change = row.change(metric)
+    if change is None:
+        values = row.base or row.new
+        got = [getattr(r, metric.name) for r in values if getattr(r, metric.name) is not None]
+        return f"{sum(got) / len(got):,.{digits}f}" if got else "-"
+    if change.base_mean is None or change.new_mean is None:
+        return "-"
+    text = f"{change.base_mean:,.{digits}f}→{change.new_mean:,.{digits}f}"
+    if change.delta is not None:
+        text += f" {change.delta:+,.{digits}f}"
+        text += f" {change.relative:+.1%}" if change.relative is not None else ""
+    if change.skipped == "contended":
+        text += " ‡"
+    elif change.skipped == "unstable":
+        text += " †"
+    elif change.verdict != "no significant change":
+        text += " ▲" if change.verdict == BETTER else " ▼"
+    return text
+
+
+def _verdict_text(row: Row, reasons: dict[int, str] | None) -> str:
+    if reasons and id(row) in reasons:
+        return reasons[id(row)]
+    if row.side != "both":
+        text = f"only in {'BASE' if row.side == 'base' else 'NEW'}"
+        return text + (f" ({', '.join(row.near)})" if row.near else "")
+    if row.failed_new:
+        return f"{row.failed_new[0].status} in NEW"
+    if row.differences:
+        return f"{row.verdict} ({', '.join(row.differences)})"
+    return row.verdict
+
+
+def _table_data(rows: list[Row], reasons) -> tuple[list[str], list[list[str]], list[str]]:
+    header = ["variant", "backend", "device", "seeds", *(m.label for m in METRICS), "verdict"]
+    body, styles = [], []
+    for row in rows:
+        label = row.label
+        variant = label["variant"] + (
+            "" if label["dataset"] == "mnist" else f" ({label['dataset']})"
+        )
+        if row.machine:
+            variant += f" @ {row.machine}"
+        seeds = f"{_seeds(row.base)}/{_seeds(row.new)}"
+        cells = [_cell(row, m, m.digits) for m in METRICS]
+        verdict = _verdict_text(row, reasons)
+        body.append([variant, label["backend"], label["device"], seeds, *cells, verdict])
+        styles.append(
+            "bold red"
+            if reasons
+            else VERDICT_STYLE.get(row.verdict, "")
+            if row.side == "both"
+            else "yellow"
+        )
+    return header, body, styles
+
+
+def _seeds(records: list[Record]) -> int:
+    return len({r.seed for r in records})
+
+
+def _render(rows: list[Row], fmt: str, *, title: str, reasons=None) -> None:
+    header, body, styles = _table_data(rows, reasons)
+    if fmt == "markdown":
+        from mnist_bench.render.markdown import escape
+
+        print(f"**{escape(title)}**\n")
+        print("| " + " | ".join(header) + " |")
+        print(
+            "| "
+            + " | ".join("---:" if 3 <= i < len(header) - 1 else "---" for i in range(len(header)))
+            + " |"
+        )
+        for line in body:
+            print("| " + " | ".join(escape(c) for c in line) + " |")
+        return
+    from mnist_bench.core.console import make_console
+    from rich import box
+    from rich.table import Table
+
+    console = make_console()
+    color = console.is_terminal
+    table = Table(
+        title=title,
+        box=box.SIMPLE_HEAVY if color else box.ASCII,
+        caption="cells: BASE→NEW delta relative; ▲ better, ▼ worse; timing not judged: "
+        "‡ contended, † unstable",
+    )
+    for i, name in enumerate(header):
+        table.add_column(name, justify="right" if 3 <= i < len(header) - 1 else "left")
+    for line, style in zip(body, styles, strict=True):
+        table.add_row(*line, style=style if color else None)
+    console.print(table)

@@ -1,0 +1,51 @@
+"""PyTorch: `use_deterministic_algorithms`, threads by `torch.set_num_threads` (by default one
+fewer than the usable cores: see `default_threads`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mnist_bench.execute.backends import keep_out_tensorflow, set_keras_backend
+
+
+def configure(threads: int | None) -> None:
+    set_keras_backend("torch")
+    keep_out_tensorflow()
+
+
+def enable_determinism() -> list[str]:
+    import torch
+
+    torch.use_deterministic_algorithms(True)
+    return ["torch.use_deterministic_algorithms(True)"]
+
+
+def default_threads() -> int:
+    """Intra-op threads when `--threads` is not given: one fewer than the usable cores, at least
+    one. PyTorch's own default (one per core) spins every core, and beside one busy process on
+    2 cores its steady epoch went from 1.36 s to 109 s; with one thread, 1.39 s quiet and 1.34 s
+    beside it (`python benchmarks/contention.py --backend torch`, two-dense, 20,000 samples)."""
+    from mnist_bench.core.environment import usable_cores
+
+    return max(1, usable_cores() - 1)
+
+
+def apply_threads(threads: int | None) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(threads or default_threads())
+    # What was in force: the requested count, else `default_threads()`.
+    return {
+        "requested": threads,
+        "intra_op": torch.get_num_threads(),
+        "inter_op": torch.get_num_interop_threads(),
+    }
+
+
+def info() -> dict[str, Any]:
+    import torch
+
+    gpus = []
+    if torch.cuda.is_available():
+        gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return {"version": torch.__version__, "gpus": gpus}

@@ -1,0 +1,412 @@
+"""The training loop and what it measures: one record per job, in the worker's process.
+
+Builds and compiles the variant, times whole epochs from epoch-level hooks (a batch-level hook
+would switch off Keras's asynchronous dispatch and change what is measured), takes test accuracy
+after each epoch outside the timed region, then the confusion matrix, digests and the inference
+sweep. Imported by the worker only: it imports the framework as it goes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import statistics
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from mnist_bench.core.config import TrainSettings
+from mnist_bench.core.identity import Job, WorkerRequest
+from mnist_bench.execute import knobs, timing
+from mnist_bench.runfile.records import Record, pack_labels
+from mnist_bench.runfile.storage import utc_now
+
+if TYPE_CHECKING:
+    from mnist_bench.execute.worker import Protocol
+
+# Test hook: "KIND@VARIANT" makes the worker misbehave once that variant's record has started
+# (its `start` event sent); comma-separate several. KIND is crash (SIGSEGV), kill (SIGKILL, as
+# the OOM killer does), hang, or exit.
+FAULT_ENV = "MNIST_BENCH_INJECT_FAULT"
+# Share of all cores that other processes and the hypervisor (steal) may take before a record
+# is marked contended.
+CONTENTION_THRESHOLD = 0.25
+# A record is unstable when its steady epochs (those after the first) disagree too much to be
+# summed up by one number: their median absolute deviation is 10% of their median or more (the
+# level at which pyperf warns "the benchmark result may be unstable", taken robustly). The
+# coefficient of variation is recorded too, but with four steady epochs one slow warm-up tail
+# moves it past 10% on a quiet machine (JAX, 2026-11-25: [1.04, 0.86, 0.65, 0.62, 0.60] s,
+# CV 0.18, MAD/median 0.04), where the bimodal epochs a neighbour causes ([2.68, 5.02, 5.00,
+# 2.62] s, issue 12) give MAD/median 0.30, and TensorFlow's quiet flips ([1.65, 2.88, 2.30,
+# 1.70] s) 0.16.
+UNSTABLE_CV = 0.10  # the CV level pyperf warns at (recorded, reported)
+UNSTABLE_MAD = 0.10  # MAD / median of the steady epochs at which a record is unstable
+JIT_COMPILE = {"auto": "auto", "true": True, "false": False}  # setting -> compile()'s argument
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory; `resource` where the OS has it (Linux, macOS),
+    else psutil's current RSS."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        import psutil
+
+        return psutil.Process().memory_info().rss / 2**20
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes there, KiB here
+
+
+def count_flops(model) -> int:
+    """Forward FLOPs per sample (2 x multiply-adds) of the Dense and Conv2D layers."""
+    import keras
+
+    macs = 0
+    for layer in _flat_layers(model):
+        if isinstance(layer, keras.layers.Dense):
+            macs += int(np.prod(layer.kernel.shape))
+        elif isinstance(layer, keras.layers.Conv2D | keras.layers.DepthwiseConv2D):
+            out_h, out_w = layer.output.shape[1:3]
+            macs += int(out_h) * int(out_w) * int(np.prod(layer.kernel.shape))
+    return 2 * macs
+
+
+def _flat_layers(model):
+    for layer in model.layers:
+        if hasattr(layer, "layers"):
+            yield from _flat_layers(layer)
+        else:
+            yield layer
+
+
+def make_optimizer(settings: TrainSettings, steps_per_epoch: int):
+    import keras
+
+    name, lr, schedule = settings.optimizer, settings.learning_rate, settings.schedule
+    classes = {
+        "adam": keras.optimizers.Adam,
+        "sgd": keras.optimizers.SGD,
+        "rmsprop": keras.optimizers.RMSprop,
+        "adamw": keras.optimizers.AdamW,
+    }
+    base_lr = lr if lr is not None else classes[name]().learning_rate.numpy().item()
+    total = max(1, steps_per_epoch * settings.epochs)
+    if schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(base_lr, decay_steps=total)
+    elif schedule == "one-cycle":  # linear warm-up over 30% of the steps, then cosine down
+        warm = max(1, int(0.3 * total))
+        rate = keras.optimizers.schedules.CosineDecay(
+            base_lr / 25.0,
+            decay_steps=max(1, total - warm),
+            warmup_target=base_lr,
+            warmup_steps=warm,
+        )
+    else:
+        rate = base_lr
+    kwargs = {"momentum": 0.9} if name == "sgd" else {}
+    return classes[name](learning_rate=rate, **kwargs)
+
+
+def steady_dispersion(epoch_seconds: list[float]) -> tuple[float, float] | None:
+    """Coefficient of variation (sample std / mean) and slowest / fastest of the steady epochs
+    (all but the first); None with fewer than two of them."""
+    steady = epoch_seconds[1:]
+    if len(steady) < 2 or min(steady) <= 0:
+        return None
+    mean = math.fsum(steady) / len(steady)
+    std = math.sqrt(math.fsum((s - mean) ** 2 for s in steady) / (len(steady) - 1))
+    return std / mean, max(steady) / min(steady)
+
+
+def is_unstable(epoch_seconds: list[float]) -> bool:
+    """The steady epochs' median absolute deviation is UNSTABLE_MAD of their median or more."""
+    steady = epoch_seconds[1:]
+    if len(steady) < 2 or min(steady) <= 0:
+        return False
+    median = statistics.median(steady)
+    return statistics.median(abs(s - median) for s in steady) >= UNSTABLE_MAD * median
+
+
+class ContentionProbe:
+    """CPU time taken from a record while it runs (psutil), as shares of all cores: `share`,
+    used by processes other than this one; `steal`, taken by the hypervisor for other guests
+    (None where the OS does not count it, e.g. macOS)."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._psutil = psutil
+        self._me = psutil.Process()
+        self._cores = psutil.cpu_count() or 1
+
+    def __enter__(self) -> ContentionProbe:
+        self._t0 = time.perf_counter()
+        self._busy0 = self._busy()
+        self._mine0 = self._mine()
+        self._steal0 = self._steal()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        scale = max(time.perf_counter() - self._t0, 1e-9) * self._cores
+        others = (self._busy() - self._busy0) - (self._mine() - self._mine0)
+        self.share = max(0.0, others / scale)
+        steal = self._steal()
+        self.steal = None if steal is None else max(0.0, (steal - self._steal0) / scale)
+        self.loadavg = os.getloadavg()[0]
+
+    @property
+    def contended(self) -> bool:
+        return self.share + (self.steal or 0.0) > CONTENTION_THRESHOLD
+
+    def _steal(self) -> float | None:
+        return getattr(self._psutil.cpu_times(), "steal", None)
+
+    def _busy(self) -> float:
+        t = self._psutil.cpu_times()
+        return (
+            t.user
+            + t.system
+            + getattr(t, "nice", 0.0)
+            + getattr(t, "irq", 0.0)
+            + getattr(t, "softirq", 0.0)
+        )
+
+    def _mine(self) -> float:
+        t = self._me.cpu_times()
+        return t.user + t.system + t.children_user + t.children_system
+
+
+def _inject_fault(variant: str) -> None:
+    kinds = [
+        kind
+        for kind, _, target in (
+            spec.partition("@") for spec in os.environ.get(FAULT_ENV, "").split(",")
+        )
+        if target == variant
+    ]
+    if not kinds:
+        return
+    kind = kinds[0]
+    import signal
+
+    if kind == "crash":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    elif kind == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif kind == "hang":
+        time.sleep(10**6)
+    elif kind == "exit":
+        os._exit(3)
+
+
+class Trainer:
+    """Runs train jobs for one backend on data loaded once."""
+
+    def __init__(self, request: WorkerRequest, proto: Protocol, info: dict[str, Any]) -> None:
+        from mnist_bench import data
+
+        self.request = request
+        self.proto = proto
+        self.info = info
+        self.dataset = data.load(request.data)
+        self._cache: dict[tuple, tuple[np.ndarray, ...]] = {}
+
+    def arrays(self, input_shape: tuple[int, ...], settings):
+        """Train and test inputs (preprocessed for `input_shape`) and labels, within the job's
+        train/test limits; cached, since jobs of one worker mostly share them."""
+        from mnist_bench.data import preprocess
+
+        key = (input_shape, settings.train_limit, settings.test_limit)
+        if key not in self._cache:
+            d = self.dataset.limit(settings.train_limit, settings.test_limit)
+            self._cache[key] = (
+                preprocess(d.x_train, input_shape),
+                preprocess(d.x_test, input_shape),
+                d.y_train,
+                d.y_test,
+            )
+        return self._cache[key]
+
+    def run(self, job: Job, index: int) -> Record:
+        from mnist_bench import models
+
+        variant = models.get(job.variant)
+        record = Record(
+            job=job,
+            started_utc=utc_now(),
+            threads=self.info["threads"],
+            op_determinism=self.info["op_determinism"],
+        )
+        device = job.device
+        if device == "auto":
+            device = "gpu" if self.info["gpus"] else "cpu"
+        if device == "gpu" and not self.info["gpus"]:
+            record.status = "skipped"
+            record.error = f"no GPU visible to {job.backend}"
+            return record
+        refused = knobs.refusal(job.backend, device, job.settings)
+        if refused:
+            record.status, record.error = "skipped", refused
+            return record
+        record.device = device
+        t0 = time.perf_counter()
+        with ContentionProbe() as probe:
+            self._train(record, variant, device, index)
+        record.wall_seconds = time.perf_counter() - t0
+        record.contention = {"other_cpu_share": round(probe.share, 4)}
+        if probe.steal is not None:
+            record.contention["steal_share"] = round(probe.steal, 4)
+        record.contention["loadavg_1m"] = round(probe.loadavg, 2)
+        record.contended = probe.contended
+        record.peak_rss_mib = peak_rss_mib()
+        return record
+
+    def _train(self, record: Record, variant, device: str, index: int) -> None:
+        import keras
+
+        policy = keras.config.dtype_policy()  # process-wide: set back after the job
+        keras.config.set_dtype_policy(record.settings.dtype_policy)
+        try:
+            self._fit(record, variant, device, index)
+        finally:
+            keras.config.set_dtype_policy(policy)
+
+    def _fit(self, record: Record, variant, device: str, index: int) -> None:
+        import keras
+
+        settings = record.settings
+        keras.utils.set_random_seed(record.seed)
+        x_train, x_test, y_train, y_test = self.arrays(variant.input_shape, settings)
+        record.train_samples, record.test_samples = len(x_train), len(x_test)
+        batch = settings.batch_size
+        steps = math.ceil(len(x_train) / batch)
+        proto, targets = self.proto, tuple(self.request.targets)
+
+        class EpochHook(keras.callbacks.Callback):
+            """Epoch-level only: a batch-level hook would switch off async dispatch."""
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self.t0 = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                loss = float(logs["loss"])  # brings the last step to the host
+                seconds = time.perf_counter() - self.t0
+                record.epoch_seconds.append(seconds)
+                finite = math.isfinite(loss)
+                record.loss_curve.append(loss if finite else None)  # JSON has no NaN
+                if not finite:
+                    record.status, record.diverged_at_epoch = "diverged", epoch + 1
+                    record.error = f"loss became {loss} in epoch {epoch + 1}"
+                    self.model.stop_training = True
+                    proto.emit("epoch", job=index, epoch=epoch + 1, seconds=seconds, loss=None)
+                    return
+                # Outside the timed region: test accuracy for time-to-accuracy.
+                acc = float(np.mean(_predict_classes(self.model, x_test) == y_test))
+                record.accuracy_curve.append(acc)
+                proto.emit(
+                    "epoch", job=index, epoch=epoch + 1, seconds=seconds, loss=loss, accuracy=acc
+                )
+
+        # "cpu", not "cpu:0": under the torch backend keras.device("cpu:0") makes every
+        # gradient vanish ("No gradients provided for any variable", Keras 3.15).
+        with keras.device("cpu" if device == "cpu" else "gpu:0"):
+            model = variant.build()
+            model.compile(
+                optimizer=make_optimizer(settings, steps),
+                loss="sparse_categorical_crossentropy",
+                metrics=["accuracy"],
+                jit_compile=JIT_COMPILE[settings.jit_compile],
+                steps_per_execution=settings.steps_per_execution,
+            )
+            record.knobs = {
+                "jit_compile": bool(model.jit_compile),
+                "dtype_policy": model.dtype_policy.name,
+                "steps_per_execution": int(model.steps_per_execution),
+            }
+            if settings.jit_compile == "true" and not model.jit_compile:
+                record.status = "skipped"
+                record.error = (
+                    f"jit_compile=true on {record.backend}: Keras does not compile "
+                    f"{record.variant} (it turned jit_compile off)"
+                )
+                return
+            record.params = int(model.count_params())
+            record.flops_per_infer_sample = count_flops(model)
+            record.flops_per_train_sample = 3 * record.flops_per_infer_sample
+            proto.emit("start", job=index, flops_per_train_sample=record.flops_per_train_sample)
+            _inject_fault(record.variant)
+            model.fit(
+                x_train,
+                y_train,
+                epochs=settings.epochs,
+                batch_size=batch,
+                shuffle=True,
+                verbose=0,
+                callbacks=[EpochHook()],
+            )
+            self._summarize_training(record, targets)
+            if record.status == "diverged":
+                return
+            test_loss = float(
+                model.evaluate(x_test, y_test, batch_size=1024, verbose=0, return_dict=True)["loss"]
+            )
+            if not math.isfinite(test_loss):  # the last step broke the weights
+                record.status, record.diverged_at_epoch = "diverged", len(record.epoch_seconds)
+                record.error = f"test loss is {test_loss} after training"
+                return
+            record.test_loss = test_loss
+            predicted = _predict_classes(model, x_test)
+            cm = np.bincount(y_test.astype(np.int64) * 10 + predicted, minlength=100).reshape(
+                10, 10
+            )
+            record.confusion_matrix = cm.tolist()
+            record.test_accuracy = float(np.trace(cm) / cm.sum())
+            wrong = np.flatnonzero(predicted != y_test)[:25]
+            record.misclassified = [[int(i), int(y_test[i]), int(predicted[i])] for i in wrong]
+            record.predictions_sha256 = hashlib.sha256(predicted.astype(np.uint8)).hexdigest()
+            record.predicted_labels = pack_labels(predicted)  # for `parity` across backends
+            weights = hashlib.sha256()
+            for w in model.get_weights():
+                weights.update(np.ascontiguousarray(w).tobytes())
+            record.weights_sha256 = weights.hexdigest()
+            self._measure_inference(record, model, x_test, batch)
+
+    def _summarize_training(self, record: Record, targets: tuple[float, ...]) -> None:
+        secs = record.epoch_seconds
+        record.train_seconds = float(sum(secs))
+        record.first_epoch_seconds = secs[0] if secs else None
+        steady = secs[1:] or secs
+        if steady:
+            record.steady_epoch_seconds = float(np.median(steady))
+            record.train_samples_per_second = record.train_samples * len(steady) / sum(steady)
+            record.achieved_gflops = (
+                record.flops_per_train_sample * record.train_samples_per_second / 1e9
+            )
+        record.time_to_accuracy = timing.time_to_accuracy(record.accuracy_curve, secs, targets)
+        dispersion = steady_dispersion(secs)
+        if dispersion is not None:
+            record.steady_epoch_cv, record.steady_epoch_max_min = dispersion
+            record.unstable = is_unstable(record.epoch_seconds)
+
+    def _measure_inference(self, record: Record, model, x_test: np.ndarray, batch: int) -> None:
+        model.predict(x_test, batch_size=batch, verbose=0)  # warm-up
+        t0 = time.perf_counter()
+        np.asarray(model.predict(x_test, batch_size=batch, verbose=0))
+        record.infer_samples_per_second = len(x_test) / (time.perf_counter() - t0)
+        for size in self.request.infer_batch_sizes:
+            inputs = np.resize(x_test, (size, *x_test.shape[1:]))
+            seconds = timing.repeat_until(lambda b=inputs: np.asarray(model.predict_on_batch(b)))
+            record.inference.append(timing.throughput_summary(size, seconds))
+        singles = iter(np.resize(np.arange(len(x_test)), 10**6))
+        seconds = timing.repeat_until(
+            lambda: np.asarray(model.predict_on_batch(x_test[next(singles)][None])),
+            min_count=200,
+            min_time=0.5,
+        )
+        record.latency_ms = timing.latency_summary(seconds)
+
+
+def _predict_classes(model, x: np.ndarray) -> np.ndarray:
+    return np.argmax(np.asarray(model.predict(x, batch_size=1024, verbose=0)), axis=1)

@@ -1,0 +1,1 @@
+"""From options to jobs: suites, shards and time estimates."""

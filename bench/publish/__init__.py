@@ -1,0 +1,1 @@
+"""Sending results elsewhere: benchmark-tracker JSON formats and MLflow."""

@@ -1,0 +1,3 @@
+"""Drawing answers: terminal tables, Markdown, CSV, HTML and figures. Renderers read records and
+analyses, nothing else.
+"""
