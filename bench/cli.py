@@ -14,8 +14,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from mnist_bench.core.console import make_console
 from mnist_bench.core.errors import UserError
-from mnist_bench.render.console import make_console
 
 EPILOG = """examples:
   mnist-bench run                                   the seed notebook's three nets (not every

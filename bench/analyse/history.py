@@ -752,7 +752,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     from mnist_bench.runfile.storage import write_atomic
 
     if args.format == "table" and not args.output:
-        from mnist_bench.render.console import make_console
+        from mnist_bench.core.console import make_console
 
         console = make_console()
         for table in rich_tables(history, color=console.is_terminal):

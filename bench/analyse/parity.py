@@ -498,7 +498,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
 
     parity = build(args.runs, skip_bad=args.skip_bad, warn=warn)
     if args.format == "table" and not args.output:
-        from mnist_bench.render.console import make_console
+        from mnist_bench.core.console import make_console
 
         console = make_console()
         for item in render_table(parity, color=console.is_terminal):

@@ -401,7 +401,7 @@ def _render(rows: list[Row], fmt: str, *, title: str, reasons=None) -> None:
         for line in body:
             print("| " + " | ".join(escape(c) for c in line) + " |")
         return
-    from mnist_bench.render.console import make_console
+    from mnist_bench.core.console import make_console
     from rich import box
     from rich.table import Table
 

@@ -156,7 +156,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         )
         return 0
     if args.format == "table":
-        from mnist_bench.render.console import make_console
+        from mnist_bench.core.console import make_console
         from mnist_bench.render.table import rows_table
 
         console = make_console()

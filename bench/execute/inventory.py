@@ -26,6 +26,7 @@ from typing import Any
 
 from mnist_bench import models
 from mnist_bench.core import environment
+from mnist_bench.core.config import TrainSettings
 from mnist_bench.core.errors import UserError
 from mnist_bench.core.identity import WorkerRequest
 from mnist_bench.execute import launcher
@@ -311,6 +312,7 @@ def suite_table(config, *, probe: bool = True, color: bool = True) -> Table:
         "optimizer",
         "lr",
         "schedule",
+        "knobs",
         "records",
         "estimate",
     ):
@@ -328,10 +330,24 @@ def suite_table(config, *, probe: bool = True, color: bool = True) -> Table:
             s.optimizer,
             lr,
             s.schedule,
+            _knobs(s),
             str(row["jobs"]),
             f"{_duration(row['seconds'])} ({'/'.join(sorted(row['sources']))})",
         )
     return table
+
+
+def _knobs(settings: TrainSettings) -> str:
+    """The Keras knobs that differ from their defaults, e.g. `jit_compile=true mixed_float16`."""
+    default = TrainSettings()
+    parts = [
+        f"{name}={getattr(settings, name)}"
+        for name in ("jit_compile", "steps_per_execution")
+        if getattr(settings, name) != getattr(default, name)
+    ]
+    if settings.dtype_policy != default.dtype_policy:
+        parts.append(settings.dtype_policy)
+    return " ".join(parts) or "-"
 
 
 def _duration(seconds: float) -> str:
