@@ -22,6 +22,8 @@ OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
 SCHEDULES = ("constant", "cosine", "one-cycle")
 DEVICES = ("auto", "cpu", "gpu")
 BACKENDS = ("tensorflow", "jax", "torch")
+JIT_COMPILE = ("auto", "true", "false")  # Keras compile(jit_compile=...): "auto" is Keras's choice
+DTYPE_POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 MAX_SEED = 2**32 - 1  # numpy's (and so keras.utils.set_random_seed's) seed range: 0 .. 2**32-1
 MAX_JOBS = 10_000  # a day of training at 10 s a job; its run file (2.4 KB a record) is 24 MB
 MAX_NAME = 255  # a variant's or dataset's name: a file name's own limit (NAME_MAX)
@@ -168,6 +170,20 @@ class TrainSettings:
         kind="int", min=1, max=1024, optional=True,
     )  # fmt: skip
     op_determinism: bool = _setting(False, "the backend's op-determinism switches", kind="bool")
+    jit_compile: str = _setting(
+        "auto", "Keras compile(jit_compile=...): XLA on TensorFlow and JAX, torch.compile on "
+        "PyTorch; auto: Keras's choice (the record says what it resolved to)",
+        kind="str", choices=JIT_COMPILE,
+    )  # fmt: skip
+    dtype_policy: str = _setting(
+        "float32", "Keras dtype policy: float32, or mixed precision (float16 or bfloat16 "
+        "compute, float32 weights)",
+        kind="str", choices=DTYPE_POLICIES,
+    )  # fmt: skip
+    steps_per_execution: int = _setting(
+        1, "Keras compile(steps_per_execution=...): training steps per compiled call",
+        kind="int", min=1, max=100_000,
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         if isinstance(self.learning_rate, int) and not isinstance(self.learning_rate, bool):
@@ -327,6 +343,20 @@ class RunConfig:
     threads: int | None = _override(
         "threads",
         "intra-op thread count for every backend (default: the backend's own choice)",
+        type=int,
+        metavar="N",
+    )
+    jit_compile: str | None = _override(
+        "jit_compile",
+        "compile with XLA (TensorFlow, JAX) or torch.compile (PyTorch): auto (Keras's choice, "
+        "the default), true or false",
+    )
+    dtype_policy: str | None = _override(
+        "dtype_policy", "Keras dtype policy (default float32; mixed_float16, mixed_bfloat16)"
+    )
+    steps_per_execution: int | None = _override(
+        "steps_per_execution",
+        "training steps per compiled call (default 1; PyTorch takes only 1)",
         type=int,
         metavar="N",
     )

@@ -418,6 +418,7 @@ def suite_table(config, *, probe: bool = True, color: bool = True) -> Table:
         "optimizer",
         "lr",
         "schedule",
+        "knobs",
         "records",
         "estimate",
     ):
@@ -435,11 +436,25 @@ def suite_table(config, *, probe: bool = True, color: bool = True) -> Table:
             s.optimizer,
             lr,
             s.schedule,
+            _knobs(s),
             str(row["jobs"]),
             f"{_duration(row['seconds'])} ({'/'.join(sorted(row['sources']))})",
         )
         table.add_row(*map(escape.text, cells))
     return table
+
+
+def _knobs(settings: TrainSettings) -> str:
+    """The Keras knobs that differ from their defaults, e.g. `jit_compile=true mixed_float16`."""
+    default = TrainSettings()
+    parts = [
+        f"{name}={getattr(settings, name)}"
+        for name in ("jit_compile", "steps_per_execution")
+        if getattr(settings, name) != getattr(default, name)
+    ]
+    if settings.dtype_policy != default.dtype_policy:
+        parts.append(settings.dtype_policy)
+    return " ".join(parts) or "-"
 
 
 def _duration(seconds: float) -> str:

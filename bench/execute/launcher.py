@@ -26,6 +26,7 @@ from mnist_bench.runfile.records import Record
 STARTUP_TIMEOUT = 300.0  # importing a framework on a busy 2-core machine
 MIN_STALL = 180.0  # never call a record stuck sooner than this after its last sign of progress
 STALL_FACTOR = 10.0  # ... nor before ten times its slowest epoch so far has passed
+COMPILE_STALL = 600.0  # more before the first epoch of a jit_compile=true job (torch.compile)
 PESSIMISTIC_FLOPS = 2e9  # FLOP/s a slow backend still beats on a 2-core CPU
 
 # Test hook: a Python script to start instead of `python -m mnist_bench.execute.worker`. The test
@@ -43,9 +44,11 @@ class Watchdog:
     A record on a busy machine may run several times slower than usual (PyTorch epochs swung
     from 5 to 38 s beside a neighbour) and must still finish; only a worker that stops making
     progress is killed. Before the first epoch the allowance is one epoch's work at a
-    pessimistic FLOP/s, tripled, plus `MIN_STALL`; after each epoch it is `STALL_FACTOR` times
-    the slowest epoch so far (at least `MIN_STALL`), which also covers the measurements after
-    the last epoch. A user's `--record-timeout` caps the whole record on top.
+    pessimistic FLOP/s, tripled, plus `MIN_STALL` (and `COMPILE_STALL` when the job asks for
+    `jit_compile=true`: torch.compile's first epoch builds C++ kernels for minutes); after each
+    epoch it is `STALL_FACTOR` times the slowest epoch so far (at least `MIN_STALL`), which also
+    covers the measurements after the last epoch. A user's `--record-timeout` caps the whole
+    record on top.
     """
 
     def __init__(
@@ -54,6 +57,8 @@ class Watchdog:
         self.job, self.cap, self.started = job, cap, time.monotonic()
         work = flops_per_train_sample * train_samples
         self.allowance = MIN_STALL + 3.0 * work / PESSIMISTIC_FLOPS
+        if job.settings.jit_compile == "true":
+            self.allowance += COMPILE_STALL
         self.slowest, self.epochs, self.last = 0.0, 0, self.started
 
     def on_epoch(self, seconds: float) -> None:

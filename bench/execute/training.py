@@ -24,7 +24,7 @@ import numpy as np
 from mnist_bench import models
 from mnist_bench.core.config import TrainSettings
 from mnist_bench.core.identity import Job, VariantSource, WorkerRequest
-from mnist_bench.execute import architecture, timing
+from mnist_bench.execute import architecture, knobs, timing
 from mnist_bench.plan import variants
 from mnist_bench.runfile.records import Record, pack_labels
 from mnist_bench.runfile.storage import utc_now
@@ -56,6 +56,7 @@ CONTENTION_THRESHOLD = 0.25
 # 1.70] s) 0.16.
 UNSTABLE_CV = 0.10  # the CV level pyperf warns at (recorded, reported)
 UNSTABLE_MAD = 0.10  # MAD / median of the steady epochs at which a record is unstable
+JIT_COMPILE = {"auto": "auto", "true": True, "false": False}  # setting -> compile()'s argument
 
 
 def peak_rss_mib() -> float:
@@ -281,6 +282,10 @@ class Trainer:
             record.status = "skipped"
             record.error = f"no GPU visible to {job.backend}"
             return record
+        refused = knobs.refusal(job.backend, device, job.settings)
+        if refused:
+            record.status, record.error = "skipped", refused
+            return record
         record.device = device
         t0 = time.perf_counter()
         with ContentionProbe() as probe:
@@ -302,6 +307,16 @@ class Trainer:
         return record
 
     def _train(self, record: Record, build: Callable[[], Any], device: str, index: int) -> None:
+        import keras
+
+        policy = keras.config.dtype_policy()  # process-wide: set back after the job
+        keras.config.set_dtype_policy(record.settings.dtype_policy)
+        try:
+            self._fit(record, build, device, index)
+        finally:
+            keras.config.set_dtype_policy(policy)
+
+    def _fit(self, record: Record, build: Callable[[], Any], device: str, index: int) -> None:
         import keras
 
         settings = record.settings
@@ -347,7 +362,21 @@ class Trainer:
                 optimizer=make_optimizer(settings, steps),
                 loss="sparse_categorical_crossentropy",
                 metrics=["accuracy"],
+                jit_compile=JIT_COMPILE[settings.jit_compile],
+                steps_per_execution=settings.steps_per_execution,
             )
+            record.knobs = {
+                "jit_compile": bool(model.jit_compile),
+                "dtype_policy": model.dtype_policy.name,
+                "steps_per_execution": int(model.steps_per_execution),
+            }
+            if settings.jit_compile == "true" and not model.jit_compile:
+                record.status = "skipped"
+                record.error = (
+                    f"jit_compile=true on {record.backend}: Keras does not compile "
+                    f"{record.variant} (it turned jit_compile off)"
+                )
+                return
             record.params = int(model.count_params())
             record.flops_per_infer_sample = count_flops(model)
             record.flops_per_train_sample = 3 * record.flops_per_infer_sample

@@ -39,7 +39,8 @@ from mnist_bench.runfile import files
 
 # The schema is the configuration's own: top-level keys are RunConfig's fields, [settings] and
 # [grid] keys the settings a grid may vary, each checked by its field's own check.
-# (The five training settings go in [settings]; limits and threads may stand at the top too.)
+# (The training settings and Keras knobs go in [settings]; limits and threads may stand at the top
+# too.)
 TOP_LEVEL = {
     "description": {"kind": "str"},
     **{
@@ -47,6 +48,7 @@ TOP_LEVEL = {
         for name, check in checks(RunConfig).items()
         if name != "suite"
         and name not in ("epochs", "batch_size", "optimizer", "learning_rate", "schedule")
+        and name not in ("jit_compile", "dtype_policy", "steps_per_execution")
     },
     "settings": None,  # tables, checked key by key
     "grid": None,

@@ -99,6 +99,8 @@ class Record:
     op_determinism: list[str] = field(default_factory=list)  # what was switched on
     deterministic: bool | None = None
     threads: dict[str, Any] = field(default_factory=dict)  # what was in force
+    # The Keras knobs in force: jit_compile as Keras resolved it, dtype_policy, steps_per_execution
+    knobs: dict[str, Any] = field(default_factory=dict)
     # other_cpu_share, steal_share (where the OS counts steal) and loadavg_1m over the record
     contention: dict[str, float] | None = None
     contended: bool = False
