@@ -2,7 +2,8 @@
 of its architecture that a record's job carries (`Job.model_digest`).
 
 The digest covers each layer's class name, configuration and weight shapes, the model's wiring,
-its input and output shapes and its parameter count; not the weights, nor any name (layer and
+its input and output shapes and its parameter count; not the weights, nor the dtype policy (a
+setting of the job), nor any name (layer and
 model names are replaced by their position, so Keras's per-session `dense_3` does not count),
 nor the function that built it. A wrapped PyTorch or Flax module counts by its printed
 structure (`Linear(in_features=784, out_features=64, bias=True)`), since its Keras
@@ -71,9 +72,16 @@ def _config(layer: Any) -> Any:
         return None
 
 
+# Configuration keys that are settings of the run, not of the architecture: the dtype policy is
+# the `dtype_policy` knob, already part of the job.
+SETTING_KEYS = frozenset({"dtype", "dtype_policy"})
+
+
 def _canonical(value: Any, names: dict[str, str]) -> Any:
     if isinstance(value, dict):
-        return {str(k): _canonical(v, names) for k, v in value.items()}
+        return {
+            str(k): _canonical(v, names) for k, v in value.items() if str(k) not in SETTING_KEYS
+        }
     if isinstance(value, list | tuple):
         return [_canonical(v, names) for v in value]
     if isinstance(value, str):
