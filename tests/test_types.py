@@ -13,7 +13,7 @@ from conftest import ROOT
 
 
 def shadow_tree(root) -> None:
-    """`root/mnist_bench/` holding a link to each entry of bench/, and `models` linked to models/."""
+    """`root/mnist_bench/`: a link to each entry of bench/, and `models` linked to models/."""
     package = root / "mnist_bench"
     package.mkdir()
     for entry in (ROOT / "bench").iterdir():
