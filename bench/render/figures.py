@@ -108,7 +108,7 @@ def accuracy_vs_time(rows: list[Row], by: Sequence[str]) -> Figure:
         xs, ys = zip(*points, strict=True)
         ax.scatter(xs, ys, color=color, marker=marker, s=18, alpha=0.35, linewidths=0)
         t, a = row.summary("train_seconds"), row.summary("test_accuracy")
-        if t is None or a is None:  # not with points drawn above
+        if t is None or a is None:  # never: each point above has both values
             continue
         ax.errorbar(
             t.mean,
