@@ -100,7 +100,9 @@ def split_statistics(values: np.ndarray) -> np.ndarray:
     return t
 
 
-def best_split(values: Sequence[float], *, calibration: str = "normal") -> tuple[int, float, float]:
+def best_split(
+    values: Sequence[float] | np.ndarray, *, calibration: str = "normal"
+) -> tuple[int, float, float]:
     """The most likely single step in `values` and its significance.
 
     Args:

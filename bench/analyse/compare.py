@@ -243,6 +243,7 @@ def _per_seed(records: list[Record], metric: Metric) -> list[float]:
 
 def _verdict(change: Change, tol: Tolerances) -> tuple[str, float | None]:
     metric, delta = change.metric, change.delta
+    assert delta is not None  # called only with values on both sides
     improved = delta > 0 if metric.higher_is_better else delta < 0
     p = stats.welch_p_value(change.base, change.new)
     if p is not None:
@@ -308,7 +309,7 @@ def gate(
         if not any(r.status == "ok" for r in row.base):
             continue  # nothing to hold the new results to (e.g. no GPU on either side)
         acc = row.change(ACCURACY)
-        if acc is None or acc.skipped:
+        if acc is None or acc.skipped or acc.delta is None:
             failures.append(Failure(row, "no accuracy in the new results"))
             continue
         significant = acc.p_value is None or acc.p_value < 1 - tol.confidence

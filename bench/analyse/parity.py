@@ -166,6 +166,7 @@ def _labelled(record: Record, path: Path) -> Labelled:
     import numpy as np
 
     where = f"{path}: {record.job.label()}"
+    assert record.predicted_labels is not None  # records without labels are counted, not read
     try:
         labels = unpack_labels(record.predicted_labels, record.test_samples or 0)
     except ValueError as exc:
@@ -226,7 +227,8 @@ def _pair(group: Group, a: str, b: str) -> Pair | None:
     seeds = [seed for seed in first if seed in second]
     if not seeds:
         return None
-    agreements, disagreeing, difference = [], 0, 0
+    agreements, disagreeing = [], 0
+    difference: np.ndarray = np.zeros((), dtype=np.int64)  # summed confusion differences
     for seed in seeds:
         x, y = first[seed], second[seed]
         mx, my = np.asarray(x.record.confusion_matrix), np.asarray(y.record.confusion_matrix)

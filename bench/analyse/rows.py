@@ -92,7 +92,7 @@ def rows(
             out.append(new_row(r, r.status))
             out[-1].records.append(r)
             continue
-        key = tuple(value(r, k) for k in by)
+        key: tuple = tuple(value(r, k) for k in by)
         if "variant" in by:
             key += (fill(r.job).config_key,)
         if key not in groups:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from operator import attrgetter
 from typing import Any
 
 from mnist_bench.analyse.compare import (
@@ -293,7 +294,7 @@ def row_dict(row: Row) -> dict[str, Any]:
             sides = {
                 side: identity.seed_values(
                     [r for r in records if r.status == "ok"],
-                    lambda r, m=metric.name: getattr(r, m),
+                    attrgetter(metric.name),
                 )
                 for side, records in (("base", row.base), ("new", row.new))
             }

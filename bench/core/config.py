@@ -394,6 +394,7 @@ class RunConfig:
             object.__setattr__(self, "learning_rate", float(self.learning_rate))
         # Counted before anything is checked item by item; an empty list is the defaults,
         # counted exactly when the jobs are planned (`runner.expand_jobs`).
+        lists: dict[str, object]
         lists = {"variants": self.variants, "backends": self.backends, "devices": self.devices}
         lists.update({"seeds": self.seeds, "grid points": self.grid})
         counts = {k: len(v) or 1 if isinstance(v, tuple) else 1 for k, v in lists.items()}

@@ -52,9 +52,10 @@ def _normalize(name: str) -> str:
 
 def _installed_versions(prefixes: Iterable[str]) -> dict[str, str]:
     prefixes = tuple(prefixes)
-    found = {}
+    found: dict[str, str] = {}
     for dist in importlib.metadata.distributions():
-        name = _normalize(dist.metadata.get("Name") or "")
+        # the metadata is an email Message, whose get() the PackageMetadata protocol leaves out
+        name = _normalize(dist.metadata.get("Name") or "")  # type: ignore[attr-defined]
         if name and name.startswith(prefixes):
             found.setdefault(name, dist.version)  # the first on sys.path is the one imported
     return dict(sorted(found.items()))
@@ -110,26 +111,30 @@ def read_cached(
     except FileNotFoundError:
         return None
     except OSError as exc:
-        return _corrupt(warn, f"{path}: unreadable ({exc.strerror or exc})")
+        _corrupt(warn, f"{path}: unreadable ({exc.strerror or exc})")
+        return None
     except UserError as exc:
-        return _corrupt(warn, str(exc))
+        _corrupt(warn, str(exc))
+        return None
     except (ValueError, RecursionError):  # not UTF-8, not JSON, nested too deeply
-        return _corrupt(warn, f"{path}: not a JSON cache")
+        _corrupt(warn, f"{path}: not a JSON cache")
+        return None
     if not isinstance(data, dict) or not isinstance(data.get("key"), dict):
-        return _corrupt(warn, f"{path}: not a description cache")
+        _corrupt(warn, f"{path}: not a description cache")
+        return None
     if data["key"] != key:
         return None
     info = data.get("info")
     problem = _info_problem(info)
     if problem:
-        return _corrupt(warn, f"{path}: {problem}")
+        _corrupt(warn, f"{path}: {problem}")
+        return None
     return info
 
 
 def _corrupt(warn: Callable[[str], None] | None, message: str) -> None:
     if warn is not None:
         warn(message)
-    return None
 
 
 def _is_count(value: Any) -> bool:
@@ -296,6 +301,7 @@ def _plugins(load: bool, installed: list[str]) -> list[dict[str, Any]]:
 def tables(*, probe: bool = True, color: bool = True, refresh: bool = False) -> list[Table]:
     installed = environment.installed_backends()
     probed = describe_backends(installed, refresh=refresh) if probe and installed else {}
+    described: list[dict[str, Any]]
     described = next((p["variants"] for p in probed.values() if "variants" in p), [])
     sizes = {v["name"]: v for v in described}
 

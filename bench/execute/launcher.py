@@ -106,12 +106,14 @@ class WorkerProcess:
         threading.Thread(target=self._read_stdout, daemon=True).start()
         threading.Thread(target=self._read_stderr, daemon=True).start()
         try:
+            assert self.proc.stdin is not None  # opened with PIPE, as are stdout and stderr
             self.proc.stdin.write(request.to_json())
             self.proc.stdin.close()
         except BrokenPipeError:
             pass
 
     def _read_stdout(self) -> None:
+        assert self.proc.stdout is not None
         for line in self.proc.stdout:
             with contextlib.suppress(ValueError):  # a line that is not ours: skipped
                 event = json.loads(line)
@@ -120,6 +122,7 @@ class WorkerProcess:
         self.events.put(None)
 
     def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
         for line in self.proc.stderr:
             text = line.decode(errors="replace").rstrip()
             if text:
@@ -214,6 +217,7 @@ def _drive(
     ready = False
     watchdog: Watchdog | None = None
     deadline = time.monotonic() + STARTUP_TIMEOUT
+    what: str | Callable[[], str]
     what = f"timeout: the {backend} worker did not start within {STARTUP_TIMEOUT:.0f} s"
     while pending:
         job = pending[0]

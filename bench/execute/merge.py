@@ -253,7 +253,7 @@ def _attributed(record: Record, shard: Shard, several: bool) -> Record:
 
 def machine_of(env: dict[str, Any]) -> Machine:
     """A run's machine, from its environment block, as a record's `Machine`."""
-    cpu = env.get("cpu") if isinstance(env.get("cpu"), dict) else {}
+    cpu = env["cpu"] if isinstance(env.get("cpu"), dict) else {}
 
     def text(value: Any) -> str:
         return value if isinstance(value, str) else ""
@@ -262,7 +262,7 @@ def machine_of(env: dict[str, Any]) -> Machine:
         return value if isinstance(value, int) and not isinstance(value, bool) else None
 
     memory = env.get("memory_gib")
-    packages = env.get("packages") if isinstance(env.get("packages"), dict) else {}
+    packages = env["packages"] if isinstance(env.get("packages"), dict) else {}
     return Machine(
         machine_id=text(env.get("machine_id")),
         cpu=text(cpu.get("model")),

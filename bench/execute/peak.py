@@ -6,6 +6,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TypeGuard
 
 import numpy as np
 from mnist_bench.core import environment
@@ -82,7 +83,7 @@ def cached(path: Path) -> float:
     return float(value)
 
 
-def is_sane(value: object) -> bool:
+def is_sane(value: object) -> TypeGuard[int | float]:
     """A number (not a bool) within `SANE_GFLOPS` (so not NaN or infinite)."""
     low, high = SANE_GFLOPS
     return isinstance(value, int | float) and not isinstance(value, bool) and low <= value <= high

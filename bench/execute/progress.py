@@ -8,7 +8,14 @@ from mnist_bench.core.identity import Job
 from mnist_bench.execute.launcher import Observer
 from mnist_bench.runfile.records import Record
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 
 def label(job: Job) -> str:
@@ -55,7 +62,7 @@ class RichProgress(Observer):
             transient=False,
         )
         self.overall = self.progress.add_task("records", total=total, status="")
-        self.current: int | None = None
+        self.current: TaskID | None = None
 
     def __enter__(self) -> RichProgress:
         self.progress.start()

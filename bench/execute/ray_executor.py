@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING, Any
 
 from mnist_bench.core.errors import UserError
 from mnist_bench.core.identity import Job, WorkerRequest
+from mnist_bench.execute.launcher import Observer
 from mnist_bench.runfile.records import Machine, Record
 
 if TYPE_CHECKING:
-    from mnist_bench.execute.launcher import Observer
     from mnist_bench.execute.runner import Run
 
 NODE_RESOURCE = "mnist_bench_node"  # one unit per node: a job asks for all of it
@@ -96,7 +96,7 @@ class RayExecutor:
         if every:
             targets = _targets(ray, nodes, every)
             done = {r.slot for r in run.file.records}
-            work = [
+            work: list[tuple[Job, str | None]] = [
                 (job, node)
                 for node in targets
                 for job in run.all_jobs
@@ -422,7 +422,7 @@ def describe_node() -> dict[str, Any]:
     }
 
 
-class _Collect:
+class _Collect(Observer):
     """The launcher's events inside a task: only the backend's `ready` report is kept."""
 
     def __init__(self) -> None:
@@ -430,10 +430,6 @@ class _Collect:
 
     def on_ready(self, backend: str, info: dict[str, Any]) -> None:
         self.ready = info
-
-    def on_start(self, job: Job) -> None: ...
-    def on_epoch(self, job: Job, event: dict[str, Any]) -> None: ...
-    def on_record(self, job: Job, record: Record) -> None: ...
 
 
 def _undo_ray_threads() -> None:

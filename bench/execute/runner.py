@@ -13,7 +13,8 @@ import math
 import os
 import signal
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sized
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,7 @@ def expand_jobs(config: RunConfig, dataset: str = "mnist", digest: str = "") -> 
     # (repeat, op determinism): --check-determinism trains each job twice with the switches
     # on, and once more with them off for what they cost (`determinism_cost`).
     passes = ((0, False), (0, True), (1, True)) if config.check_determinism else ((0, None),)
+    lists: dict[str, Sized]
     lists = {"variants": chosen, "backends": backends, "devices": config.devices}
     lists.update({"seeds": config.seeds, "grid points": config.grid, "passes": passes})
     check_job_count({name: len(items) for name, items in lists.items()})
@@ -403,7 +405,11 @@ def determinism_cost(records: list[Record]) -> dict[str, DeterminismCost]:
             pairs.setdefault(r.backend, []).append((base, r))
     out = {}
     for backend, both in pairs.items():
-        seconds = [(a.steady_epoch_seconds, b.steady_epoch_seconds) for a, b in both]
+        seconds = [
+            (a.steady_epoch_seconds, b.steady_epoch_seconds)
+            for a, b in both
+            if a.steady_epoch_seconds and b.steady_epoch_seconds  # as `off` and `pairs` hold
+        ]
         out[backend] = DeterminismCost(
             steady_seconds_off=math.fsum(a for a, _ in seconds) / len(seconds),
             steady_seconds_on=math.fsum(b for _, b in seconds) / len(seconds),
@@ -434,7 +440,7 @@ def aggregate(records: list[Record]) -> list[dict[str, Any]]:
     for rs in identity.group(ok, identity.match_key).values():
         entry: dict[str, Any] = {**rs[0].job.fields(), "seeds": sorted({r.seed for r in rs})}
         for metric in HEADLINE:
-            values = identity.seed_values(rs, lambda r, m=metric.name: getattr(r, m))
+            values = identity.seed_values(rs, attrgetter(metric.name))
             entry[metric.name] = stats.summarize(values).to_dict() if values else None
         out.append(entry)
     return out

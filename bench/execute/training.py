@@ -166,7 +166,8 @@ class ContentionProbe:
         others = (self._busy() - self._busy0) - (self._mine() - self._mine0)
         self.share = max(0.0, others / scale)
         steal = self._steal()
-        self.steal = None if steal is None else max(0.0, (steal - self._steal0) / scale)
+        before = self._steal0
+        self.steal = None if steal is None or before is None else max(0.0, (steal - before) / scale)
         self.loadavg = os.getloadavg()[0]
 
     @property
@@ -410,7 +411,8 @@ class Trainer:
             record.test_accuracy = float(np.trace(cm) / cm.sum())
             wrong = np.flatnonzero(predicted != y_test)[:25]
             record.misclassified = [[int(i), int(y_test[i]), int(predicted[i])] for i in wrong]
-            record.predictions_sha256 = hashlib.sha256(predicted.astype(np.uint8)).hexdigest()
+            # numpy's stubs give ndarray the buffer protocol only from Python 3.12
+            record.predictions_sha256 = hashlib.sha256(predicted.astype(np.uint8)).hexdigest()  # type: ignore[arg-type]
             record.predicted_labels = pack_labels(predicted)  # for `parity` across backends
             weights = hashlib.sha256()
             for w in model.get_weights():
@@ -424,6 +426,7 @@ class Trainer:
         record.first_epoch_seconds = secs[0] if secs else None
         steady = secs[1:] or secs
         if steady:
+            assert record.train_samples is not None and record.flops_per_train_sample is not None
             record.steady_epoch_seconds = float(np.median(steady))
             record.train_samples_per_second = record.train_samples * len(steady) / sum(steady)
             record.achieved_gflops = (
@@ -441,12 +444,14 @@ class Trainer:
         np.asarray(model.predict(x_test, batch_size=batch, verbose=0))
         record.infer_samples_per_second = len(x_test) / (time.perf_counter() - t0)
         quick = os.environ.get(QUICK_ENV) == "1"
-        sweep = {"min_count": 3, "min_time": 0.0} if quick else {}
+        sweep: dict[str, Any] = {"min_count": 3, "min_time": 0.0} if quick else {}
         for size in self.request.infer_batch_sizes:
             inputs = np.resize(x_test, (size, *x_test.shape[1:]))
-            seconds = timing.repeat_until(
-                lambda b=inputs: np.asarray(model.predict_on_batch(b)), **sweep
-            )
+
+            def predict(b: np.ndarray = inputs) -> np.ndarray:
+                return np.asarray(model.predict_on_batch(b))
+
+            seconds = timing.repeat_until(predict, **sweep)
             record.inference.append(timing.throughput_summary(size, seconds))
         singles = iter(np.resize(np.arange(len(x_test)), 10**6))
         seconds = timing.repeat_until(

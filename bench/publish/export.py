@@ -136,7 +136,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.direction and args.to != "github-action-benchmark":
         raise UserError("--direction goes with --to github-action-benchmark")
     output.check_force(args, "output")
-    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or ""
     if args.to == "mlflow" and not uri:
         raise UserError("--to mlflow needs --tracking-uri URI (or MLFLOW_TRACKING_URI)")
     metrics: tuple[Metric, ...] = ()
@@ -265,14 +265,14 @@ class Value:
     @classmethod
     def of(cls, summary: stats.Summary, metric: Metric) -> Value:
         unit, scale = UNITS[metric.name]
-        low = None if summary.ci_low is None else summary.ci_low * scale
-        high = None if summary.ci_high is None else summary.ci_high * scale
-        return cls(_tidy(summary.mean * scale), _tidy(low), _tidy(high), unit)
+        low = None if summary.ci_low is None else _tidy(summary.ci_low * scale)
+        high = None if summary.ci_high is None else _tidy(summary.ci_high * scale)
+        return cls(_tidy(summary.mean * scale), low, high, unit)
 
 
-def _tidy(value: float | None) -> float | None:
+def _tidy(value: float) -> float:
     """12 significant digits: 70.1, not 70.10000000000001 (a fraction times 100)."""
-    return None if value is None else float(f"{value:.12g}")
+    return float(f"{value:.12g}")
 
 
 def _exportable(rows: list[Row]) -> list[Row]:

@@ -61,6 +61,7 @@ def render_raw(
     """One line per record, determinism repeats included (column `repeat`)."""
     records = list(records)
     settings = list(SETTINGS_FIELDS)
+    keys: tuple[str, ...]
     keys = ("variant", "backend", "requested_device", "device", "dataset", "seed", "repeat")
     keys += ("status", "error")
     header = ["run_id", "machine", *keys, *settings, *TRUST, *CONTENTION, *METRICS]

@@ -13,7 +13,7 @@ import io
 import itertools
 import math
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeGuard
 
 from mnist_bench.analyse.rows import Row, variant_label
 from mnist_bench.core import identity
@@ -108,6 +108,8 @@ def accuracy_vs_time(rows: list[Row], by: Sequence[str]) -> Figure:
         xs, ys = zip(*points, strict=True)
         ax.scatter(xs, ys, color=color, marker=marker, s=18, alpha=0.35, linewidths=0)
         t, a = row.summary("train_seconds"), row.summary("test_accuracy")
+        if t is None or a is None:  # never: each point above has both values
+            continue
         ax.errorbar(
             t.mean,
             a.mean,
@@ -224,16 +226,16 @@ def _seed_curves(row: Row, name: str) -> list[list[float]]:
     return out
 
 
-def _nanmean(curves: list[list[float | None]]) -> list[float]:
+def _nanmean(curves: Sequence[Sequence[float | None]]) -> list[float]:
     """The mean, epoch by epoch, of curves of any lengths, over the values each epoch has."""
     out = []
     for epoch in range(max(map(len, curves))):
-        values = [c[epoch] for c in curves if epoch < len(c) and _finite(c[epoch])]
+        values = [v for v in (c[epoch] for c in curves if epoch < len(c)) if _finite(v)]
         out.append(sum(values) / len(values) if values else math.nan)
     return out
 
 
-def _finite(value: float | None) -> bool:
+def _finite(value: float | None) -> TypeGuard[float]:
     return value is not None and math.isfinite(value)
 
 
@@ -352,7 +354,7 @@ def latency_ranges(rows: list[Row], by: Sequence[str]) -> Figure:
         Line2D([], [], color="grey", marker=marker, ls="", label=key)
         for key, marker, _ in PERCENTILE_MARKERS
     ]
-    _legend_below(fig, keys, [h.get_label() for h in keys])
+    _legend_below(fig, keys, [str(h.get_label()) for h in keys])
     return fig
 
 
@@ -468,7 +470,7 @@ def row_confusion_heatmaps(
 ) -> list[tuple[str, bytes]]:
     """(caption, PNG) per ok row with a confusion matrix of at most `MAX_CLASSES` classes
     (summed over its seeds), at most `MAX_HEATMAPS`."""
-    out = []
+    out: list[tuple[str, bytes]] = []
     for row in _ok(rows):
         matrix = summed_confusion(row)
         if matrix is None or not drawable(matrix):

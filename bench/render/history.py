@@ -360,8 +360,8 @@ def _draw(ax, history: History, trend: Trend) -> None:
     ax.plot(xs, [p.mean * scale for p in trend.points], marker="o", ms=4, lw=1.2, zorder=3)
     bounds = [0, *(s.index for s in trend.steps), len(trend.points)]
     for step in trend.steps:
-        x = (xs[step.index - 1] + xs[step.index]) / 2
-        ax.axvline(x, color="#b00020" if trend.worse(step) else "#1b7f3b", ls="--", lw=1)
+        between = (xs[step.index - 1] + xs[step.index]) / 2
+        ax.axvline(between, color="#b00020" if trend.worse(step) else "#1b7f3b", ls="--", lw=1)
     if trend.steps:
         means = [p.mean for p in trend.points]
         for lo, hi in zip(bounds, bounds[1:], strict=False):

@@ -30,6 +30,8 @@ def save_confusion_heatmap(record: Record, class_names: tuple[str, ...], path: P
     """The record's confusion matrix as a PNG heatmap with annotated counts, written to `path`."""
     from mnist_bench.render import figures
 
+    if record.confusion_matrix is None:
+        raise ValueError(f"{record.job.label()} has no confusion matrix")
     title = f"{record.variant} · {record.backend} · {record.device} · seed {record.seed}" + (
         f" — accuracy {record.test_accuracy:.4f}" if record.test_accuracy is not None else ""
     )
@@ -98,8 +100,11 @@ def draw_run_figures(
     record, and the per-epoch curves of every variant that has one."""
     from mnist_bench.render.figures import drawable
 
-    done = [r for r in records if r.status == "ok" and r.confusion_matrix]
-    done = [r for r in done if drawable(r.confusion_matrix)]
+    done = [
+        r
+        for r in records
+        if r.status == "ok" and r.confusion_matrix and drawable(r.confusion_matrix)
+    ]
     curved = [r for r in records if r.status in ("ok", "diverged") and r.loss_curve]
     if not done and not curved:
         return []

@@ -354,7 +354,7 @@ class Reader:
             )
 
     def _flush(self) -> None:
-        if self.db is None or not (self.pending or self.dropped):
+        if self.db is None or self.location is None or not (self.pending or self.dropped):
             return
         try:
             with self.db:

@@ -266,8 +266,8 @@ def migrate_v1(data: dict[str, Any]) -> dict[str, Any]:
     """
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
-    config = data.get("config") if isinstance(data.get("config"), dict) else {}
-    env = data.get("environment") if isinstance(data.get("environment"), dict) else {}
+    config = data["config"] if isinstance(data.get("config"), dict) else {}
+    env = data["environment"] if isinstance(data.get("environment"), dict) else {}
     digests = env.get("dataset_digests")
     digest = dataset_digest(digests) if isinstance(digests, dict) else ""
     run_settings = {
@@ -280,7 +280,7 @@ def migrate_v1(data: dict[str, Any]) -> dict[str, Any]:
     def job(item: Any, where: str) -> dict[str, Any]:
         if not isinstance(item, dict):
             raise ValueError(f"{where}: expected object")
-        settings = item.get("settings") if isinstance(item.get("settings"), dict) else {}
+        settings = item["settings"] if isinstance(item.get("settings"), dict) else {}
         settings = {**settings, **run_settings}
         for name in ("epochs", "batch_size"):
             if item.get(name) is not None:
