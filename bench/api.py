@@ -311,8 +311,10 @@ def run(
     if variants is not None:  # a function object as the `MODULE:FUNCTION` the worker imports
         from mnist_bench.plan.variants import spec_of
 
-        many = isinstance(variants, Iterable) and not isinstance(variants, str)
-        variants = [spec_of(v) for v in variants] if many else spec_of(variants)
+        if isinstance(variants, Iterable) and not isinstance(variants, str):
+            variants = [spec_of(v) for v in variants]
+        else:
+            variants = spec_of(variants)
     given = {**locals(), **more}
     options = {
         name: _normalize(name, given[name])

@@ -317,6 +317,8 @@ def load(target: str) -> Callable[[], Any]:
         module = sys.modules.get(name)
         if module is None:
             spec = importlib.util.spec_from_file_location(name, path)
+            if spec is None or spec.loader is None:  # not a file Python can load as a module
+                raise LoadError(f"cannot load {left} as a Python module")
             module = importlib.util.module_from_spec(spec)
             sys.modules[name] = module  # what the file defines can refer to its module
             try:
