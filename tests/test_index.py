@@ -154,7 +154,7 @@ def test_two_processes_updating_at_once_lose_nothing(tmp_path, own_index):
     write_files(tmp_path / "a", 40)
     write_files(tmp_path / "b", 40, start=40)
     code = (
-        "import sys\nfrom mnist_bench.report import collect\n"
+        "import sys\nfrom mnist_bench.runfile import collect\n"
         "print(len(collect.load_runs(sys.argv[1:])))\n"
     )
     procs = [
