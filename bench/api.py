@@ -866,12 +866,24 @@ def merge(
             raise Error(
                 f"{_option('output')} {output}: name a .json file (report reads folders' *.json)"
             )
-        policy.check(output, force=force, inputs=shards)
+        with _force_named():
+            policy.check(output, force=force, inputs=shards)
     merged = merge_shards(shards)
     if output is not None and (allow_missing or not merged.missing):
         target = Path(output)
         storage.ensure_dir(target.parent)
         payload = storage.json_bytes(merged.run.to_dict())
-        policy.write(target, payload, force=force, inputs=shards, what="results")
+        with _force_named():
+            policy.write(target, payload, force=force, inputs=shards, what="results")
         merged.path = target
     return merged
+
+
+@contextlib.contextmanager
+def _force_named() -> Iterator[None]:
+    """The output policy's refusals, naming `force=True` where the API was called."""
+    try:
+        yield
+    except UserError as exc:
+        forced = _option("force", "force=True")
+        raise Error(str(exc).replace("pass --force", f"pass {forced}")) from None

@@ -159,6 +159,11 @@ def test_merge_without_output_or_with_missing_jobs_writes_nothing(tmp_path):
     kept = mnist_bench.merge(tmp_path / "shards", output=tmp_path / "m.json", allow_missing=True)
     assert kept.path == tmp_path / "m.json" and load_run(kept.path).status == "interrupted"
     assert mnist_bench.merge(tmp_path / "shards").path is None
+    with pytest.raises(mnist_bench.Error, match=r"it exists; pass force=True to replace it\)$"):
+        mnist_bench.merge(tmp_path / "shards", output=tmp_path / "m.json", allow_missing=True)
+    with pytest.raises(mnist_bench.Error, match="one of the files this command reads"):
+        mnist_bench.merge(tmp_path / "shards", output=tmp_path / "shards" / "shard-1.json",
+                          force=True)  # fmt: skip
 
 
 # ------------------------------------------------------------------------- bad keywords
