@@ -7,6 +7,7 @@ From Python or a notebook (`mnist_bench.api`; nothing is imported until first us
     >>> results = mnist_bench.run(variants=["two-dense"], backends=["jax"], epochs=1)
     >>> results.to_pandas()
     >>> mnist_bench.check(results, "results/baseline").passed
+    >>> mnist_bench.report("results/runs", by="variant,machine").to_pandas()
 """
 
 from __future__ import annotations
@@ -24,7 +25,12 @@ __all__ = [
     "__version__",
     "check",
     "compare",
+    "export",
+    "history",
     "load",
+    "merge",
+    "parity",
+    "report",
     "run",
 ]
 _API = frozenset(__all__) - {"__version__"}
@@ -37,7 +43,12 @@ if TYPE_CHECKING:
         Verdict,
         check,
         compare,
+        export,
+        history,
         load,
+        merge,
+        parity,
+        report,
         run,
     )
 

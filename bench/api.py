@@ -1,4 +1,5 @@
-"""The Python API: run, load, compare and check from a script or a notebook.
+"""The Python API: run, load, compare, check, report, history, parity, export and merge from a
+script or a notebook; every command of `mnist-bench` but `run`'s own loop goes through it.
 
     >>> import mnist_bench
     >>> results = mnist_bench.run(
@@ -23,6 +24,7 @@ backend, as it does for the command.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import difflib
 import itertools
@@ -40,7 +42,12 @@ from mnist_bench.core.errors import UserError
 from mnist_bench.results import Comparison, Results, Verdict
 
 if TYPE_CHECKING:
+    from mnist_bench.analyse.history import History
+    from mnist_bench.analyse.parity import Parity
+    from mnist_bench.analyse.report import Report
+    from mnist_bench.execute.merge import Merged
     from mnist_bench.execute.runner import Run
+    from mnist_bench.publish.export import Export
     from rich.console import Console
 
 Error = UserError
@@ -384,8 +391,34 @@ def _as_paths(
     return [str(p) for p in items]
 
 
+# Who is speaking: the API itself (messages name its keywords: `skip_bad=True`), or a command
+# that goes through it (`as_command`: messages name the command's flags: `--skip-bad`).
+_SPEAKER: contextvars.ContextVar[tuple[str, dict[str, str]]] = contextvars.ContextVar(
+    "speaker", default=("mnist-bench", {})
+)
+
+
+@contextlib.contextmanager
+def as_command(name: str, flags: dict[str, str]) -> Iterator[None]:
+    """Within it, the API speaks as `mnist-bench NAME`: a message names the command's flag of
+    a keyword (`flags`: keyword -> flag, e.g. `{"by": "--group-by"}`) and a warning starts
+    `mnist-bench NAME: warning:`. What each command's handler calls the API in."""
+    token = _SPEAKER.set((f"mnist-bench {name}", flags))
+    try:
+        yield
+    finally:
+        _SPEAKER.reset(token)
+
+
+def _option(keyword: str, api: str | None = None) -> str:
+    """How messages name option `keyword`: its flag under `as_command`, else `api` (the
+    keyword with a value, `skip_bad=True`) or the keyword itself."""
+    return _SPEAKER.get()[1].get(keyword) or api or keyword
+
+
 def _warn(message: str) -> None:
-    print(f"mnist-bench: warning: {escape.terminal(message)}", file=sys.stderr)
+    prefix = _SPEAKER.get()[0]
+    print(f"{prefix}: warning: {escape.terminal(message)}", file=sys.stderr)
 
 
 def load(paths: Paths, *, skip_bad: bool = False) -> Results:
@@ -409,7 +442,7 @@ def load(paths: Paths, *, skip_bad: bool = False) -> Results:
             _as_paths(paths),
             skip_bad=skip_bad,
             warn=_warn,
-            skip_option="skip_bad=True",
+            skip_option=_option("skip_bad", "skip_bad=True"),
             full=True,
         )
     )
@@ -589,3 +622,270 @@ def judge(
         missing=[r for r in rows if r.side == "base" and id(r) not in failing],
         extra=[r for r in rows if r.side == "new"],
     )
+
+
+# ------------------------------------------------------------------------------- readers
+Warn = Callable[[str], None]
+
+
+def _reader_options(skip_bad: Any, warn: Any) -> Warn:
+    """Check the keywords every reader takes; the function warnings go to."""
+    check_value("skip_bad", skip_bad, {"kind": "bool"})
+    if warn is not None and not callable(warn):
+        raise Error(f"warn must be a function of one message (got {reprlib.repr(warn)})")
+    return warn or _warn
+
+
+def _group_by(by: Any) -> tuple[str, ...]:
+    from mnist_bench.analyse.report import parse_group_by
+
+    if isinstance(by, str):
+        text = by
+    elif isinstance(by, Iterable) and not isinstance(by, bytes | dict):
+        by = list(by)
+        if not by or not all(isinstance(k, str) for k in by):
+            raise Error(f"{_option('by')} must be group keys (got {reprlib.repr(by)})")
+        text = ",".join(by)
+    else:
+        raise Error(f"{_option('by')} must be group keys (got {reprlib.repr(by)})")
+    return parse_group_by(text, flag=_option("by"))
+
+
+def report(
+    paths: Paths,
+    *,
+    by: str | Sequence[str] = ("variant", "backend", "device"),
+    skip_bad: bool = False,
+    warn: Warn | None = None,
+) -> Report:
+    """Read run files and group their records into rows, as `mnist-bench report` does.
+
+    Args:
+        paths: a run file, a folder (searched for *.json), or a list of them. A second copy of
+            a run (same run id) is left out with a warning.
+        by: the keys that make a row, from variant, backend, device and machine (a list or a
+            comma-separated string); the seeds of a row are summarized together.
+        skip_bad: warn about unreadable or newer-schema files and go on with the rest.
+        warn: where warnings go (default: standard error).
+
+    Returns:
+        The `Report`: `rows`, `runs`; `to_pandas()` (one row per report row, or `raw=True`
+        one per record); `mnist_bench.render.formats.render(report, "markdown")` for text.
+
+    Raises:
+        Error: a bad keyword, a missing path, a bad file (unless `skip_bad`), no record.
+
+    Example:
+        >>> mnist_bench.report("results/runs", by="variant,machine").to_pandas()
+    """
+    from mnist_bench.analyse.report import build
+
+    warn = _reader_options(skip_bad, warn)
+    keys = _group_by(by)
+    skip = _option("skip_bad", "skip_bad=True")
+    return build(_as_paths(paths), by=keys, skip_bad=skip_bad, warn=warn, skip_option=skip)
+
+
+def history(
+    paths: Paths,
+    *,
+    alpha: float | None = None,
+    skip_bad: bool = False,
+    warn: Warn | None = None,
+) -> History:
+    """Results over commits, per configuration and machine, with the commits where accuracy
+    or the steady epoch time stepped, as `mnist-bench history` shows them.
+
+    Args:
+        paths: as `report`'s.
+        alpha: a step is significant below this p-value (default 0.01), between 0 and 1.
+        skip_bad: as `report`'s; a run whose start time cannot be read is a bad file.
+        warn: where warnings go (default: standard error).
+
+    Returns:
+        The `History`: `commits` (oldest first), `series` (each with its `trends` and their
+        `steps`), `failing(recent)`; `to_pandas()`: one row per series, metric and commit.
+
+    Raises:
+        Error: a bad keyword, a missing path, a bad file (unless `skip_bad`), no ok record.
+
+    Example:
+        >>> h = mnist_bench.history("ci-runs/")
+        >>> h.to_pandas().query("step.notna()")
+    """
+    from mnist_bench.analyse.history import DEFAULT_ALPHA, build
+
+    warn = _reader_options(skip_bad, warn)
+    if alpha is None:
+        alpha = DEFAULT_ALPHA
+    check_value(_option("alpha"), alpha, {"kind": "number"})
+    if not 0 < alpha < 1:
+        raise Error(f"{_option('alpha')} {alpha:g} is not between 0 and 1")
+    skip = _option("skip_bad", "skip_bad=True")
+    return build(_as_paths(paths), alpha=alpha, skip_bad=skip_bad, warn=warn, skip_option=skip)
+
+
+def parity(
+    paths: Paths,
+    *,
+    skip_bad: bool = False,
+    warn: Warn | None = None,
+) -> Parity:
+    """Do the backends agree, test sample by test sample? As `mnist-bench parity` shows.
+
+    Args:
+        paths: as `report`'s; read whole, with the records' predicted labels.
+        skip_bad: as `report`'s.
+        warn: where warnings go (default: standard error).
+
+    Returns:
+        The `Parity`: `groups` (one per job run on two or more backends, each with its
+        `pairs`), `notes`; `to_pandas()`: one row per pair of backends.
+
+    Raises:
+        Error: a bad keyword, a missing path, a bad file (unless `skip_bad`), no record with
+            predicted labels, or no job run on two backends.
+
+    Example:
+        >>> mnist_bench.parity("results/runs/RUN.json").to_pandas()
+    """
+    from mnist_bench.analyse.parity import build
+
+    warn = _reader_options(skip_bad, warn)
+    skip = _option("skip_bad", "skip_bad=True")
+    return build(_as_paths(paths), skip_bad=skip_bad, warn=warn, skip_option=skip)
+
+
+EXPORT_FORMATS = ("github-action-benchmark", "bencher")
+
+
+def export(
+    paths: Paths,
+    *,
+    to: str,
+    direction: str | None = None,
+    metrics: str | Sequence[str] | None = None,
+    skip_bad: bool = False,
+    warn: Warn | None = None,
+) -> Export:
+    """Run files as benchmark JSON, as `mnist-bench export --to FORMAT` writes it: one entry
+    per configuration, the mean over its seeds with its 95% CI. Records that did not finish ok
+    are left out (`Export.notes`). The MLflow export is the command's alone
+    (`mnist-bench export --to mlflow`): it logs to a server rather than making data.
+
+    Args:
+        paths: as `report`'s.
+        to: github-action-benchmark or bencher.
+        direction: github-action-benchmark: bigger (accuracy, throughput; the default) or
+            smaller (times, loss): the action takes one direction per file.
+        metrics: metric names (a list or a comma-separated string; `all`: every one); default
+            the headline ones (of `direction` for github-action-benchmark).
+        skip_bad: as `report`'s.
+        warn: where warnings go (default: standard error).
+
+    Returns:
+        The `Export`: `data` (the JSON value), `to_json()` (the file's text), `notes`,
+        `warnings`; `to_pandas()`: one row per configuration and metric.
+
+    Raises:
+        Error: a bad keyword, an unknown metric or one of the other direction, a bad file
+            (unless `skip_bad`), nothing to export.
+
+    Example:
+        >>> mnist_bench.export("results/runs", to="bencher").to_json()
+    """
+    from mnist_bench.analyse.report import build
+    from mnist_bench.publish import export as publish
+
+    warn = _reader_options(skip_bad, warn)
+    if to == "mlflow":
+        raise Error(
+            f"{_option('to')} mlflow logs to a tracking server: use the command, "
+            "mnist-bench export --to mlflow"
+        )
+    check_value(_option("to"), to, {"kind": "str", "choices": EXPORT_FORMATS})
+    check_value(_option("direction"), direction,
+                {"kind": "str", "optional": True, "choices": publish.DIRECTIONS})  # fmt: skip
+    if direction is not None and to != "github-action-benchmark":
+        raise Error(f"{_option('direction')} goes with github-action-benchmark")
+    given: list[str] | None = None
+    if metrics is not None:
+        if isinstance(metrics, str):
+            given = [metrics]
+        elif isinstance(metrics, Iterable) and not isinstance(metrics, bytes | dict):
+            given = list(metrics)
+        if not given or not all(isinstance(m, str) for m in given):
+            raise Error(f"{_option('metrics')} must be metric names (got {reprlib.repr(metrics)})")
+    chosen = publish.select_metrics(given, to, direction or "bigger", flag=_option)
+    skip = _option("skip_bad", "skip_bad=True")
+    by = ("variant", "backend", "device")
+    built = build(_as_paths(paths), by=by, skip_bad=skip_bad, warn=warn, skip_option=skip)
+    return publish.build(built, to, chosen)
+
+
+def merge(
+    paths: Paths,
+    *,
+    output: PathLike | None = None,
+    force: bool = False,
+    allow_missing: bool = False,
+) -> Merged:
+    """Join the run files of a sharded run (`run --shard I/N`) into one, as `mnist-bench
+    merge` does, naming every shard or job missing (`Merged.missing`).
+
+    Args:
+        paths: the shards' run files, or folders of them.
+        output: where to write the merged run file (a .json file outside the shards' folder);
+            None: not written.
+        force: replace an existing file at `output` (never one of the shards).
+        allow_missing: write it even with shards or jobs missing (marked interrupted, the
+            missing jobs pending, for `run(resume=...)`); without it nothing is written then.
+
+    Returns:
+        The `Merged`: `run` (the merged `RunFile`), `missing` (a line each), `path` (where it
+        was written, or None); `to_pandas()`: one row per record.
+
+    Raises:
+        Error: a bad keyword, files of different grids, a shard or job doubled, an output
+            that exists (without `force`) or is a shard.
+
+    Example:
+        >>> merged = mnist_bench.merge("shards/", output="merged.json")
+        >>> assert not merged.missing, merged.missing
+    """
+    from mnist_bench.execute.merge import merge as merge_shards
+    from mnist_bench.runfile import output as policy
+    from mnist_bench.runfile import storage
+
+    shards = _as_paths(paths)
+    for name, value in (("force", force), ("allow_missing", allow_missing)):
+        check_value(_option(name), value, {"kind": "bool"})
+    if isinstance(output, Path):
+        output = str(output)
+    check_value(_option("output"), output, {"kind": "str", "optional": True})
+    if output is not None:
+        if Path(output).suffix != ".json":
+            raise Error(
+                f"{_option('output')} {output}: name a .json file (report reads folders' *.json)"
+            )
+        with _force_named():
+            policy.check(output, force=force, inputs=shards)
+    merged = merge_shards(shards)
+    if output is not None and (allow_missing or not merged.missing):
+        target = Path(output)
+        storage.ensure_dir(target.parent)
+        payload = storage.json_bytes(merged.run.to_dict())
+        with _force_named():
+            policy.write(target, payload, force=force, inputs=shards, what="results")
+        merged.path = target
+    return merged
+
+
+@contextlib.contextmanager
+def _force_named() -> Iterator[None]:
+    """The output policy's refusals, naming `force=True` where the API was called."""
+    try:
+        yield
+    except UserError as exc:
+        forced = _option("force", "force=True")
+        raise Error(str(exc).replace("pass --force", f"pass {forced}")) from None

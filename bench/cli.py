@@ -461,26 +461,26 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------- export
 def _add_export(p: argparse.ArgumentParser) -> None:
-    from mnist_bench.publish import export
+    from mnist_bench.commands import export
 
     export.add_export(p)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from mnist_bench.publish import export
+    from mnist_bench.commands import export
 
     return export.cmd_export(args)
 
 
 # -------------------------------------------------------------------------------------- merge
 def _add_merge(p: argparse.ArgumentParser) -> None:
-    from mnist_bench.execute import merge
+    from mnist_bench.commands import merge
 
     merge.add_merge(p)
 
 
 def _cmd_merge(args: argparse.Namespace) -> int:
-    from mnist_bench.execute import merge
+    from mnist_bench.commands import merge
 
     return merge.cmd_merge(args)
 

@@ -123,31 +123,9 @@ class Results:
         """One plain dict per row: configuration, seeds, status, and for each headline metric
         its mean over seeds and `<metric>_ci95`, the half-width of its 95% confidence interval
         (None with one seed). `mnist-bench run --format json` prints these."""
-        from mnist_bench.analyse.rows import variant_label
-        from mnist_bench.core.metrics import HEADLINE
+        from mnist_bench.analyse.rows import summary_dicts
 
-        all_rows = self.rows
-        out = []
-        for row in all_rows:
-            job = row.records[0].job
-            entry: dict[str, Any] = {
-                "variant": row.variant,
-                "label": variant_label(row, all_rows),
-                "backend": row.backend,
-                "device": row.device,
-                "dataset": job.dataset,
-                "seeds": row.seeds,
-                "status": row.status,
-            }
-            for metric in HEADLINE:
-                summary = row.summary(metric.name)
-                entry[metric.name] = summary.mean if summary else None
-                entry[f"{metric.name}_ci95"] = summary.half_width if summary else None
-            entry["error"] = None if row.status == "ok" else row.records[0].error
-            entry["contended"] = row.contended
-            entry["settings"] = job.settings.to_dict()
-            out.append(entry)
-        return out
+        return summary_dicts(self.rows)
 
     def to_pandas(self, raw: bool = False) -> pandas.DataFrame:
         """A DataFrame: one row per configuration (`summary`, settings as columns), or with
@@ -358,25 +336,9 @@ class Results:
 
 
 def _record_dict(record: Record, run_id: str) -> dict[str, Any]:
-    from mnist_bench.core.metrics import METRICS
+    from mnist_bench.runfile.frame import record_row
 
-    out: dict[str, Any] = {
-        "run_id": run_id,
-        "variant": record.variant,
-        "backend": record.backend,
-        "device": record.where,
-        "requested_device": record.requested_device,
-        "dataset": record.dataset,
-        "seed": record.seed,
-        "repeat": record.repeat,
-        "status": record.status,
-        "params": record.params,
-        "train_samples": record.train_samples,
-        "test_samples": record.test_samples,
-    }
-    out.update({m.name: getattr(record, m.name) for m in METRICS})
-    out.update(error=record.error, contended=record.contended, **record.settings.to_dict())
-    return out
+    return record_row(record, run_id)
 
 
 @dataclass

@@ -315,7 +315,9 @@ def test_html_report_draws_the_confusion_difference(fake_run_file, tmp_path):
 
 # ------------------------------------------------------------------- files without labels
 def _without_labels(source: Path, target: Path) -> Path:
+    """An older run of the same jobs: its own run id (a copy of one run is read once)."""
     data = json.loads(source.read_text())
+    data["run_id"] = data["run_id"][:-4] + "0ld0"
     for record in data["records"]:
         record.pop("predicted_labels", None)
     target.write_text(json.dumps(data))

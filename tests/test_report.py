@@ -262,8 +262,10 @@ def test_run_table_is_unchanged_by_default():
 
 def test_format_choices_are_the_registry():
     """`--format` offers exactly the registered formats, and each one's renderer imports."""
+    from mnist_bench.commands.report import add_report
+
     parser = argparse.ArgumentParser()
-    report_cmd.add_report(parser)
+    add_report(parser)
     (option,) = [a for a in parser._actions if "--format" in a.option_strings]
     assert list(option.choices) == list(formats.FORMATS) == ["table", "markdown", "csv", "html"]
     for fmt in formats.FORMATS.values():

@@ -25,7 +25,7 @@ from mnist_bench.runfile import collect
 from mnist_bench.runfile.records import Record
 
 if TYPE_CHECKING:
-    pass
+    import pandas
 
 
 # What is followed over commits: accuracy on a linear scale (a step is in points), the steady
@@ -125,6 +125,43 @@ class History:
     def steps(self) -> list[tuple[Series, Trend, changepoints.Step]]:
         return [(s, t, step) for s in self.series for t in s.trends for step in t.steps]
 
+    def to_pandas(self) -> pandas.DataFrame:
+        """A DataFrame, one row per series, metric and commit (oldest first): the series
+        (label, variant, backend, device, machine), the metric, the commit (`commit`: the full
+        hash or None, `commit_label`, `time`), `value` (the mean over seeds), `seeds`, and
+        `step`: the p-value of a significant step at this commit (None where none).
+
+        Raises:
+            UserError: pandas is not installed.
+        """
+        from mnist_bench.runfile.frame import data_frame
+
+        out = []
+        for s in self.series:
+            for t in s.trends:
+                steps = {step.index: step for step in t.steps}
+                for i, point in enumerate(t.points):
+                    step = steps.get(i)
+                    out.append(
+                        {
+                            "label": s.label,
+                            "variant": s.job.variant,
+                            "backend": s.job.backend,
+                            "device": s.device,
+                            "machine": s.machine,
+                            "metric": t.metric.name,
+                            "commit": point.commit.sha,
+                            "commit_label": point.commit.label,
+                            "time": point.commit.started,
+                            "value": point.mean,
+                            "seeds": len(point.values),
+                            "step": None if step is None else step.p_value,
+                        }
+                    )
+        columns = ["label", "variant", "backend", "device", "machine", "metric", "commit",
+                   "commit_label", "time", "value", "seeds", "step"]  # fmt: skip
+        return data_frame(out, columns)
+
     def failing(self, recent: int) -> list[tuple[Series, Trend, changepoints.Step]]:
         """Worse steps at one of the newest `recent` commits (0: at any commit)."""
         window = self.recent(recent)
@@ -142,23 +179,17 @@ def build(
     alpha: float = DEFAULT_ALPHA,
     skip_bad: bool = False,
     warn: Callable[[str], None] | None = None,
+    skip_option: str = "--skip-bad",
 ) -> History:
-    """Read the runs under `paths`, order their commits, and find the steps of every series.
+    """Read the runs under `paths` (`collect.load_runs`; a run without a readable start time
+    is a bad file), order their commits, and find the steps of every series.
 
     Raises:
         UserError: a bad file (unless `skip_bad`), or no finished record.
     """
-    runs = []
-    for loaded in collect.unique_runs(collect.load_runs(paths, skip_bad=skip_bad, warn=warn), warn):
-        try:
-            _started(loaded)
-        except UserError as exc:
-            if not skip_bad:
-                raise UserError(f"{exc} (pass --skip-bad to skip bad files)") from None
-            if warn is not None:
-                warn(f"skipped {exc}")
-            continue
-        runs.append(loaded)
+    runs = collect.load_runs(
+        paths, skip_bad=skip_bad, warn=warn, skip_option=skip_option, check=_started
+    )
     commit_of, commits = order_commits(runs)
     groups: dict[tuple, list[tuple[Record, Commit]]] = {}  # (configuration, machine) -> records
     fill = identity.digest_filler(r.job for loaded in runs for r in loaded.run.records)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mnist_bench.core import identity
 from mnist_bench.core.config import BACKENDS
@@ -21,6 +21,9 @@ from mnist_bench.core.errors import UserError
 from mnist_bench.core.identity import Job
 from mnist_bench.runfile import collect
 from mnist_bench.runfile.records import Record, unpack_labels
+
+if TYPE_CHECKING:
+    import pandas
 
 TOP_CELLS = 3  # confusion cells named per pair
 
@@ -148,6 +151,36 @@ class Parity:
         shown = [f"{name}={identity.format_value(fields[name])}" for name in varying]
         return group.job.variant + (f" [{' '.join(shown)}]" if shown else "")
 
+    def to_pandas(self) -> pandas.DataFrame:
+        """A DataFrame, one row per pair of backends of a group: the group's `title` and
+        variant, backends `a` and `b`, `seeds` (both ran), agreement `mean` and `min` over
+        them, `accuracy_a`, `accuracy_b`, and `disagreeing` (test samples labelled apart).
+
+        Raises:
+            UserError: pandas is not installed.
+        """
+        from mnist_bench.runfile.frame import data_frame
+
+        out = [
+            {
+                "title": self.title(group),
+                "variant": group.job.variant,
+                "a": pair.a,
+                "b": pair.b,
+                "seeds": len(pair.seeds),
+                "mean": pair.mean,
+                "min": pair.min,
+                "accuracy_a": pair.accuracy_a,
+                "accuracy_b": pair.accuracy_b,
+                "disagreeing": pair.disagreeing,
+            }
+            for group in self.groups
+            for pair in group.pairs
+        ]
+        columns = ["title", "variant", "a", "b", "seeds", "mean", "min", "accuracy_a",
+                   "accuracy_b", "disagreeing"]  # fmt: skip
+        return data_frame(out, columns)
+
     def class_names(self, group: Group) -> list[str] | None:
         first = next(iter(next(iter(group.by_backend.values())).values()))
         for loaded in self.runs:
@@ -253,6 +286,7 @@ def build(
     *,
     skip_bad: bool = False,
     warn: Callable[[str], None] | None = None,
+    skip_option: str = "--skip-bad",
 ) -> Parity:
     """Load the run files under `paths` and compare (`compare`).
 
@@ -260,7 +294,9 @@ def build(
         UserError: a bad file (unless `skip_bad`), no record with predicted labels, or no job
             with labels on two backends.
     """
-    runs = collect.load_runs(paths, skip_bad=skip_bad, warn=warn, full=True)
+    runs = collect.load_runs(
+        paths, skip_bad=skip_bad, warn=warn, skip_option=skip_option, full=True
+    )
     parity = compare(runs)
     if not parity.groups:
         if parity.unlabelled and not parity.single:

@@ -16,6 +16,7 @@ from mnist_bench.runfile import collect
 from mnist_bench.runfile.records import Record
 
 if TYPE_CHECKING:
+    import pandas
     from mnist_bench.analyse.rows import Row
 
 
@@ -42,14 +43,38 @@ class Report:
         names = dataset.get("class_names")
         return [str(n) for n in names] if isinstance(names, list) else None
 
+    def to_pandas(self, raw: bool = False) -> pandas.DataFrame:
+        """A DataFrame: one row per report row (the `by` keys, seeds, status, each headline
+        metric's mean and `<metric>_ci95`, settings as columns), or with `raw=True` one per
+        record with every metric, its run id and machine.
 
-def parse_group_by(text: str) -> tuple[str, ...]:
-    """`variant,machine` -> ("variant", "machine"); raises UserError naming the valid keys."""
+        Raises:
+            UserError: pandas is not installed.
+        """
+        from mnist_bench.analyse.rows import summary_dicts
+        from mnist_bench.runfile.frame import data_frame, record_row
+
+        if raw:
+            return data_frame(
+                {**record_row(r, loaded.run.run_id), "machine": self.machine_of(r)}
+                for loaded in self.runs
+                for r in loaded.run.records
+            )
+        out = []
+        for entry in summary_dicts(self.rows, self.by):
+            settings = entry.pop("settings")
+            out.append({**entry, **settings})
+        return data_frame(out)
+
+
+def parse_group_by(text: str, flag: str = "--group-by") -> tuple[str, ...]:
+    """`variant,machine` -> ("variant", "machine"); raises UserError naming the valid keys
+    (and `flag`, the option or keyword that gave them)."""
     keys = tuple(dict.fromkeys(k.strip() for k in text.split(",") if k.strip()))
     bad = [k for k in keys if k not in GROUP_KEYS] or ([] if keys else [text])
     if bad:
         raise UserError(
-            f"unknown --group-by key {bad[0]!r}; valid: {', '.join(GROUP_KEYS)} (comma-separated)"
+            f"unknown {flag} key {bad[0]!r}; valid: {', '.join(GROUP_KEYS)} (comma-separated)"
         )
     return keys
 
@@ -60,15 +85,16 @@ def build(
     by: tuple[str, ...],
     skip_bad: bool = False,
     warn: Callable[[str], None] | None = None,
+    skip_option: str = "--skip-bad",
 ) -> Report:
-    """Load, de-duplicate and group the runs under `paths`.
+    """Load (`collect.load_runs`: duplicates dropped) and group the runs under `paths`.
 
     Raises:
         UserError: a bad file (unless `skip_bad`), or no record to report.
     """
     from mnist_bench.analyse.rows import rows
 
-    runs = collect.unique_runs(collect.load_runs(paths, skip_bad=skip_bad, warn=warn), warn)
+    runs = collect.load_runs(paths, skip_bad=skip_bad, warn=warn, skip_option=skip_option)
     run_of = {id(r): loaded for loaded in runs for r in loaded.run.records}
     machines = {loaded.run.run_id: loaded.machine for loaded in runs}
     report = Report(runs, by, [], run_of, machines)

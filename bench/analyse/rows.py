@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from mnist_bench.core import identity, stats
 from mnist_bench.core.config import TrainSettings
@@ -136,6 +137,34 @@ def variant_label(row: Row, all_rows: list[Row]) -> str:
         if name not in _NOT_IN_LABEL
     ]
     return f"{label} [{' '.join(shown)}]" if shown else label
+
+
+def summary_dicts(all_rows: list[Row], by: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """One plain dict per row: configuration (and each key of `by` beyond it, e.g. machine),
+    seeds, status, and for each headline metric its mean over seeds and `<metric>_ci95`, the
+    half-width of its 95% confidence interval (None with one seed); `settings` a dict."""
+    from mnist_bench.core.metrics import HEADLINE
+
+    out = []
+    for row in all_rows:
+        job = row.records[0].job
+        entry: dict[str, Any] = {
+            "variant": row.variant,
+            "label": variant_label(row, all_rows),
+            "backend": row.backend,
+            "device": row.device,
+        }
+        entry.update({k: getattr(row, k) for k in by if k not in entry})
+        entry.update(dataset=job.dataset, seeds=row.seeds, status=row.status)
+        for metric in HEADLINE:
+            summary = row.summary(metric.name)
+            entry[metric.name] = summary.mean if summary else None
+            entry[f"{metric.name}_ci95"] = summary.half_width if summary else None
+        entry["error"] = None if row.status == "ok" else row.records[0].error
+        entry["contended"] = row.contended
+        entry["settings"] = job.settings.to_dict()
+        out.append(entry)
+    return out
 
 
 def status_text(row: Row) -> str:

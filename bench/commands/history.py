@@ -1,5 +1,5 @@
-"""`mnist-bench history`: its options, and the handler that loads, builds the history,
-renders it and says whether a recent step is worse (`--fail-on-step`).
+"""`mnist-bench history`: its options, and the handler that gets the history from the API
+(`mnist_bench.history`), renders it and says whether a recent step is worse (`--fail-on-step`).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mnist_bench.analyse import changepoints
-from mnist_bench.analyse.history import DEFAULT_ALPHA, DEFAULT_RECENT, TRACKED, build
+from mnist_bench.analyse.history import DEFAULT_ALPHA, DEFAULT_RECENT, TRACKED
 from mnist_bench.core import escape
 from mnist_bench.core.errors import UserError
 from mnist_bench.render.history import (
@@ -29,6 +29,9 @@ from mnist_bench.runfile import output
 
 if TYPE_CHECKING:
     pass
+
+# The API's keywords, as this command's flags name them in messages.
+FLAGS = {"alpha": "--alpha", "skip_bad": "--skip-bad"}
 
 
 EPILOG = f"""examples:
@@ -134,7 +137,10 @@ def cmd_history(args: argparse.Namespace) -> int:
         print(f"mnist-bench history: warning: {escape.terminal(message)}", file=sys.stderr)
         warnings.append(message)
 
-    history = build(args.runs, alpha=args.alpha, skip_bad=args.skip_bad, warn=warn)
+    from mnist_bench import api
+
+    with api.as_command("history", FLAGS):
+        history = api.history(args.runs, alpha=args.alpha, skip_bad=args.skip_bad, warn=warn)
     inputs = [*args.runs, *(loaded.path for loaded in history.runs)]
     if not any(t.tested for s in history.series for t in s.trends):
         warn(f"no series has {changepoints.MIN_POINTS} commits with values: nothing was tested")

@@ -1,14 +1,17 @@
-"""`mnist-bench parity`: its options, and the handler that loads, pairs and renders."""
+"""`mnist-bench parity`: its options, and the handler that gets the pairs from the API
+(`mnist_bench.parity`) and renders them."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from mnist_bench.analyse.parity import build
 from mnist_bench.core import escape
 from mnist_bench.render.parity import FORMATS, render_json, render_table
 from mnist_bench.runfile import output
+
+# The API's keywords, as this command's flags name them in messages.
+FLAGS = {"skip_bad": "--skip-bad"}
 
 EPILOG = """examples:
   mnist-bench run -v single-dense --seeds 0,1,2         every installed backend, three seeds
@@ -66,7 +69,10 @@ def cmd_parity(args: argparse.Namespace) -> int:
     output.check_force(args, "output")
     if args.output:
         output.check(args.output, force=args.force, inputs=args.runs)
-    parity = build(args.runs, skip_bad=args.skip_bad, warn=warn)
+    from mnist_bench import api
+
+    with api.as_command("parity", FLAGS):
+        parity = api.parity(args.runs, skip_bad=args.skip_bad, warn=warn)
     if args.format == "table" and not args.output:
         from mnist_bench.core.console import make_console
 

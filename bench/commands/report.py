@@ -1,5 +1,6 @@
-"""`mnist-bench report`: its options, and the handler that builds a `Report` and
-renders it as a table, Markdown, CSV or HTML (matplotlib only for `--format html`).
+"""`mnist-bench report`: its options, and the handler that gets a `Report` from the API
+(`mnist_bench.report`) and renders it as a table, Markdown, CSV or HTML (matplotlib only for
+`--format html`).
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from mnist_bench.analyse.report import build, parse_group_by
+from mnist_bench.analyse.report import parse_group_by
 from mnist_bench.analyse.rows import GROUP_KEYS
 from mnist_bench.core import escape
 from mnist_bench.core.errors import UserError
@@ -18,6 +19,8 @@ from mnist_bench.runfile import output
 if TYPE_CHECKING:
     pass
 
+# The API's keywords, as this command's flags name them in messages.
+FLAGS = {"by": "--group-by", "skip_bad": "--skip-bad"}
 
 EPILOG = """examples:
   mnist-bench report results/runs                              every run, one row per configuration
@@ -67,13 +70,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.format == "html" and not args.output and sys.stdout.isatty():
         raise UserError("--format html writes a whole page: give --output FILE (or pipe it)")
 
-    def warn(message: str) -> None:
-        print(f"mnist-bench report: warning: {escape.terminal(message)}", file=sys.stderr)
-
     output.check_force(args, "output")
     if args.output:
         output.check(args.output, force=args.force, inputs=args.runs)
-    report = build(args.runs, by=by, skip_bad=args.skip_bad, warn=warn)
+    from mnist_bench import api
+
+    with api.as_command("report", FLAGS):
+        report = api.report(args.runs, by=by, skip_bad=args.skip_bad)
     if args.output:
         text = formats.render(report, args.format, raw=args.raw)
         inputs = [*args.runs, *(loaded.path for loaded in report.runs)]

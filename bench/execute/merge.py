@@ -1,4 +1,5 @@
-"""`mnist-bench merge`: the run files of a sharded run (`run --shard I/N`) joined into one.
+"""The run files of a sharded run (`run --shard I/N`) joined into one (`mnist_bench.merge`,
+`mnist-bench merge`).
 
 The shards must be of one grid (the same `grid_digest` and shard count). Merge names every
 shard that is missing or given twice, and every job that is missing (its shard stopped early, or
@@ -18,18 +19,15 @@ input: files of different grids, a shard or job doubled, an output that exists.
 
 from __future__ import annotations
 
-import argparse
 import copy
-import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mnist_bench.core import escape
 from mnist_bench.core.config import parse_shard
 from mnist_bench.core.errors import UserError
 from mnist_bench.core.identity import Job
-from mnist_bench.runfile import output as policy
 from mnist_bench.runfile.records import (
     SCHEMA_VERSION,
     Machine,
@@ -39,12 +37,8 @@ from mnist_bench.runfile.records import (
     load_run,
 )
 
-EPILOG = """examples:
-  mnist-bench merge shards/*.json --output results/runs/ci-merged.json
-  mnist-bench merge shards/ --output merged.json --allow-missing   write what there is
-
-exit codes: 0 merged; 1 a shard or job missing (nothing written without --allow-missing);
-2 bad input (another grid, a shard or job doubled, an output that exists)."""
+if TYPE_CHECKING:
+    import pandas
 
 # Configuration fields that may differ between the shards of one grid.
 _LOCAL_FIELDS = ("shard", "results_dir", "suite", "data")
@@ -60,10 +54,27 @@ class Shard:
 
 @dataclass
 class Merged:
-    """The merged run, and what is missing from it (one line each)."""
+    """The merged run, and what is missing from it (one line each).
+
+    Attributes:
+        run: the merged run file.
+        missing: each shard or job missing, a line each.
+        path: where it was written; None when it was not.
+    """
 
     run: RunFile
     missing: list[str] = field(default_factory=list)
+    path: Path | None = None
+
+    def to_pandas(self) -> pandas.DataFrame:
+        """A DataFrame, one row per record of the merged run, with every metric.
+
+        Raises:
+            UserError: pandas is not installed.
+        """
+        from mnist_bench.runfile.frame import data_frame, record_row
+
+        return data_frame(record_row(r, self.run.run_id) for r in self.run.records)
 
 
 def load_shards(paths: list[str | Path]) -> list[Shard]:
@@ -114,7 +125,7 @@ def _config_difference(a: dict[str, Any], b: dict[str, Any]) -> str | None:
     return None
 
 
-def merge(paths: list[str | Path]) -> Merged:
+def merge(paths: Sequence[str | Path]) -> Merged:
     """Join the shard files under `paths` into one run (not written), with what is missing.
 
     Raises:
@@ -274,55 +285,3 @@ def machine_of(env: dict[str, Any]) -> Machine:
         mnist_bench=text(env.get("mnist_bench")),
         packages={k: v for k, v in packages.items() if isinstance(v, str) or v is None},
     )
-
-
-# ---------------------------------------------------------------------------------- command
-def add_merge(p: argparse.ArgumentParser) -> None:
-    p.epilog = EPILOG
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.add_argument(
-        "shards", nargs="+", metavar="SHARD", help="the shards' run files, or folders of them"
-    )
-    policy.add_options(
-        p,
-        what="the merged run",
-        metavar="RUN.json",
-        required=True,
-        note=", outside the shards' folder (a report over that folder would read every record "
-        "twice)",
-    )
-    p.add_argument(
-        "--allow-missing",
-        action="store_true",
-        help="write the merged file even with shards or jobs missing: it is marked "
-        "interrupted, and `mnist-bench run --resume` runs what is missing",
-    )
-
-
-def cmd_merge(args: argparse.Namespace) -> int:
-    from mnist_bench.runfile import storage
-
-    output = Path(args.output)
-    if output.suffix != ".json":
-        raise UserError(f"--output {output}: name a .json file (report reads folders' *.json)")
-    policy.check(output, force=args.force, inputs=args.shards)
-    merged = merge(args.shards)
-    for line in merged.missing:
-        print(f"mnist-bench merge: {escape.terminal(line)}", file=sys.stderr)
-    if merged.missing and not args.allow_missing:
-        print(
-            "mnist-bench merge: nothing written (--allow-missing writes what there is)",
-            file=sys.stderr,
-        )
-        return 1
-    storage.ensure_dir(output.parent)
-    payload = storage.json_bytes(merged.run.to_dict())
-    policy.write(output, payload, force=args.force, inputs=args.shards, what="results")
-    run = merged.run
-    print(
-        f"merge: {escape.terminal(output)} ({len(run.records)} record(s) from "
-        f"{len(run.merged_from)} shard(s), "
-        f"{run.status}" + (f", {len(run.pending)} pending" if run.pending else "") + ")",
-        file=sys.stderr,
-    )
-    return 0

@@ -1,4 +1,5 @@
-"""`mnist-bench export`: run files into the tools users already look at.
+"""Exports of run files into the tools users already look at (`mnist_bench.export`,
+`mnist-bench export`).
 
 - `github-action-benchmark`: its custom-tool JSON, a list of `{name, unit, value, range, extra}`.
   The action takes one direction per file (`customBiggerIsBetter` or `customSmallerIsBetter`),
@@ -16,23 +17,22 @@ value and are left out with a note. Imports no framework; MLflow and matplotlib 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mnist_bench.analyse.rows import Row
-from mnist_bench.core import escape, identity, stats
+from mnist_bench.core import identity, stats
 from mnist_bench.core.config import TrainSettings
 from mnist_bench.core.errors import UserError
 from mnist_bench.core.metrics import HEADLINE, METRICS, Metric
-from mnist_bench.runfile import output
 from mnist_bench.runfile.records import Record
 
 if TYPE_CHECKING:
+    import pandas
     from mnist_bench.analyse.report import Report
     from mnist_bench.runfile.collect import LoadedRun
 
@@ -54,112 +54,76 @@ UNITS: dict[str, tuple[str, float]] = {
     "peak_rss_mib": ("MiB", 1.0),
 }
 
-EPILOG = """examples:
-  mnist-bench export RUN.json --to github-action-benchmark -o bigger.json
-      accuracy and throughput, for the action's tool: customBiggerIsBetter
-  mnist-bench export RUN.json --to github-action-benchmark --direction smaller -o smaller.json
-      train time, for tool: customSmallerIsBetter (--metric steady_epoch_seconds adds more)
-  mnist-bench export RUN.json --to bencher -o bmf.json
-      every headline metric; then: bencher run --adapter json --file bmf.json
-  mnist-bench export results/runs --to mlflow --tracking-uri http://127.0.0.1:5000
 
-JSON formats: one entry per configuration (variant, backend, device and settings other than
-the defaults make its name), the mean over seeds, its 95% CI as range / lower_value..upper_value;
-accuracy and MFU in %. Records that did not finish ok are left out (a note on stderr).
-mlflow: one run per record (failed and diverged ones as FAILED runs; never-started ones left
-out); exporting the same run file again adds nothing (runs are tagged mnist_bench.key).
+@dataclass
+class Export:
+    """A benchmark-JSON export: what `mnist_bench.export` returns and `mnist-bench export`
+    writes.
 
-exit codes: 0 ok; 2 a bad file (see --skip-bad), option or tracking server."""
+    Attributes:
+        to: the format (github-action-benchmark or bencher).
+        metrics: the metrics exported.
+        data: the JSON value: a list of entries (github-action-benchmark) or benchmark ->
+            measure -> value (bencher).
+        report: the runs and rows it was made from.
+        notes: what was left out (records that did not finish ok), a line each.
+        warnings: configurations averaged over several machines or commits, a line each.
+    """
+
+    to: str
+    metrics: tuple[Metric, ...]
+    data: Any
+    report: Report
+    notes: list[str]
+    warnings: list[str]
+
+    @property
+    def count(self) -> int:
+        """The values exported."""
+        return _count(self.data)
+
+    def to_json(self) -> str:
+        """The file's text: indented JSON, one newline at the end."""
+        return json.dumps(self.data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+    def to_pandas(self) -> pandas.DataFrame:
+        """A DataFrame, one row per configuration and metric: `name` (the configuration's),
+        `metric`, `unit`, `value` (the mean over seeds, in the unit exported), `low`, `high`
+        (its 95% CI; None with one seed).
+
+        Raises:
+            UserError: pandas is not installed.
+        """
+        from mnist_bench.runfile.frame import data_frame
+
+        rows = _exportable(self.report.rows)[0]
+        out = []
+        for row, name in zip(rows, row_names(rows), strict=True):
+            for metric in self.metrics:
+                summary = row.summary(metric.name)
+                if summary is not None:
+                    value = Value.of(summary, metric)
+                    out.append(
+                        {
+                            "name": name,
+                            "metric": metric.name,
+                            "unit": value.unit,
+                            "value": value.mean,
+                            "low": value.low,
+                            "high": value.high,
+                        }
+                    )
+        return data_frame(out, ["name", "metric", "unit", "value", "low", "high"])
 
 
-def add_export(p: argparse.ArgumentParser) -> None:
-    p.epilog = EPILOG
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.add_argument("runs", nargs="+", metavar="RUN", help="run files or folders of them")
-    p.add_argument("--to", required=True, choices=TARGETS, help="the target format or tool")
-    p.add_argument(
-        "--direction",
-        choices=DIRECTIONS,
-        help="github-action-benchmark: bigger (accuracy, throughput: tool customBiggerIsBetter; "
-        "the default) or smaller (times, loss: tool customSmallerIsBetter); one file each",
-    )
-    p.add_argument(
-        "--metric",
-        action="append",
-        metavar="NAME",
-        help="JSON formats: a metric to export; repeat or comma-separate; `all` for every one "
-        f"(default: the headline ones, of --direction for github-action-benchmark): "
-        f"{', '.join(m.name for m in METRICS)}",
-    )
-    output.add_options(p, what="the export (JSON formats)", note=" instead of standard output")
-    p.add_argument(
-        "--tracking-uri",
-        metavar="URI",
-        help="mlflow: the tracking server (default: $MLFLOW_TRACKING_URI)",
-    )
-    p.add_argument(
-        "--experiment",
-        metavar="NAME",
-        help=f"mlflow: the experiment to log into, created if missing (default: "
-        f"{DEFAULT_EXPERIMENT})",
-    )
-    p.add_argument(
-        "--skip-bad",
-        action="store_true",
-        help="warn about and skip bad run files instead of stopping",
-    )
+def build(report: Report, to: str, metrics: tuple[Metric, ...]) -> Export:
+    """The export of `report`'s ok rows to the JSON format `to`.
 
-
-def cmd_export(args: argparse.Namespace) -> int:
-    json_only = [
-        flag
-        for flag, given in (
-            ("--direction", args.direction),
-            ("--metric", args.metric),
-            ("--output", args.output),
-            ("--force", args.force),
-        )
-        if given
-    ]
-    mlflow_only = [
-        flag
-        for flag, given in (
-            ("--tracking-uri", args.tracking_uri),
-            ("--experiment", args.experiment),
-        )
-        if given is not None
-    ]
-    if args.to == "mlflow" and json_only:
-        raise UserError(f"{json_only[0]} goes with the JSON formats, not --to mlflow")
-    if args.to != "mlflow" and mlflow_only:
-        raise UserError(f"{mlflow_only[0]} goes with --to mlflow")
-    if args.direction and args.to != "github-action-benchmark":
-        raise UserError("--direction goes with --to github-action-benchmark")
-    output.check_force(args, "output")
-    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or ""
-    if args.to == "mlflow" and not uri:
-        raise UserError("--to mlflow needs --tracking-uri URI (or MLFLOW_TRACKING_URI)")
-    metrics: tuple[Metric, ...] = ()
-    if args.to != "mlflow":
-        metrics = select_metrics(args.metric, args.to, args.direction or "bigger")
-
-    def warn(message: str) -> None:
-        print(f"mnist-bench export: warning: {escape.terminal(message)}", file=sys.stderr)
-
-    from mnist_bench.analyse.report import build
-
-    if args.output:
-        output.check(args.output, force=args.force, inputs=args.runs)
-    report = build(
-        args.runs, by=("variant", "backend", "device"), skip_bad=args.skip_bad, warn=warn
-    )
-    if args.to == "mlflow":
-        exported = to_mlflow(report, uri, args.experiment or DEFAULT_EXPERIMENT)
-        print(escape.terminal(exported.summary()))
-        return 0
-
-    rows = _exportable(report.rows)
-    if args.to == "github-action-benchmark":
+    Raises:
+        UserError: no record finished ok with a value of `metrics`.
+    """
+    rows, notes = _exportable(report.rows)
+    if to == "github-action-benchmark":
         data: Any = github_action_benchmark(rows, metrics, report)
     else:
         data = bencher(rows, metrics)
@@ -167,21 +131,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UserError(
             "nothing to export: no record finished ok with a value of "
             + ", ".join(m.name for m in metrics)
+            + "".join(f" ({note})" for note in notes)
         )
-    for message in mixing_warnings(rows, report):
-        warn(message)
-    text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    if args.output:
-        inputs = [*args.runs, *(loaded.path for loaded in report.runs)]
-        output.write(args.output, text, force=args.force, inputs=inputs, what="export")
-        print(f"export: {escape.terminal(args.output)} ({_count(data)} values)", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
-    return 0
-
-
-def _note(message: str) -> None:
-    print(f"mnist-bench export: note: {escape.terminal(message)}", file=sys.stderr)
+    return Export(to, metrics, data, report, notes, mixing_warnings(rows, report))
 
 
 def _count(data: Any) -> int:
@@ -189,11 +141,15 @@ def _count(data: Any) -> int:
 
 
 def select_metrics(
-    given: list[str] | None, target: str, direction: str = "bigger"
+    given: list[str] | None,
+    target: str,
+    direction: str = "bigger",
+    flag: Callable[[str], str] = lambda name: {"metrics": "--metric"}.get(name, f"--{name}"),
 ) -> tuple[Metric, ...]:
     """The metrics `--metric` names (comma-separated, repeatable, `all`), or the defaults.
 
     For github-action-benchmark only those of `direction`: a file holds one direction.
+    `flag` names an option in messages (`metrics`, `direction`).
 
     Raises:
         UserError: an unknown metric, or one of the other direction.
@@ -214,12 +170,12 @@ def select_metrics(
         if one_way and metric.higher_is_better != bigger:
             other = "bigger" if metric.higher_is_better else "smaller"
             raise UserError(
-                f"{name} is {other}-is-better: export it with --direction {other} (the action "
-                "takes one direction per file)"
+                f"{name} is {other}-is-better: export it with {flag('direction')} {other} (the "
+                "action takes one direction per file)"
             )
         chosen.append(metric)
     if not chosen:
-        raise UserError("--metric names no metric")
+        raise UserError(f"{flag('metrics')} names no metric")
     return tuple(chosen)
 
 
@@ -275,15 +231,17 @@ def _tidy(value: float) -> float:
     return float(f"{value:.12g}")
 
 
-def _exportable(rows: list[Row]) -> list[Row]:
+def _exportable(rows: list[Row]) -> tuple[list[Row], list[str]]:
+    """The rows that finished ok, and a note on those left out."""
     bad = [row for row in rows if row.status != "ok"]
+    notes = []
     if bad:
         r = bad[0].records[0]
-        _note(
+        notes.append(
             f"left out {len(bad)} record(s) that did not finish ok, e.g. {r.job.label()}: "
             f"{r.status}" + (f" ({r.error})" if r.error else "")
         )
-    return [row for row in rows if row.status == "ok"]
+    return [row for row in rows if row.status == "ok"], notes
 
 
 def _extra(row: Row, report: Report) -> str:

@@ -1,4 +1,4 @@
-"""Find and read run files for `report`, `compare` and `check`; label machines. No framework.
+"""Find and read run files for every reader (`load_runs`); label machines. No framework.
 
 Every bad file is named with its reason. By default a bad file stops the command (exit 2);
 `skip_bad=True` warns about it and goes on with the good ones.
@@ -52,10 +52,18 @@ def load_runs(
     warn: Callable[[str], None] | None = None,
     skip_option: str = "--skip-bad",
     full: bool = False,
+    check: Callable[[LoadedRun], object] | None = None,
 ) -> list[LoadedRun]:
     """Read every run file under `paths`, through the run index (`runfile.index`): the runs come
     without their records' predicted labels, unless `full` (what `parity` and the Python API
-    read). A bad file's message names `skip_option` (the command's flag, or the API's keyword).
+    read). The one loader of every reader: a second copy of a run (same run id) is dropped with
+    a warning (`unique_runs`), and a bad file stops the read, or with `skip_bad` is skipped with
+    a warning. A bad file's message names `skip_option` (the command's flag, or the API's
+    keyword).
+
+    Args:
+        check: a reader's own test of a run, raising UserError where the run is bad for it
+            (`history`: a start time it cannot order); such a run counts as a bad file.
 
     Raises:
         UserError: a path is missing, a file is bad (unless `skip_bad`), or nothing usable is left.
@@ -69,7 +77,10 @@ def load_runs(
     with _no_cyclic_gc(), index.reader(files, folders, full=full, warn=warn) as read:
         for path in files:
             try:
-                loaded.append(LoadedRun(path, read(path), full))
+                run = LoadedRun(path, read(path), full)
+                if check is not None:
+                    check(run)
+                loaded.append(run)
             except UserError as exc:
                 if not skip_bad:
                     raise UserError(f"{exc} (pass {skip_option} to skip bad files)") from None
@@ -77,7 +88,7 @@ def load_runs(
                     warn(f"skipped {exc}")
     if not loaded:
         raise UserError("no usable run files among: " + ", ".join(str(p) for p in paths))
-    return loaded
+    return unique_runs(loaded, warn)
 
 
 def complete(runs: Iterable[LoadedRun]) -> list[LoadedRun]:
