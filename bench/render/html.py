@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from html import escape as _escape
 from typing import TYPE_CHECKING
 
-from mnist_bench.analyse.rows import Row, cells, headers
+from mnist_bench.analyse.rows import Row, cells, column_notes, headers, notes
 from mnist_bench.core import escape as safe
 from mnist_bench.render import figures
 
@@ -186,7 +186,11 @@ def results_table(report: Report) -> str:
         " ".join(c for c in (row.status, "contended" if row.contended else "") if c)
         for row in report.rows
     ]
-    return table(header, body, numeric=numeric, classes=classes)
+    legend = [*notes(report.rows), *column_notes(report.rows)]
+    items = "".join(f"<li>{escape(line)}</li>" for line in legend)
+    return (
+        table(header, body, numeric=numeric, classes=classes) + f'\n<ul class="note">{items}</ul>'
+    )
 
 
 def runs_table(report: Report) -> str:
