@@ -21,6 +21,7 @@ body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1300p
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 13px; }
 th, td { border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: left; vertical-align: top; }
 th { background: #f4f4f4; }
+td:first-child { white-space: nowrap; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr.failed td, tr.diverged td { color: #b00020; }
 tr.skipped td { color: #8a6d00; }
