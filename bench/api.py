@@ -177,6 +177,7 @@ def execute_run(
     """
     from mnist_bench.execute import progress
     from mnist_bench.execute.runner import Interrupted
+    from mnist_bench.plan import estimate
     from mnist_bench.render import run_figures
 
     console.print(
@@ -184,7 +185,9 @@ def execute_run(
     )
     signum = None
     try:
-        with progress.make(console, len(run.pending)) as observer:
+        estimates = estimate.run_estimates(run.pending, len(run.dataset.x_train))
+        countdown = estimate.Countdown(estimates)
+        with progress.make(console, len(run.pending), countdown) as observer:
             run.execute(observer)
     except Interrupted as exc:
         signum = exc.signum
