@@ -41,6 +41,25 @@ def test_the_countdown_scales_the_estimates_by_the_time_finished_jobs_took():
     assert countdown.text() == ""  # done: nothing to say
 
 
+def test_the_live_display_shows_the_time_left():
+    import io
+
+    from mnist_bench.execute import progress
+    from rich.console import Console
+
+    records = [make_record(seed=s, test_accuracy=0.9, train_seconds=1.0) for s in range(2)]
+    countdown = estimate.Countdown({r.job.key: 90.0 for r in records})
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=160)
+    with progress.make(console, 2, countdown) as shown:
+        assert isinstance(shown, progress.RichProgress)
+        shown.on_start(records[0].job)
+        console.print(shown.progress)  # the display as it stands
+        assert "about 3m 00s left" in screen.getvalue()
+        shown.on_record(records[0].job, records[0])
+        assert countdown.text().startswith("about ")
+
+
 def test_estimates_exist_for_a_configuration_never_run():
     job = make_record("no-such-history-variant", epochs=3).job
     (seconds,) = estimate.run_estimates([job], 60_000).values()
