@@ -184,6 +184,7 @@ def execute_run(
     """
     from mnist_bench.execute import progress
     from mnist_bench.execute.runner import Interrupted
+    from mnist_bench.plan import estimate
     from mnist_bench.render import run_figures
 
     console.print(
@@ -191,7 +192,9 @@ def execute_run(
     )
     signum = None
     try:
-        with progress.make(console, len(run.pending)) as observer:
+        estimates = estimate.run_estimates(run.pending, len(run.dataset.x_train))
+        countdown = estimate.Countdown(estimates)
+        with progress.make(console, len(run.pending), countdown) as observer:
             run.execute(observer)
     except Interrupted as exc:
         signum = exc.signum
@@ -572,6 +575,15 @@ def check(
     )
 
 
+# What `check` says when nothing matches: how to get results that do.
+WAY_OUT = (
+    "to gate on it, train what the baseline holds (mnist-bench run --suite suites/ci.toml for "
+    "results/baseline), build your own baseline from your suite (mnist-bench baseline update "
+    "--suite YOURS.toml --baseline-dir DIR), or match on fewer fields (--match-on "
+    "variant,backend,device; match_on= in Python)"
+)
+
+
 def judge(
     results: Results,
     baseline: Results,
@@ -612,7 +624,9 @@ def judge(
     if not any(r.side == "both" for r in rows):
         near = sorted({d for r in rows for d in r.near})
         why = f" (the configurations differ: {', '.join(near)})" if near else ""
-        raise Error(f"nothing to match: no configuration of {new_name} is in {base_name}{why}")
+        raise Error(
+            f"nothing to match: no configuration of {new_name} is in {base_name}{why}; {WAY_OUT}"
+        )
     failures = gate(rows, tolerances, max_slowdown, allow_missing=allow_missing)
     failing = {id(f.row) for f in failures}
     return Verdict(

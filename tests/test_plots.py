@@ -124,7 +124,7 @@ def test_latency_a_line_per_record(amd_rows):
 def test_mfu_bars(amd_rows):
     fig = figures.mfu_bars(amd_rows, DEFAULT_BY)
     (ax,) = fig.axes
-    bars = [p.get_height() for c in ax.containers if hasattr(c, "patches") for p in c.patches]
+    bars = [p.get_width() for c in ax.containers if hasattr(c, "patches") for p in c.patches]
     assert len(bars) == 3 * 2  # a bar per variant and backend
     torch_two_dense = 100 * (0.02287724967816852 + 0.025527293071225157) / 2
     assert bars[3 + 1] == pytest.approx(torch_two_dense)  # torch's bars follow jax's

@@ -38,8 +38,9 @@ def report(*args: str, capsys) -> tuple[int, str, str]:
 
 
 def markdown_rows(text: str) -> list[list[str]]:
-    """The cells of a GitHub table; checks the header rule on the way."""
-    lines = text.strip().splitlines()
+    """The cells of a GitHub table (its legend, after a blank line, left out); checks the header
+    rule on the way."""
+    lines = text.strip().split("\n\n")[0].splitlines()
     assert all(line.startswith("| ") and line.endswith(" |") for line in lines), text
     cells = [[c.strip() for c in line[2:-2].split(" | ")] for line in lines]
     assert all(set(c) <= set("-:") for c in cells[1]), lines[1]

@@ -50,6 +50,15 @@ class Row:
     def unstable(self) -> bool:
         return any(r.unstable for r in self.records)
 
+    @property
+    def includes_compilation(self) -> bool:
+        """Some record had no steady epoch (one epoch): its throughput includes tracing and
+        compilation."""
+        return any(
+            r.train_samples_per_second is not None and len(r.epoch_seconds) < 2
+            for r in self.records
+        )
+
 
 def rows(
     records: Iterable[Record],
@@ -130,6 +139,8 @@ def variant_label(row: Row, all_rows: list[Row]) -> str:
     varying = identity.varying_fields(mine)
     if "dataset" in varying:
         label += f" ({job.dataset})"
+    if "dataset_digest" in varying and not _shared_name(mine):
+        varying.remove("dataset_digest")  # the dataset's name tells them apart
     fields = job.fields()
     shown = [
         f"{name}={identity.format_value(fields[name])}"
@@ -167,6 +178,52 @@ def summary_dicts(all_rows: list[Row], by: Sequence[str] = ()) -> list[dict[str,
     return out
 
 
+def _shared_name(jobs: Sequence[identity.Job]) -> bool:
+    """Whether two datasets of `jobs` share a name (the digest alone tells them apart)."""
+    digests: dict[str, set[str]] = {}
+    for job in jobs:
+        digests.setdefault(job.dataset, set()).add(str(job.fields().get("dataset_digest")))
+    return any(len(d) > 1 for d in digests.values())
+
+
+# The mark on a throughput that includes compilation, and the legend lines of tables.
+COMPILED_MARK = "*"
+COMPILED_NOTE = (
+    f"{COMPILED_MARK} one epoch, none steady: the training throughput includes tracing and "
+    "compilation (train 2 epochs or more for the steady state)"
+)
+FLAG_NOTES = {
+    "contended": "(contended): other processes took over 25% of the CPU while it ran; its "
+    "timings are not judged by compare or check",
+    "unstable": "(unstable): its steady epochs' times spread by 10% or more (median absolute "
+    "deviation); its timings are not judged by compare or check",
+}
+COLUMN_NOTES = {
+    "seeds": "seeds: records averaged into the row (cells: mean ± 95% CI half-width over seeds)",
+    "test accuracy": "test accuracy: on the held-out test set after the last epoch",
+    "train s": "train s: wall time of all epochs, compilation included",
+    "train samples/s": "train samples/s: training images per second in the epochs after the "
+    "first (steady state)",
+    "infer samples/s": "infer samples/s: predict over the test set, images per second",
+    "MFU %": "MFU %: achieved training FLOP/s over the machine's measured float32 matmul peak "
+    "(CPU only)",
+}
+
+
+def notes(all_rows: Sequence[Row]) -> list[str]:
+    """Legend lines for the marks and status flags that `all_rows` carry (nothing if none)."""
+    out = [COMPILED_NOTE] if any(r.includes_compilation for r in all_rows) else []
+    return out + [
+        text for flag, text in FLAG_NOTES.items() if any(getattr(r, flag) for r in all_rows)
+    ]
+
+
+def column_notes(all_rows: Sequence[Row]) -> list[str]:
+    """What each metric column of a table of `all_rows` means."""
+    names = ["seeds", *(m.label for m in columns(all_rows))]
+    return [COLUMN_NOTES[n] for n in names if n in COLUMN_NOTES]
+
+
 def status_text(row: Row) -> str:
     """`ok`, or the status and its error; `(contended)`, `(unstable)` where a record was."""
     text = row.status if row.status == "ok" else f"{row.status}: {row.records[0].error}"
@@ -193,7 +250,15 @@ def headers(all_rows: Sequence[Row], by: Sequence[str] = DEFAULT_BY) -> list[str
 def cells(row: Row, all_rows: list[Row], by: Sequence[str] = DEFAULT_BY) -> list[str]:
     """One row as plain text, in the order of `headers(all_rows, by)`."""
     keys = [variant_label(row, all_rows) if k == "variant" else getattr(row, k) for k in by]
-    metrics = [fmt(row.summary(m.name), m.digits, m.scale) for m in columns(all_rows)]
+    metrics = [
+        fmt(row.summary(m.name), m.digits, m.scale)
+        + (
+            f" {COMPILED_MARK}"
+            if m.name == "train_samples_per_second" and row.includes_compilation
+            else ""
+        )
+        for m in columns(all_rows)
+    ]
     seeds = str(row.seeds)
     if len(row.records) > row.seeds:
         seeds += f" ({len(row.records)} runs)"

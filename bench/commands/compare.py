@@ -144,7 +144,8 @@ def add_check(p: argparse.ArgumentParser) -> None:
     )
     _add_common(p)
     p.epilog = (
-        "exit codes: 0 no regression; 1 a row failed (table of the failing rows); 2 unusable "
+        "exit codes: 0 no regression (table of the rows); 1 a row failed (table of the failing "
+        "rows); 2 unusable "
         "input (missing or malformed file, newer schema, results and baseline the same, "
         "nothing to match). A baseline row fails when the results lack it (see "
         "--allow-missing), when a new record failed, diverged, timed out or was skipped where "
@@ -263,13 +264,15 @@ def cmd_check(args: argparse.Namespace) -> int:
             reasons={id(f.row): f.reason for f in failures},
         )
         return 1
-    print(
-        f"check passed: {len(matched)} row(s) within tolerance of "
-        f"{escape.terminal(args.baseline)} "
+    passed = (
+        f"check passed: {len(matched)} row(s) within tolerance of {args.baseline} "
         f"(accuracy tolerance {tol.accuracy:g}"
         + (f", max slowdown {args.max_slowdown:.0%}" if args.max_slowdown is not None else "")
         + ")"
     )
+    _render(rows, args.format, title=passed)  # the numbers, for a CI job summary too
+    if args.format != "markdown":
+        print(escape.terminal(passed))
     return 0
 
 
@@ -358,7 +361,8 @@ def _cell(row: Row, metric, digits: int) -> str:
 
 def _verdict_text(row: Row, reasons: dict[int, str] | None) -> str:
     if reasons and id(row) in reasons:
-        return reasons[id(row)]
+        shown = row.on is not None and row.differences and not reasons[id(row)].startswith("unlike")
+        return reasons[id(row)] + (f" ({', '.join(row.differences)})" if shown else "")
     if row.side != "both":
         text = f"only in {'BASE' if row.side == 'base' else 'NEW'}"
         return text + (f" ({', '.join(row.near)})" if row.near else "")

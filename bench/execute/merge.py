@@ -77,7 +77,7 @@ class Merged:
         return data_frame(record_row(r, self.run.run_id) for r in self.run.records)
 
 
-def load_shards(paths: list[str | Path]) -> list[Shard]:
+def load_shards(paths: Sequence[str | Path]) -> list[Shard]:
     """Read the shard files under `paths` (files, or folders searched for *.json), checked to
     be shards of one grid, ordered by shard.
 

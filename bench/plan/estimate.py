@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 import statistics
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,9 @@ HISTORY_DIRS = (Path("results/runs"), Path("results/baseline"), Path("results/pu
 FALLBACK_GFLOPS = 15.0  # a middling backend on a 2-core CPU
 STARTUP_SECONDS = 5.0  # worker start and first-epoch tracing, roughly
 MEASURE_SECONDS = 6.0  # per-epoch test evaluation and the inference sweep, roughly
+# One cost per training sample for a configuration with no history (about the seed's two-dense
+# network): the parent counts no FLOPs, which needs a framework.
+REFERENCE_FLOPS = 500_000
 
 
 def history(
@@ -74,3 +78,52 @@ def job_seconds(
         per_sample, source = flops / (FALLBACK_GFLOPS * 1e9), "FLOPs"
     seconds = STARTUP_SECONDS + MEASURE_SECONDS + s.epochs * train_samples * per_sample
     return (seconds, source) if math.isfinite(seconds) else (float("nan"), "unknown")
+
+
+def run_estimates(jobs: Sequence[Job], train_samples: int) -> dict[tuple, float]:
+    """Estimated seconds of each job of a run, by job key: learnt from earlier run files
+    (`history`) where the configuration ran before, else from a reference cost per training
+    sample (the parent counts no FLOPs: that needs a framework)."""
+    learnt = history(warn=lambda message: None)  # `list --suite` names the bad files
+    out = {}
+    for job in jobs:
+        samples = min(train_samples, job.settings.train_limit or train_samples)
+        seconds, _ = job_seconds(job, samples, learnt, {job.variant: REFERENCE_FLOPS})
+        out[job.key] = seconds if math.isfinite(seconds) else STARTUP_SECONDS + MEASURE_SECONDS
+    return out
+
+
+class Countdown:
+    """Seconds left in a run: the estimates of the jobs still to go, scaled by how long the
+    finished ones really took against their estimates (a slower machine than the history's,
+    a busy one, a first compilation), so the figure corrects itself as records land."""
+
+    def __init__(self, estimates: dict[tuple, float], clock: Callable[[], float] = time.monotonic):
+        self.left_jobs = dict(estimates)
+        self.clock, self.started = clock, clock()
+        self.estimated_done = 0.0
+
+    def finish(self, job: Job) -> None:
+        self.estimated_done += self.left_jobs.pop(job.key, 0.0)
+
+    def seconds_left(self) -> float:
+        pending = sum(self.left_jobs.values())
+        if self.estimated_done <= 0:
+            return pending
+        return pending * (self.clock() - self.started) / self.estimated_done
+
+    def text(self) -> str:
+        """`about 3m 20s left`; empty once nothing is left."""
+        if not self.left_jobs:
+            return ""
+        return f"about {duration(self.seconds_left())} left"
+
+
+def duration(seconds: float) -> str:
+    """`45s`, `3m 20s`, `2h 05m`."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"

@@ -29,10 +29,10 @@ from mnist_bench.core.errors import UserError
 from mnist_bench.core.identity import Job
 from mnist_bench.plan import estimate
 
-# One cost per training sample for every variant, about the seed's two-dense network: the
-# parent cannot count a variant's FLOPs without a framework, and a machine's own history
-# would split the same grid differently on another machine.
-REFERENCE_FLOPS = 500_000
+# One cost per training sample for every variant (`estimate.REFERENCE_FLOPS`): the parent
+# cannot count a variant's FLOPs without a framework, and a machine's own history would split
+# the same grid differently on another machine.
+REFERENCE_FLOPS = estimate.REFERENCE_FLOPS
 WORKER_START_SECONDS = estimate.STARTUP_SECONDS
 
 

@@ -61,12 +61,20 @@ def _group(row: Row, rows: list[Row], by: Sequence[str]) -> str:
     return variant_label(row, rows) if "variant" in by else "all"
 
 
+def _legend_columns(fig: Figure, labels: Sequence[str]) -> int:
+    """As many legend columns as fit the figure's width at font size 8 (about 5.5 px a
+    character, plus the marker), so that the legend never runs past the figure's edges."""
+    width_px = fig.get_figwidth() * DPI
+    widest = max((len(label) for label in labels), default=1) * 5.5 + 40
+    return max(1, min(len(labels), int(width_px // widest)))
+
+
 def _legend_below(fig: Figure, handles: list, labels: list[str]) -> None:
     fig.legend(
         handles,
         labels,
         loc="outside lower center",
-        ncols=min(4, len(labels)),
+        ncols=_legend_columns(fig, labels),
         fontsize=8,
         frameon=False,
     )
@@ -132,25 +140,23 @@ def accuracy_vs_time(rows: list[Row], by: Sequence[str]) -> Figure:
     ax.set_ylabel("test accuracy")
     ax.set_title("Accuracy against training time (large: mean ± 95% CI; small: each seed)")
     ax.grid(alpha=0.3)
-    fig.legend(
-        loc="outside lower center",
-        ncols=min(4, len(colors) + len(markers)),
-        fontsize=8,
-        frameon=False,
-    )
+    handles, labels = ax.get_legend_handles_labels()
+    _legend_below(fig, handles, labels)
     return fig
 
 
 def _grouped_bars(
     ax: Axes, rows: list[Row], by: Sequence[str], metric: str, palette: dict, scale: float = 1.0
 ) -> None:
-    """A group of bars per variant, one bar per series of `rows` (labelled for the legend), with
-    95% CI error bars; a row without the metric leaves a gap."""
+    """Horizontal bars: a group per variant (its name on the left, one per line, so names never
+    overlap), one bar per series of `rows` (labelled for the legend), with 95% CI error bars; a
+    row without the metric leaves a gap."""
     import numpy as np
+    from matplotlib.ticker import MaxNLocator
 
     series = list(dict.fromkeys(series_label(r, by) for r in rows))
     groups = list(dict.fromkeys(_group(r, rows, by) for r in rows))
-    width = 0.8 / len(series)
+    height = 0.8 / len(series)
     for i, name in enumerate(series):
         heights = np.full(len(groups), np.nan)
         errors = np.zeros(len(groups))
@@ -160,19 +166,28 @@ def _grouped_bars(
                 continue
             g = groups.index(_group(row, rows, by))
             heights[g], errors[g] = summary.mean * scale, (summary.half_width or 0) * scale
-        x = np.arange(len(groups)) + (i - (len(series) - 1) / 2) * width
-        ax.bar(
-            x, heights, width, yerr=errors, color=palette[name], label=figure_label(name), capsize=2
+        y = np.arange(len(groups)) + (i - (len(series) - 1) / 2) * height
+        ax.barh(
+            y,
+            heights,
+            height,
+            xerr=errors,
+            color=palette[name],
+            label=figure_label(name),
+            capsize=2,
         )
-    ax.set_xticks(np.arange(len(groups)), [figure_label(g) for g in groups])
-    ax.set_ylim(bottom=0)
-    ax.grid(axis="y", alpha=0.3)
+    ax.set_yticks(np.arange(len(groups)), [figure_label(g) for g in groups])
+    ax.set_ylim(len(groups) - 0.5, -0.5)  # the first variant on top
+    ax.set_xlim(left=0)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
+    ax.grid(axis="x", alpha=0.3)
 
 
-def _bars_width(rows: list[Row], by: Sequence[str]) -> float:
+def _bars_height(rows: list[Row], by: Sequence[str]) -> float:
+    """Inches for the bars of `rows`: a group per variant, a bar per series in each."""
     groups = {_group(r, rows, by) for r in rows}
     series = {series_label(r, by) for r in rows}
-    return max(9, 1.2 * len(groups) * max(1, len(series) / 3))
+    return 1.8 + len(groups) * max(0.35, 0.16 * len(series))
 
 
 def throughput_bars(rows: list[Row], by: Sequence[str]) -> Figure:
@@ -181,16 +196,16 @@ def throughput_bars(rows: list[Row], by: Sequence[str]) -> Figure:
     from matplotlib.ticker import StrMethodFormatter
 
     palette, rows = _colors(rows, by), _ok(rows)
-    fig = _figure(_bars_width(rows, by), 7.5)
-    axes = fig.subplots(2, 1)
+    fig = _figure(12, _bars_height(rows, by))
+    axes = fig.subplots(1, 2, sharey=True)
     for ax, metric, title in (
         (axes[0], "train_samples_per_second", "Training throughput (steady state)"),
         (axes[1], "infer_samples_per_second", "Inference throughput (predict over the test set)"),
     ):
         _grouped_bars(ax, rows, by, metric, palette)
-        ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
-        ax.set_ylabel("samples/s")
-        ax.set_title(title)
+        ax.xaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+        ax.set_xlabel("samples/s")
+        ax.set_title(title, fontsize=10)
     handles, labels = axes[0].get_legend_handles_labels()
     _legend_below(fig, handles, labels)
     return fig
@@ -205,10 +220,10 @@ def mfu_bars(rows: list[Row], by: Sequence[str]) -> Figure:
     float32 matmul peak, a group of bars per variant, one bar per series, 95% CI error bars."""
     palette = _colors(rows, by)
     rows = [r for r in _ok(rows) if r.values("mfu")]
-    fig = _figure(_bars_width(rows, by), 4.2)
+    fig = _figure(10, _bars_height(rows, by))
     ax = fig.subplots()
     _grouped_bars(ax, rows, by, "mfu", palette, scale=100.0)
-    ax.set_ylabel("MFU (% of peak)")
+    ax.set_xlabel("MFU (% of peak)")
     ax.set_title("Model FLOPs utilisation in training (CPU; peak: NumPy float32 matmul)")
     handles, labels = ax.get_legend_handles_labels()
     _legend_below(fig, handles, labels)

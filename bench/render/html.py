@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from html import escape as _escape
 from typing import TYPE_CHECKING
 
-from mnist_bench.analyse.rows import Row, cells, headers
+from mnist_bench.analyse.rows import Row, cells, column_notes, headers, notes
 from mnist_bench.core import escape as safe
 from mnist_bench.render import figures
 
@@ -21,6 +21,7 @@ body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1300p
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 13px; }
 th, td { border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: left; vertical-align: top; }
 th { background: #f4f4f4; }
+td:first-child { white-space: nowrap; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr.failed td, tr.diverged td { color: #b00020; }
 tr.skipped td { color: #8a6d00; }
@@ -186,7 +187,11 @@ def results_table(report: Report) -> str:
         " ".join(c for c in (row.status, "contended" if row.contended else "") if c)
         for row in report.rows
     ]
-    return table(header, body, numeric=numeric, classes=classes)
+    legend = [*notes(report.rows), *column_notes(report.rows)]
+    items = "".join(f"<li>{escape(line)}</li>" for line in legend)
+    return (
+        table(header, body, numeric=numeric, classes=classes) + f'\n<ul class="note">{items}</ul>'
+    )
 
 
 def runs_table(report: Report) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from mnist_bench.analyse.rows import DEFAULT_BY, Row, cells, headers
+from mnist_bench.analyse.rows import DEFAULT_BY, Row, cells, headers, notes
 from mnist_bench.core import escape as safe
 
 if TYPE_CHECKING:
@@ -24,6 +24,9 @@ def render(rows: list[Row], by: Sequence[str] = DEFAULT_BY) -> str:
     align = ["---" if name in (*by, "status") else "---:" for name in names]
     lines = ["| " + " | ".join(escape(n) for n in names) + " |", "| " + " | ".join(align) + " |"]
     lines += ["| " + " | ".join(escape(c) for c in cells(row, rows, by)) + " |" for row in rows]
+    legend = notes(rows)
+    if legend:
+        lines += ["", *(f"- {escape(note)}" for note in legend)]
     return "\n".join(lines) + "\n"
 
 

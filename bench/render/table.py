@@ -7,7 +7,7 @@ import io
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from mnist_bench.analyse.rows import DEFAULT_BY, Row, cells, headers, rows
+from mnist_bench.analyse.rows import DEFAULT_BY, Row, cells, headers, notes, rows
 from mnist_bench.core import escape
 from mnist_bench.runfile.records import Record
 from rich import box
@@ -54,6 +54,10 @@ def rows_table(
         if color:
             line[-1].stylize(STATUS_STYLE.get(row.status, ""))
         table.add_row(*line)
+    legend = notes(all_rows)
+    if legend:
+        table.caption = escape.text("\n".join(legend))
+        table.caption_justify = "left"
     return table
 
 
