@@ -150,6 +150,14 @@ class Cluster:
             "--address", ADDRESS, *args, timeout=timeout,
         )  # fmt: skip
 
+    def start_run(self, *args: str) -> subprocess.Popen:
+        """`run` as `self.run` starts it, but in the background, its output piped."""
+        return subprocess.Popen(
+            self.enter(sys.executable, "-m", "mnist_bench", "run", "--executor", "ray",
+                       "--address", ADDRESS, *args),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env,
+        )  # fmt: skip
+
     def processes(self, pattern: str) -> list[str]:
         """Command lines of the cluster's processes that hold `pattern`."""
         out = self.sh("ps", "-eo", "args")
@@ -197,18 +205,27 @@ def _spans(records) -> dict[str, list[tuple[float, float]]]:
 @needs_ray
 def test_a_cluster_started_plainly_runs_one_record_per_node_at_a_time(tmp_path):
     """Nodes as `ray start` makes them, with no custom resource, and CPU counts of their own: a
-    record asks for all of its node's CPUs, so both nodes take records, never two at once."""
+    record asks for all of its node's CPUs, so two runs at once share the nodes, both nodes take
+    records, and no node ever runs two at once."""
     plain = Cluster(head=LOCAL, worker=["--num-cpus", "5", *LOCAL])
     try:
         plain.start()
-        done = plain.run(*TINY, "--seeds", "0,1,2,3", "--results-dir", str(tmp_path / "plain"))
-        assert done.returncode == 0, done.stderr[-3000:]
-        run = load_run(next((tmp_path / "plain").glob("*.json")))
-        assert run.status == "complete" and [r.status for r in run.records] == ["ok"] * 4
-        assert run.environment["executor"]["node_resource"] == "CPU"
-        assert {r.machine.hostname for r in run.records} == {HEAD, WORKER}
-        _check_node_ids(run.records, plain.nodes())
-        spans = _spans(run.records)
+        drivers = [
+            plain.start_run(*TINY, "--seeds", seeds, "--results-dir", str(tmp_path / "plain"))
+            for seeds in ("0,1", "2,3")
+        ]
+        for driver in drivers:
+            _, err = driver.communicate(timeout=400)
+            assert driver.returncode == 0, err[-3000:]
+        runs = [load_run(path) for path in (tmp_path / "plain").glob("*.json")]
+        assert len(runs) == 2 and all(run.status == "complete" for run in runs)
+        assert all(run.environment["executor"]["node_resource"] == "CPU" for run in runs)
+        records = [r for run in runs for r in run.records]
+        assert sorted(r.seed for r in records) == [0, 1, 2, 3]
+        assert all(r.status == "ok" for r in records)
+        assert {r.machine.hostname for r in records} == {HEAD, WORKER}
+        _check_node_ids(records, plain.nodes())
+        spans = _spans(records)
         assert len(spans) == 2 and sum(len(s) for s in spans.values()) == 4
         for node in spans.values():  # each record ended before the next on its node began
             assert all(a[1] <= b[0] for a, b in zip(node, node[1:], strict=False)), spans
