@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 from conftest import BACKEND, ROOT, needs_backend, run_cli
+from mnist_bench.execute.ray_executor import _share
 from mnist_bench.runfile.records import load_run
 
 PORT = 6390  # the namespace has its own loopback: no other process can hold it
@@ -237,6 +238,38 @@ def test_a_cluster_started_plainly_runs_one_record_per_node_at_a_time(tmp_path):
         assert "offers the resource 'mnist_bench_node'" in marked.stderr
     finally:
         plain.close()
+
+
+@pytest.mark.slow  # a real two-node cluster: run by .ci/run after the default tests
+@needs_namespaces
+@needs_ray
+def test_on_a_mixed_cluster_only_the_marked_node_runs_records_unless_told(tmp_path):
+    """The head offers `mnist_bench_node`, the worker does not: records go to the head alone;
+    `--node-resource CPU` takes every node again."""
+    mixed = Cluster(head=NODE, worker=LOCAL)
+    try:
+        mixed.start()
+        done = mixed.run(*TINY, "--seeds", "0,1", "--results-dir", str(tmp_path / "marked"))
+        assert done.returncode == 0, done.stderr[-3000:]
+        run = load_run(next((tmp_path / "marked").glob("*.json")))
+        assert [r.status for r in run.records] == ["ok", "ok"]
+        assert {r.machine.hostname for r in run.records} == {HEAD}
+        assert run.environment["executor"]["node_resource"] == "mnist_bench_node"
+        assert run.environment["executor"]["nodes"] == 1
+        every = ["--node-resource", "CPU", "--on-every-node"]
+        done = mixed.run(*TINY, *every, "--results-dir", str(tmp_path / "all"))
+        assert done.returncode == 0, done.stderr[-3000:]
+        run = load_run(next((tmp_path / "all").glob("*.json")))
+        assert [r.status for r in run.records] == ["ok", "ok"]
+        assert {r.machine.hostname for r in run.records} == {HEAD, WORKER}
+        assert run.environment["executor"]["node_resource"] == "CPU"
+    finally:
+        mixed.close()
+
+
+def test_a_share_of_a_node_is_in_rays_unit_and_k_shares_fit():
+    for offered, k, share in ((5, 1, 5.0), (1, 1, 1.0), (1, 3, 0.3333), (8, 3, 2.6666)):
+        assert _share(offered, k) == share and k * share <= offered
 
 
 @pytest.mark.slow  # a real two-node cluster: run by .ci/run after the default tests
