@@ -103,8 +103,8 @@ def _add_run(p: argparse.ArgumentParser) -> None:
     cluster.add_argument(
         "--address",
         metavar="HOST:PORT",
-        help="the Ray head's address (ray start --head prints it; port 6379 by default); its "
-        "nodes offer the resource mnist_bench_node: 1",
+        help="the Ray head's address (ray start --head prints it; port 6379 by default); any "
+        "running cluster: a record takes a whole node, asking for all of its CPUs",
     )
     cluster.add_argument(
         "--jobs-per-node",
@@ -120,6 +120,13 @@ def _add_run(p: argparse.ArgumentParser) -> None:
         choices=("node", "kind"),
         help="the whole suite on every node (or with `kind`, on one node of each kind: CPU, "
         "cores, memory, GPUs), to compare machines; report --group-by machine shows them",
+    )
+    cluster.add_argument(
+        "--node-resource",
+        metavar="NAME",
+        help="a record asks for all of the custom resource NAME a node offers instead of its "
+        "CPUs, so only nodes started with ray start --resources '{\"NAME\": 1}' run records "
+        "(a mixed cluster); default: mnist_bench_node where some node offers it, else CPU",
     )
     cluster.add_argument(
         "--runtime-env",
@@ -180,6 +187,7 @@ def _executor(args: argparse.Namespace):
         "--address": args.address,
         "--jobs-per-node": args.jobs_per_node,
         "--on-every-node": args.on_every_node,
+        "--node-resource": args.node_resource,
         "--runtime-env": args.runtime_env,
     }
     if args.executor != "ray":
@@ -196,6 +204,7 @@ def _executor(args: argparse.Namespace):
         jobs_per_node=1 if args.jobs_per_node is None else args.jobs_per_node,
         on_every_node=args.on_every_node,
         runtime_env=ray_executor.runtime_env_option(args.runtime_env),
+        node_resource=args.node_resource,
     )
     executor.connect()
     return executor

@@ -14,16 +14,19 @@ import contextlib
 import importlib.util
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from conftest import BACKEND, ROOT, needs_backend, run_cli
+from mnist_bench.execute.ray_executor import _share
 from mnist_bench.runfile.records import load_run
 
 PORT = 6390  # the namespace has its own loopback: no other process can hold it
@@ -39,11 +42,12 @@ ENV = {
     "RAY_health_check_period_ms": "1000",
     "RAY_health_check_failure_threshold": "3",
 }
-NODE = [
-    "--num-cpus", "1", "--resources", '{"mnist_bench_node": 1}',
+# What every node of a test cluster is started with: the namespace's loopback, a small store.
+LOCAL = [
     "--node-ip-address", "127.0.0.1", "--disable-usage-stats",
     "--object-store-memory", str(80 * 2**20),
 ]  # fmt: skip
+NODE = ["--num-cpus", "1", "--resources", '{"mnist_bench_node": 1}', *LOCAL]
 # The tiny suite: one variant on JAX (the quickest to start), one epoch on 1,000 samples.
 TINY = [
     "-v", "single-dense", "-b", "jax", "--epochs", "1", "--train-limit", "1000",
@@ -60,9 +64,11 @@ needs_ray = pytest.mark.skipif(
 
 
 class Cluster:
-    """A head and a worker node in their own network, PID and mount namespaces."""
+    """A head and a worker node in their own network, PID and mount namespaces, each started
+    with `ray start` and these arguments."""
 
-    def __init__(self) -> None:
+    def __init__(self, head: list[str] = NODE, worker: list[str] = NODE) -> None:
+        self.head_args, self.worker_args = head, worker
         self.temp = Path(tempfile.mkdtemp(prefix="mnb-ray-", dir="/tmp"))  # sockets: short path
         self.ns = subprocess.Popen(
             ["unshare", "-n", "-p", "-u", "-f", "--mount-proc", "--kill-child", "sh", "-c",
@@ -95,7 +101,7 @@ class Cluster:
 
     def start(self) -> None:
         head = self.sh(
-            str(BIN / "ray"), "start", "--head", "--port", str(PORT), *NODE,
+            str(BIN / "ray"), "start", "--head", "--port", str(PORT), *self.head_args,
             "--include-dashboard=false", "--temp-dir", str(self.temp),
         )  # fmt: skip
         assert head.returncode == 0, head.stderr[-2000:]
@@ -103,8 +109,8 @@ class Cluster:
 
     def start_worker(self) -> None:
         """The worker node: its own host name and PID namespace; `--block` keeps it in front."""
-        ray = f"{BIN / 'ray'} start --block --address {ADDRESS} {' '.join(NODE)}"
-        ray = ray.replace('{"mnist_bench_node": 1}', "'{\"mnist_bench_node\": 1}'")
+        ray = shlex.join([str(BIN / "ray"), "start", "--block", "--address", ADDRESS,
+                          *self.worker_args])  # fmt: skip
         self.worker = subprocess.Popen(
             self.enter("unshare", "-p", "-u", "-f", "--mount-proc", "--kill-child", "sh", "-c",
                        f"hostname {WORKER} && exec {ray}"),
@@ -145,6 +151,14 @@ class Cluster:
             "--address", ADDRESS, *args, timeout=timeout,
         )  # fmt: skip
 
+    def start_run(self, *args: str) -> subprocess.Popen:
+        """`run` as `self.run` starts it, but in the background, its output piped."""
+        return subprocess.Popen(
+            self.enter(sys.executable, "-m", "mnist_bench", "run", "--executor", "ray",
+                       "--address", ADDRESS, *args),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env,
+        )  # fmt: skip
+
     def processes(self, pattern: str) -> list[str]:
         """Command lines of the cluster's processes that hold `pattern`."""
         out = self.sh("ps", "-eo", "args")
@@ -178,6 +192,86 @@ def _check_node_ids(records, nodes: list[dict]) -> None:
         assert r.machine.cpu and r.machine.cores and r.machine.packages["jax"]
 
 
+def _spans(records) -> dict[str, list[tuple[float, float]]]:
+    """Each node's records as (start, end) in seconds, in order."""
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for r in records:
+        start = datetime.fromisoformat(r.started_utc).timestamp()
+        spans.setdefault(r.machine.node_id, []).append((start, start + r.wall_seconds))
+    return {node: sorted(s) for node, s in spans.items()}
+
+
+@pytest.mark.slow  # a real two-node cluster: run by .ci/run after the default tests
+@needs_namespaces
+@needs_ray
+def test_a_cluster_started_plainly_runs_one_record_per_node_at_a_time(tmp_path):
+    """Nodes as `ray start` makes them, with no custom resource, and CPU counts of their own: a
+    record asks for all of its node's CPUs, so two runs at once share the nodes, both nodes take
+    records, and no node ever runs two at once."""
+    plain = Cluster(head=LOCAL, worker=["--num-cpus", "5", *LOCAL])
+    try:
+        plain.start()
+        drivers = [
+            plain.start_run(*TINY, "--seeds", seeds, "--results-dir", str(tmp_path / "plain"))
+            for seeds in ("0,1", "2,3")
+        ]
+        for driver in drivers:
+            _, err = driver.communicate(timeout=400)
+            assert driver.returncode == 0, err[-3000:]
+        runs = [load_run(path) for path in (tmp_path / "plain").glob("*.json")]
+        assert len(runs) == 2 and all(run.status == "complete" for run in runs)
+        assert all(run.environment["executor"]["node_resource"] == "CPU" for run in runs)
+        records = [r for run in runs for r in run.records]
+        assert sorted(r.seed for r in records) == [0, 1, 2, 3]
+        assert all(r.status == "ok" for r in records)
+        assert {r.machine.hostname for r in records} == {HEAD, WORKER}
+        _check_node_ids(records, plain.nodes())
+        spans = _spans(records)
+        assert len(spans) == 2 and sum(len(s) for s in spans.values()) == 4
+        for node in spans.values():  # each record ended before the next on its node began
+            assert all(a[1] <= b[0] for a, b in zip(node, node[1:], strict=False)), spans
+        # Asked for a custom resource that no node offers: one clear line, exit 2.
+        marked = plain.run(*TINY, "--node-resource", "mnist_bench_node",
+                           "--results-dir", str(tmp_path / "marked"), timeout=120)  # fmt: skip
+        assert marked.returncode == 2, marked.stderr[-3000:]
+        assert "no live node of the Ray cluster at" in marked.stderr
+        assert "offers the resource 'mnist_bench_node'" in marked.stderr
+    finally:
+        plain.close()
+
+
+@pytest.mark.slow  # a real two-node cluster: run by .ci/run after the default tests
+@needs_namespaces
+@needs_ray
+def test_on_a_mixed_cluster_only_the_marked_node_runs_records_unless_told(tmp_path):
+    """The head offers `mnist_bench_node`, the worker does not: records go to the head alone;
+    `--node-resource CPU` takes every node again."""
+    mixed = Cluster(head=NODE, worker=LOCAL)
+    try:
+        mixed.start()
+        done = mixed.run(*TINY, "--seeds", "0,1", "--results-dir", str(tmp_path / "marked"))
+        assert done.returncode == 0, done.stderr[-3000:]
+        run = load_run(next((tmp_path / "marked").glob("*.json")))
+        assert [r.status for r in run.records] == ["ok", "ok"]
+        assert {r.machine.hostname for r in run.records} == {HEAD}
+        assert run.environment["executor"]["node_resource"] == "mnist_bench_node"
+        assert run.environment["executor"]["nodes"] == 1
+        every = ["--node-resource", "CPU", "--on-every-node"]
+        done = mixed.run(*TINY, *every, "--results-dir", str(tmp_path / "all"))
+        assert done.returncode == 0, done.stderr[-3000:]
+        run = load_run(next((tmp_path / "all").glob("*.json")))
+        assert [r.status for r in run.records] == ["ok", "ok"]
+        assert {r.machine.hostname for r in run.records} == {HEAD, WORKER}
+        assert run.environment["executor"]["node_resource"] == "CPU"
+    finally:
+        mixed.close()
+
+
+def test_a_share_of_a_node_is_in_rays_unit_and_k_shares_fit():
+    for offered, k, share in ((5, 1, 5.0), (1, 1, 1.0), (1, 3, 0.3333), (8, 3, 2.6666)):
+        assert _share(offered, k) == share and k * share <= offered
+
+
 @pytest.mark.slow  # a real two-node cluster: run by .ci/run after the default tests
 @needs_namespaces
 @needs_ray
@@ -194,6 +288,8 @@ def test_a_tiny_suite_spreads_over_both_nodes(cluster, tmp_path):
     _check_node_ids(run.records, cluster.nodes())
     assert all(r.test_accuracy > 0.5 and r.train_samples == 1000 for r in run.records)
     assert run.environment["executor"]["kind"] == "ray"
+    # Every node offers the custom resource: it is what a record asks for, unasked.
+    assert run.environment["executor"]["node_resource"] == "mnist_bench_node"
     # The report tells the machines apart by node.
     report = run_cli("report", str(path), "--group-by", "variant,backend,machine", "--format",
                      "csv")  # fmt: skip
@@ -331,6 +427,20 @@ def test_an_unreachable_cluster_is_one_line_within_seconds(tmp_path):
     bad = run_cli("run", "--address", ADDRESS)
     assert bad.returncode == 2 and "only with --executor ray" in bad.stderr
     assert not list(tmp_path.iterdir())  # no run file for a run that never started
+
+
+@needs_ray
+def test_a_node_resource_that_is_not_a_custom_one_is_one_line(tmp_path):
+    for name, says in (("GPU", "takes CPU or the name of a custom resource"),
+                       ("memory", "takes CPU or the name of a custom resource"),
+                       (" ", "an empty value")):  # fmt: skip
+        done = run_cli("run", "--executor", "ray", "--address", ADDRESS, "--node-resource", name,
+                       *TINY, "--results-dir", str(tmp_path))  # fmt: skip
+        assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+        assert "--node-resource" in done.stderr and says in done.stderr
+    done = run_cli("run", "--node-resource", "mnist_bench_node", *TINY)
+    assert done.returncode == 2 and "only with --executor ray" in done.stderr
+    assert not list(tmp_path.iterdir())
 
 
 @needs_backend

@@ -6,9 +6,14 @@ The driver keeps everything else as it is for a local run (`runner.Run.execute`)
 journaled as each task finishes, the run file is written atomically, an interrupt marks it
 `interrupted` and `--resume` finishes it on either executor.
 
-A job takes a whole node by default: every node offers one unit of the custom resource
-`mnist_bench_node` (`ray start --resources '{"mnist_bench_node": 1}'`) and a task asks for all
-of it, so two benchmark jobs never share a machine; `--jobs-per-node K` asks for 1/K.
+A job takes a whole node, so two benchmark jobs never share a machine, on any Ray cluster as it
+runs: the driver places each task on a node itself (`NodeAffinitySchedulingStrategy`, not soft)
+and the task asks for every CPU that node offers, so Ray starts it only once nothing else holds
+the node's CPUs. `--jobs-per-node K` asks for 1/K of them, K tasks at a time. On a mixed
+cluster a custom resource marks the nodes meant for benchmarks (`--node-resource NAME`; nodes
+started with `ray start --resources '{"NAME": 1}'`): a task then asks for all of it instead,
+and only those nodes run records. Where some node offers `mnist_bench_node`, that resource is
+used unless `--node-resource` says otherwise.
 
 This module is the only one that imports Ray, and only `--executor ray` imports it.
 """
@@ -18,10 +23,12 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import platform
 import socket
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -34,7 +41,10 @@ from mnist_bench.runfile.records import Machine, Record
 if TYPE_CHECKING:
     from mnist_bench.execute.runner import Run
 
-NODE_RESOURCE = "mnist_bench_node"  # one unit per node: a job asks for all of it
+CPU = "CPU"  # the default: a task asks for every CPU its node offers
+NODE_RESOURCE = "mnist_bench_node"  # the custom resource used where some live node offers it
+RAYS_OWN = ("GPU", "memory", "object_store_memory")  # asked for otherwise, or not at all
+RESOURCE_UNIT = 10_000  # Ray counts a resource in ten-thousandths
 CONNECT_TIMEOUT = 15.0  # seconds for a cluster to answer; `ray.init` alone may wait for minutes
 POLL_SECONDS = 0.5  # `ray.wait` returns this often, so that a signal is handled at once
 EVERY_NODE = ("node", "kind")  # --on-every-node: each node, or one node of each kind
@@ -54,6 +64,9 @@ class RayExecutor:
             `kind` (each job on one node of each kind: CPU model, cores, memory, GPUs).
         runtime_env: Ray's runtime environment for the tasks (`pip`, `working_dir`, ...).
         connect_timeout: seconds the cluster has to answer.
+        node_resource: what a job asks all of on its node: `CPU` (any node with CPUs) or a
+            custom resource (only the nodes that offer it). None: `mnist_bench_node` where
+            some live node offers it, else `CPU`.
     """
 
     address: str
@@ -61,12 +74,20 @@ class RayExecutor:
     on_every_node: str | None = None
     runtime_env: dict[str, Any] | None = None
     connect_timeout: float = CONNECT_TIMEOUT
+    node_resource: str | None = None
 
     def __post_init__(self) -> None:
         if self.jobs_per_node < 1:
             raise UserError(f"--jobs-per-node must be at least 1 (got {self.jobs_per_node})")
         if self.on_every_node not in (None, *EVERY_NODE):
             raise UserError(f"--on-every-node takes {' or '.join(EVERY_NODE)}")
+        if self.node_resource is not None and (
+            not self.node_resource.strip() or self.node_resource in RAYS_OWN
+        ):
+            raise UserError(
+                f"--node-resource takes CPU or the name of a custom resource the nodes offer "
+                f"(got {self.node_resource!r}; a GPU job asks for its GPU with --device gpu)"
+            )
 
     def connect(self) -> None:
         """Connect to the cluster, or raise a one-line UserError within `connect_timeout`."""
@@ -78,17 +99,20 @@ class RayExecutor:
         cluster."""
         import ray
 
-        nodes = _nodes(ray)
+        live = [n for n in ray.nodes() if n.get("Alive")]
+        resource = self.node_resource or (
+            NODE_RESOURCE if any(_offers(n, NODE_RESOURCE) for n in live) else CPU
+        )
+        nodes = [n for n in live if _offers(n, resource)]
         if not nodes:
             raise UserError(
-                f"no live node of the Ray cluster at {self.address} offers the resource "
-                f"{NODE_RESOURCE!r}: start nodes with ray start --resources "
-                f"'{{\"{NODE_RESOURCE}\": 1}}'"
+                f"no live node of the Ray cluster at {self.address} offers {_asked(resource)}"
             )
         every = self.on_every_node or run.file.environment.get("executor", {}).get("on_every_node")
         run.file.environment["executor"] = {
             "kind": "ray",
             "address": self.address,
+            "node_resource": resource,
             "jobs_per_node": self.jobs_per_node,
             "on_every_node": every,
             "nodes": len(nodes),
@@ -118,24 +142,43 @@ class RayExecutor:
             record.machine = Machine(node_id=node) if node else None
             observer.on_record(job, record)
             yield record
-        yield from _Tasks(ray, self, run, observer).stream(runs)
+        yield from _Tasks(ray, self, run, observer, resource).stream(runs)
+
+
+@dataclass(frozen=True)
+class _Waiting:
+    """A job waiting for a node. `node`: the one it must run on (`--on-every-node`);
+    `retry_of`: why its first attempt was lost; `lost_on`: the node that attempt ran on."""
+
+    job: Job
+    node: str | None = None
+    retry_of: str | None = None
+    lost_on: str | None = None
 
 
 class _Tasks:
-    """The tasks of one run: submitted at once, collected as they finish, cancelled on close."""
+    """The tasks of one run. The driver places them: a job waits until a node that can take it
+    has room (`jobs_per_node` tasks), then goes there, pinned, as a task that asks for all of
+    the node's `resource` (1/K of it), so Ray starts it once nothing else holds that. Tasks are
+    collected as they finish and cancelled on close."""
 
-    def __init__(self, ray: Any, executor: RayExecutor, run: Run, observer: Observer) -> None:
+    def __init__(
+        self, ray: Any, executor: RayExecutor, run: Run, observer: Observer, resource: str
+    ) -> None:
         self.ray, self.executor, self.run, self.observer = ray, executor, run, observer
+        self.resource = resource
         self.remote = ray.remote(max_retries=0, num_cpus=0)(_run_job)
-        self.out: dict[Any, tuple[Job, str | None, str | None]] = {}  # ref -> job, node, retry
+        self.waiting: list[_Waiting] = []
+        self.out: dict[Any, tuple[_Waiting, str]] = {}  # ref -> the job, the node it runs on
+        self.nodes: dict[str, dict[str, float]] = {}  # live node id -> what it offers
         self.ready: set[str] = set()
 
-    def submit(self, job: Job, node: str | None, retry_of: str | None = None) -> None:
+    def submit(self, item: _Waiting, node: str) -> None:
         from mnist_bench.execute import runner
         from mnist_bench.plan import variants
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        c = self.run.config
+        c, job = self.run.config, item.job
         request = WorkerRequest(
             mode="train",
             backend=job.backend,
@@ -147,31 +190,80 @@ class _Tasks:
             jobs=(job,),
             variants=variants.sources(runner.resolve_variants(c, job.backend)),
         )
-        share = 1.0 / self.executor.jobs_per_node
+        k = self.executor.jobs_per_node
+        share = _share(self.nodes[node].get(self.resource, 0), k)
         options: dict[str, Any] = {
-            "resources": {NODE_RESOURCE: share},
-            "num_gpus": share if job.device == "gpu" else 0,
+            "num_gpus": 1.0 / k if job.device == "gpu" else 0,
             "name": f"mnist-bench {job.label()}",
+            "scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=False),
         }
-        if node is not None:
-            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node, soft=False)
+        if self.resource == CPU:
+            options["num_cpus"] = share
+        else:
+            options["resources"] = {self.resource: share}
         samples = len(self.run.dataset.x_train[: job.settings.train_limit])
         ref = self.remote.options(**options).remote(request.to_json(), c.record_timeout, samples)
-        self.out[ref] = (job, node, retry_of)
+        self.out[ref] = (item, node)
 
     def stream(self, work: list[tuple[Job, str | None]]) -> Iterator[Record]:
-        for job, node in work:
-            self.submit(job, node)
+        self.waiting = [_Waiting(job, node) for job, node in work]
         try:
+            yield from self._place()
             while self.out:
                 finished = self._wait()
                 for ref in finished:
                     record = self._collect(ref)
                     if record is not None:
-                        self.observer.on_record(record.job, record)
-                        yield record
+                        yield self._landed(record)
+                if finished:
+                    yield from self._place()
         finally:
             self._cancel()
+
+    def _landed(self, record: Record) -> Record:
+        self.observer.on_record(record.job, record)
+        return record
+
+    def _place(self) -> Iterator[Record]:
+        """Submit each waiting job that a node has room for, the least busy first. A job that
+        no live node can take any more (its node left the cluster, or every node did) ends as
+        a failed record. Nodes are listed afresh: one that joined takes work too."""
+        if not self.waiting:
+            return
+        self.nodes = {
+            n["NodeID"]: n.get("Resources", {})
+            for n in self.ray.nodes()
+            if n.get("Alive") and _offers(n, self.resource)
+        }
+        busy = Counter(node for _, node in self.out.values())
+        left: list[_Waiting] = []
+        for item in self.waiting:
+            able = [
+                n
+                for n, offers in self.nodes.items()
+                if item.node in (None, n) and (item.job.device != "gpu" or offers.get("GPU", 0))
+            ]
+            able = [n for n in able if n != item.lost_on] or able  # elsewhere, where it can
+            room = [n for n in able if busy[n] < self.executor.jobs_per_node]
+            if room:
+                node = min(room, key=busy.__getitem__)
+                self.submit(item, node)
+                busy[node] += 1
+            elif able:
+                left.append(item)
+            else:
+                yield self._landed(self._unplaceable(item))
+        self.waiting = left
+
+    def _unplaceable(self, item: _Waiting) -> Record:
+        if item.node is not None:
+            cause = f"node {item.node} left the Ray cluster"
+        else:
+            gpu = " and a GPU" if item.job.device == "gpu" else ""
+            cause = f"no live node of the Ray cluster offers {_asked(self.resource)}{gpu}"
+        if item.retry_of is not None:
+            cause = f"{item.retry_of}; {cause}"
+        return _failed(item, cause)
 
     def _wait(self) -> list[Any]:
         """The tasks finished within `POLL_SECONDS`. A signal's `Interrupted`, raised by the
@@ -190,25 +282,23 @@ class _Tasks:
             raise cause from None
 
     def _collect(self, ref: Any) -> Record | None:
-        """The record of a finished task; None when its job was resubmitted elsewhere."""
-        job, node, retry_of = self.out.pop(ref)
+        """The record of a finished task; None when its job waits to be retried elsewhere."""
+        item, node = self.out.pop(ref)
         try:
             result = self.ray.get(ref)
         except self.ray.exceptions.RayError as exc:
             cause = _cause(exc)
-            if retry_of is None and node is None and len(_nodes(self.ray)) > 0:
-                self.submit(job, None, retry_of=cause)  # once, on whichever node is left
+            if item.retry_of is None and item.node is None:  # once, on another node if any
+                self.waiting.insert(0, _Waiting(item.job, retry_of=cause, lost_on=node))
                 return None
-            if retry_of is not None:
-                cause = f"{retry_of}; retried on another node: {cause}"
-            record = Record(job=job, status="failed", error=cause)
-            record.machine = Machine(retried_after=retry_of) if retry_of else None
-            return record
+            if item.retry_of is not None:
+                cause = f"{item.retry_of}; retried on another node: {cause}"
+            return _failed(item, cause)
         record = Record.from_dict(result["record"])
-        record.machine = Machine(**result["machine"], retried_after=retry_of)
-        if job.backend not in self.ready and result.get("ready"):
-            self.ready.add(job.backend)
-            self.observer.on_ready(job.backend, result["ready"])
+        record.machine = Machine(**result["machine"], retried_after=item.retry_of)
+        if item.job.backend not in self.ready and result.get("ready"):
+            self.ready.add(item.job.backend)
+            self.observer.on_ready(item.job.backend, result["ready"])
         return record
 
     def _cancel(self) -> None:
@@ -220,6 +310,7 @@ class _Tasks:
         marked interrupted. The driver disconnects instead: Ray then marks its job finished, and
         every raylet kills the job's workers, and with each its worker process (which exits with
         its parent). Disconnecting is Ray's ordinary end of a driver, with no race."""
+        self.waiting.clear()
         if self.out:
             self.out.clear()
             self.ray.shutdown()
@@ -234,13 +325,27 @@ def _cause(exc: BaseException) -> str:
     return f"the Ray task was lost ({type(exc).__name__}: {text})"
 
 
-def _nodes(ray: Any) -> list[dict[str, Any]]:
-    """The live nodes that offer `NODE_RESOURCE`."""
-    return [
-        n
-        for n in ray.nodes()
-        if n.get("Alive") and n.get("Resources", {}).get(NODE_RESOURCE, 0) > 0
-    ]
+def _offers(node: dict[str, Any], resource: str) -> bool:
+    return node.get("Resources", {}).get(resource, 0) > 0
+
+
+def _asked(resource: str) -> str:
+    """What a node must offer to run records, and how it offers it."""
+    if resource == CPU:
+        return "a CPU (ray start --num-cpus N)"
+    return f"the resource {resource!r} (ray start --resources '{{\"{resource}\": 1}}')"
+
+
+def _share(offered: float, jobs_per_node: int) -> float:
+    """1/K of what a node offers, rounded down to Ray's unit: K shares always fit."""
+    return math.floor(offered * RESOURCE_UNIT / jobs_per_node) / RESOURCE_UNIT
+
+
+def _failed(item: _Waiting, cause: str) -> Record:
+    record = Record(job=item.job, status="failed", error=cause)
+    if item.node is not None or item.retry_of is not None:
+        record.machine = Machine(node_id=item.node or "", retried_after=item.retry_of)
+    return record
 
 
 def _targets(ray: Any, nodes: list[dict[str, Any]], every: str) -> list[str]:
@@ -433,9 +538,9 @@ class _Collect(Observer):
 
 
 def _undo_ray_threads() -> None:
-    """Ray sets OMP_NUM_THREADS=1 in a task that asks for no CPU where the node left it unset;
-    the node's own setting (the raylet's, this process's parent) is what a local run there
-    would have, so the record measures the same thing."""
+    """Ray sets OMP_NUM_THREADS in a task (to the CPUs it asked for, at least 1) where the node
+    left it unset; the node's own setting (the raylet's, this process's parent) is what a local
+    run there would have, so the record measures the same thing."""
     import psutil
 
     try:
