@@ -114,7 +114,7 @@ def expand_jobs(config: RunConfig, dataset: str = "mnist", digest: str = "") -> 
     # (repeat, op determinism): --check-determinism trains each job twice with the switches
     # on, and once more with them off for what they cost (`determinism_cost`).
     passes = ((0, False), (0, True), (1, True)) if config.check_determinism else ((0, None),)
-    lists = {"variants": variants, "backends": backends, "devices": config.devices}
+    lists = {"variants": chosen, "backends": backends, "devices": config.devices}
     lists.update({"seeds": config.seeds, "grid points": config.grid, "passes": passes})
     check_job_count({name: len(items) for name, items in lists.items()})
     jobs: dict[tuple, Job] = {}
