@@ -1,16 +1,15 @@
 """mkdocs hook: the CLI reference page, generated from the parser at every build.
 
-`cli.md` is never written into the tree: the page is made from `mnist_bench.cli.build_parser()`
-(each command's `--help`, as a terminal 100 columns wide prints it), so it cannot fall behind
-the options.
+`docs/cli.md` in the tree only says where its content comes from; at build time its Markdown is
+replaced by `mnist_bench.cli.build_parser()`'s help (each command's `--help`, as a terminal 100
+columns wide prints it), so the page cannot fall behind the options. Nothing is written into
+the tree.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-
-from mkdocs.structure.files import File, Files
 
 WIDTH = "100"
 
@@ -46,7 +45,6 @@ def cli_reference() -> str:
             os.environ["COLUMNS"] = saved
 
 
-def on_files(files: Files, config) -> Files:
-    """Adds the generated `cli.md` to the site."""
-    files.append(File.generated(config, "cli.md", content=cli_reference()))
-    return files
+def on_page_markdown(markdown: str, page, config, files) -> str:
+    """The generated reference in place of `cli.md`'s placeholder; other pages unchanged."""
+    return cli_reference() if page.file.src_uri == "cli.md" else markdown
