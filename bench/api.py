@@ -285,15 +285,26 @@ def run(
         backends: tensorflow, jax, torch (default: every installed one).
         seeds: one record per seed (default 0); `repeats=N` is seeds 0..N-1 (one or the
             other, not both).
-        epochs, batch_size, optimizer, learning_rate, schedule: override every variant's.
-        train_limit, test_limit: only the first N training / test samples.
+        epochs: overrides every variant's.
+        batch_size: overrides every variant's.
+        optimizer: overrides every variant's.
+        learning_rate: overrides every variant's.
+        schedule: overrides every variant's.
+        train_limit: only the first N training samples.
+        test_limit: only the first N test samples.
         suite: a TOML suite; the other keywords override it.
         resume: a run file to finish (no other option with it).
         progress: show live progress (a notebook's rich display, or standard error); False
             prints nothing.
         figures: draw each record's confusion matrix and misclassified digits beside the file.
-        devices, data, results_dir, targets, infer_batch_sizes, check_determinism,
-            record_timeout, threads: see `mnist-bench run --help`.
+        devices: see `mnist-bench run --help`.
+        data: see `mnist-bench run --help`.
+        results_dir: see `mnist-bench run --help`.
+        targets: see `mnist-bench run --help`.
+        infer_batch_sizes: see `mnist-bench run --help`.
+        check_determinism: see `mnist-bench run --help`.
+        record_timeout: see `mnist-bench run --help`.
+        threads: see `mnist-bench run --help`.
         **more: any other `mnist-bench run` option, by its name in a suite.
 
     Returns:
@@ -493,7 +504,10 @@ def compare(
     the tolerances (accuracy absolute, time relative).
 
     Args:
-        base, new: `Results`, or run files and folders to load.
+        base: `Results`, or run files and folders to load.
+        new: the same, compared with `base`.
+        accuracy_tolerance: the change in accuracy that counts with one seed (absolute).
+        time_tolerance: the change in time that counts with one seed (relative).
         match_on: match on these configuration fields only (e.g. variant, backend, device),
             to compare across settings on purpose.
         skip_bad: as `load`'s.

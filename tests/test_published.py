@@ -1,7 +1,7 @@
-"""What a newcomer reads first: the README's results table against the committed run files in
-`results/published/`, and the help texts.
+"""What a newcomer reads first: the published results table (`docs/results.md`) against the
+committed run files in `results/published/`, and the help texts.
 
-The README names the command that makes its table (`mnist-bench report results/published/...
+The page names the command that makes its table (`mnist-bench report results/published/...
 --format markdown`); this runs it and fails on any row or number that disagrees.
 """
 
@@ -14,6 +14,8 @@ from conftest import ROOT, run_cli
 from mnist_bench import cli
 
 README = (ROOT / "README.md").read_text()
+RESULTS = (ROOT / "docs" / "results.md").read_text()  # the dated published results
+PAGES = [README, *(p.read_text() for p in sorted((ROOT / "docs").glob("*.md")))]
 COMMAND = re.compile(r"`(mnist-bench report (results/published/\S+) --format markdown)`")
 KEYS = ("variant", "backend", "device")
 
@@ -48,15 +50,15 @@ def table_after(text: str, start: int) -> list[str]:
 
 def published_table() -> tuple[str, list[str], list[str]]:
     """(command, the README's table lines, the table the command prints now)."""
-    found = COMMAND.search(README)
-    assert found, "the README names no `mnist-bench report results/published/...` command"
+    found = COMMAND.search(RESULTS)
+    assert found, "docs/results.md names no `mnist-bench report results/published/...` command"
     paths = expand(found.group(2))
     for path in paths:
         assert (ROOT / path).is_file(), f"the README's command reads {path}, which is missing"
     out = run_cli("report", *paths, "--format", "markdown")
     assert out.returncode == 0, out.stderr
     generated = [line for line in out.stdout.splitlines() if line.startswith("|")]
-    return found.group(1), table_after(README, found.end()), generated
+    return found.group(1), table_after(RESULTS, found.end()), generated
 
 
 def disagreements(readme_lines: list[str], generated_lines: list[str]) -> list[str]:
@@ -107,9 +109,10 @@ def test_a_changed_number_or_row_is_caught():
 
 
 def test_readme_says_where_fashion_mnist_comes_from():
-    for match in re.finditer(r"--data fashion-mnist", README):
-        nearby = README[max(0, match.start() - 600) : match.end() + 600]
-        assert "apt-get install dataset-fashion-mnist" in nearby, nearby
+    for page in PAGES:
+        for match in re.finditer(r"--data fashion-mnist", page):
+            nearby = page[max(0, match.start() - 600) : match.end() + 600]
+            assert "apt-get install dataset-fashion-mnist" in nearby, nearby
 
 
 def test_readme_shows_a_job_summary_that_works():

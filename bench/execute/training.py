@@ -50,10 +50,7 @@ CONTENTION_THRESHOLD = 0.25
 # summed up by one number: their median absolute deviation is 10% of their median or more (the
 # level at which pyperf warns "the benchmark result may be unstable", taken robustly). The
 # coefficient of variation is recorded too, but with four steady epochs one slow warm-up tail
-# moves it past 10% on a quiet machine (JAX, 2026-11-25: [1.04, 0.86, 0.65, 0.62, 0.60] s,
-# CV 0.18, MAD/median 0.04), where the bimodal epochs a neighbour causes ([2.68, 5.02, 5.00,
-# 2.62] s, issue 12) give MAD/median 0.30, and TensorFlow's quiet flips ([1.65, 2.88, 2.30,
-# 1.70] s) 0.16.
+# moves it past 10% on a quiet machine (the measurements: docs/design-notes.md).
 UNSTABLE_CV = 0.10  # the CV level pyperf warns at (recorded, reported)
 UNSTABLE_MAD = 0.10  # MAD / median of the steady epochs at which a record is unstable
 JIT_COMPILE = {"auto": "auto", "true": True, "false": False}  # setting -> compile()'s argument
