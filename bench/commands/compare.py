@@ -18,6 +18,7 @@ from mnist_bench.analyse.compare import (
     compare,
     unlike,
 )
+from mnist_bench.commands import options
 from mnist_bench.core import escape, identity, jsonout
 from mnist_bench.runfile import collect
 from mnist_bench.runfile.records import Record
@@ -77,11 +78,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         help="relative timing change that counts with a single seed, 0..10 (default 0.10, or "
         "write 10%%)",
     )
-    p.add_argument(
-        "--skip-bad",
-        action="store_true",
-        help="skip (and name) unreadable or newer-schema run files instead of refusing them",
-    )
+    options.add_skip_bad(p)
     p.add_argument(
         "--format",
         choices=("table", "markdown", "json"),

@@ -9,6 +9,7 @@ import argparse
 import os
 import sys
 
+from mnist_bench.commands import options
 from mnist_bench.core import escape
 from mnist_bench.core.errors import UserError
 from mnist_bench.core.metrics import METRICS
@@ -45,7 +46,7 @@ exit codes: 0 ok; 2 a bad file (see --skip-bad), option or tracking server."""
 def add_export(p: argparse.ArgumentParser) -> None:
     p.epilog = EPILOG
     p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.add_argument("runs", nargs="+", metavar="RUN", help="run files or folders of them")
+    options.add_runs(p)
     p.add_argument("--to", required=True, choices=TARGETS, help="the target format or tool")
     p.add_argument(
         "--direction",
@@ -73,11 +74,7 @@ def add_export(p: argparse.ArgumentParser) -> None:
         help=f"mlflow: the experiment to log into, created if missing (default: "
         f"{DEFAULT_EXPERIMENT})",
     )
-    p.add_argument(
-        "--skip-bad",
-        action="store_true",
-        help="warn about and skip bad run files instead of stopping",
-    )
+    options.add_skip_bad(p)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from mnist_bench.analyse import changepoints
 from mnist_bench.analyse.history import DEFAULT_ALPHA, DEFAULT_RECENT, TRACKED
+from mnist_bench.commands import options
 from mnist_bench.core import escape
 from mnist_bench.core.errors import UserError
 from mnist_bench.render.history import (
@@ -72,7 +73,7 @@ JSON_KEYS = """--format json prints one object (keys are only ever added; non-fi
 def add_history(p: argparse.ArgumentParser) -> None:
     p.epilog = EPILOG + "\n\n" + JSON_KEYS
     p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.add_argument("runs", nargs="+", metavar="RUN", help="run files or folders of them")
+    options.add_runs(p)
     p.add_argument(
         "--format",
         choices=[*FORMATS, "json"],
@@ -87,11 +88,7 @@ def add_history(p: argparse.ArgumentParser) -> None:
         help="also draw accuracy and steady epoch time against commit, every series, as a PNG "
         "(written as --output is: --force replaces an existing file)",
     )
-    p.add_argument(
-        "--skip-bad",
-        action="store_true",
-        help="warn about and skip bad run files instead of stopping",
-    )
+    options.add_skip_bad(p)
     p.add_argument(
         "--alpha",
         type=float,

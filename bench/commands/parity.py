@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from mnist_bench.commands import options
 from mnist_bench.core import escape
 from mnist_bench.render.parity import FORMATS, render_json, render_table
 from mnist_bench.runfile import output
@@ -43,7 +44,7 @@ JSON_KEYS = """--format json prints one object (keys are only ever added; non-fi
 def add_parity(p: argparse.ArgumentParser) -> None:
     p.epilog = EPILOG + "\n\n" + JSON_KEYS
     p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.add_argument("runs", nargs="+", metavar="RUN", help="run files or folders of them")
+    options.add_runs(p)
     p.add_argument(
         "--format",
         choices=[*FORMATS, "json"],
@@ -52,11 +53,7 @@ def add_parity(p: argparse.ArgumentParser) -> None:
         "object, keys below)",
     )
     output.add_options(p, what="the comparison", note=" instead of standard output")
-    p.add_argument(
-        "--skip-bad",
-        action="store_true",
-        help="warn about and skip bad run files instead of stopping",
-    )
+    options.add_skip_bad(p)
 
 
 def cmd_parity(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from mnist_bench.analyse.report import parse_group_by
 from mnist_bench.analyse.rows import GROUP_KEYS
+from mnist_bench.commands import options
 from mnist_bench.core import escape
 from mnist_bench.core.errors import UserError
 from mnist_bench.render import formats
@@ -34,7 +35,7 @@ exit codes: 0 ok (failed records show as rows); 2 a bad file (see --skip-bad) or
 def add_report(p: argparse.ArgumentParser) -> None:
     p.epilog = EPILOG
     p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.add_argument("runs", nargs="+", metavar="RUN", help="run files or folders of them")
+    options.add_runs(p)
     p.add_argument(
         "--format",
         choices=list(formats.FORMATS),
@@ -49,12 +50,7 @@ def add_report(p: argparse.ArgumentParser) -> None:
         help=f"comma-separated keys that make a row: {', '.join(GROUP_KEYS)} "
         "(default: variant,backend,device); seeds of a row show as mean ± 95%% CI half-width",
     )
-    p.add_argument(
-        "--skip-bad",
-        action="store_true",
-        help="warn about and skip bad run files (malformed, truncated, newer schema) "
-        "instead of stopping",
-    )
+    options.add_skip_bad(p)
     p.add_argument(
         "--raw",
         action="store_true",

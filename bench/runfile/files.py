@@ -24,7 +24,7 @@ DATASET_ARRAY_LIMIT = 1024 * MiB  # one array, decompressed: MNIST's x_train is 
 RUNTIME_ENV_LIMIT = 1 * MiB  # Ray's runtime env: a few package names, paths and variables
 _CHUNK = 1 * MiB  # what a file that grew since its `stat` is read on by
 
-_KINDS = (
+NOT_REGULAR = (  # what a path names when it is no regular file, and how to say so
     (stat.S_ISDIR, "a folder"),
     (stat.S_ISCHR, "a character device"),
     (stat.S_ISBLK, "a block device"),
@@ -52,7 +52,7 @@ def size_text(size: int) -> str:
 
 def _check(path: Path, info: os.stat_result, limit: int, what: str) -> None:
     if not stat.S_ISREG(info.st_mode):
-        kind = next((name for test, name in _KINDS if test(info.st_mode)), "not a file")
+        kind = next((name for test, name in NOT_REGULAR if test(info.st_mode)), "not a file")
         raise UserError(f"{path}: not a regular file ({kind}; expected a {what})")
     if info.st_size > limit:
         raise UserError(

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from mnist_bench.core.errors import UserError
+from mnist_bench.runfile import files
 
 RULE = (
     "an existing file only with --force; never one of the files read, a symlink, a folder or "
@@ -32,14 +33,7 @@ FORCE_HELP = (
     "symlink, a folder or a device)"
 )
 
-_KINDS = (
-    (stat.S_ISLNK, "a symlink"),
-    (stat.S_ISDIR, "a folder"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISFIFO, "a FIFO"),
-    (stat.S_ISSOCK, "a socket"),
-)
+_KINDS = ((stat.S_ISLNK, "a symlink"), *files.NOT_REGULAR)  # checked with lstat
 
 
 def add_options(
