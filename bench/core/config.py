@@ -146,6 +146,9 @@ def _setting(default: Any, help: str, **check: Any) -> Any:
     return field(default=default, metadata={"help": help, "check": check})
 
 
+_VALID_SETTINGS: set[tuple[tuple[type, Any], ...]] = set()  # TrainSettings checked already
+
+
 @dataclass(frozen=True)
 class TrainSettings:
     """How one job trains: everything besides variant, backend, device and seed that changes
@@ -188,7 +191,20 @@ class TrainSettings:
     def __post_init__(self) -> None:
         if isinstance(self.learning_rate, int) and not isinstance(self.learning_rate, bool):
             object.__setattr__(self, "learning_rate", float(self.learning_rate))
+        # Settings seen valid before are not checked again: a reader decodes thousands of
+        # records that share a handful of settings (the run index's warm read). Keyed by type
+        # and value, so 1, 1.0 and True stay apart.
+        try:
+            key = tuple((type(v), v) for v in self.__dict__.values())
+            if key in _VALID_SETTINGS:
+                return
+        except TypeError:  # an unhashable value: checked, and refused, below
+            key = None
         _validate(self)
+        if key is not None:
+            if len(_VALID_SETTINGS) >= 4096:
+                _VALID_SETTINGS.clear()
+            _VALID_SETTINGS.add(key)
 
     def override(self, **changes: Any) -> TrainSettings:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
