@@ -476,8 +476,8 @@ def _results(value: Results | Paths, name: str, skip_bad: bool, warn: Warn) -> R
     labels); `name` is its keyword in messages."""
     if isinstance(value, Results):
         return value
-    return _load(_as_paths(value, name, "Results, a path or a list of paths"), skip_bad, warn,
-                 full=False)  # fmt: skip
+    paths = _as_paths(value, name, "Results, a path or a list of paths")
+    return _load(paths, skip_bad, warn, full=False)
 
 
 def _name(value: Results | Paths, default: str) -> str:
@@ -525,7 +525,8 @@ def compare(
     the tolerances (accuracy absolute, time relative).
 
     Args:
-        base: `Results`, or run files and folders to load.
+        base: `Results`, or run files and folders to load (read through the run index, their
+            records without predicted labels: `load` them first to keep those).
         new: the same, compared with `base`.
         accuracy_tolerance: the change in accuracy that counts with one seed (absolute).
         time_tolerance: the change in time that counts with one seed (relative).
@@ -682,8 +683,6 @@ def judge(
 
 
 # ------------------------------------------------------------------------------- readers
-
-
 def _reader_options(skip_bad: Any, warn: Any) -> Warn:
     """Check the keywords every reader takes; the function warnings go to."""
     check_value("skip_bad", skip_bad, {"kind": "bool"})
