@@ -56,6 +56,7 @@ the command line's (`mnist-bench run: error: <message>`)."""
 
 PathLike = str | Path
 Paths = PathLike | Sequence[PathLike]
+Warn = Callable[[str], None]
 
 # `run`'s options: RunConfig's fields that are `mnist-bench run` flags, plus two that are not
 # configuration (`repeats` makes seeds, `resume` names a run file to finish).
@@ -435,11 +436,12 @@ def _warn(message: str) -> None:
     print(f"{prefix}: warning: {escape.terminal(message)}", file=sys.stderr)
 
 
-def load(paths: Paths, *, skip_bad: bool = False) -> Results:
+def load(paths: Paths, *, skip_bad: bool = False, warn: Warn | None = None) -> Results:
     """Read run files: a path, a folder (searched for *.json), or a list of them.
 
     Args:
         skip_bad: warn about unreadable or newer-schema files and go on with the rest.
+        warn: where warnings go (default: standard error).
 
     Raises:
         Error: a missing path, a bad file (unless `skip_bad`), nothing usable.
@@ -448,25 +450,43 @@ def load(paths: Paths, *, skip_bad: bool = False) -> Results:
         >>> mnist_bench.load("results/published").to_pandas()
     """
     from mnist_bench.analyse.compare import check_gate_options
+
+    check_gate_options({"skip_bad": skip_bad}, name=_option)
+    return _load(_as_paths(paths), skip_bad, _reader_options(skip_bad, warn), full=True)
+
+
+def _load(paths: list[str], skip_bad: bool, warn: Warn, *, full: bool) -> Results:
+    """The run files `paths` as `Results`; without `full`, their records without predicted
+    labels (read through the run index: what comparing needs)."""
     from mnist_bench.runfile import collect
 
-    check_gate_options({"skip_bad": skip_bad})
     return Results(
         collect.load_runs(
-            _as_paths(paths),
+            paths,
             skip_bad=skip_bad,
-            warn=_warn,
+            warn=warn,
             skip_option=_option("skip_bad", "skip_bad=True"),
-            full=True,
+            full=full,
         )
     )
 
 
-def _results(value: Results | Paths, name: str, skip_bad: bool = False) -> Results:
-    """`value` itself, or the run files it names loaded; `name` is its keyword in messages."""
+def _results(value: Results | Paths, name: str, skip_bad: bool, warn: Warn) -> Results:
+    """`value` itself, or the run files it names loaded for comparing (without predicted
+    labels); `name` is its keyword in messages."""
     if isinstance(value, Results):
         return value
-    return load(_as_paths(value, name, "Results, a path or a list of paths"), skip_bad=skip_bad)
+    paths = _as_paths(value, name, "Results, a path or a list of paths")
+    return _load(paths, skip_bad, warn, full=False)
+
+
+def _name(value: Results | Paths, default: str) -> str:
+    """What `check`'s errors call `value`: the path (or paths) it names, else `default`."""
+    if isinstance(value, str | Path):
+        return str(value)
+    if isinstance(value, Sequence) and value and all(isinstance(v, str | Path) for v in value):
+        return ", ".join(str(v) for v in value)
+    return default
 
 
 # ----------------------------------------------------------------------------- comparisons
@@ -498,19 +518,22 @@ def compare(
     time_tolerance: float = 0.10,
     match_on: Sequence[str] | None = None,
     skip_bad: bool = False,
+    warn: Warn | None = None,
 ) -> Comparison:
     """Match the configurations of `base` and `new` and judge each change, as
     `mnist-bench compare` does: Welch's t-test where both sides have two or more seeds, else
     the tolerances (accuracy absolute, time relative).
 
     Args:
-        base: `Results`, or run files and folders to load.
+        base: `Results`, or run files and folders to load (read through the run index, their
+            records without predicted labels: `load` them first to keep those).
         new: the same, compared with `base`.
         accuracy_tolerance: the change in accuracy that counts with one seed (absolute).
         time_tolerance: the change in time that counts with one seed (relative).
         match_on: match on these configuration fields only (e.g. variant, backend, device),
             to compare across settings on purpose.
         skip_bad: as `load`'s.
+        warn: where warnings go (default: standard error).
 
     Raises:
         Error: a tolerance out of range (accuracy 0..1, time 0..10) or not a number, an
@@ -528,14 +551,15 @@ def compare(
             "accuracy_tolerance": accuracy_tolerance,
             "time_tolerance": time_tolerance,
             "skip_bad": skip_bad,
-        }
+        },
+        name=_option,
     )
+    warn = _reader_options(skip_bad, warn)
     on = _match_on(match_on)
     tolerances = Tolerances(accuracy=accuracy_tolerance, time=time_tolerance)
-    base_records = _results(base, "base", skip_bad).records
-    return Comparison(
-        compare_records(base_records, _results(new, "new", skip_bad).records, tolerances, on=on)
-    )
+    base_records = _results(base, "base", skip_bad, warn).records
+    new_records = _results(new, "new", skip_bad, warn).records
+    return Comparison(compare_records(base_records, new_records, tolerances, on=on))
 
 
 def check(
@@ -548,6 +572,7 @@ def check(
     allow_missing: bool = False,
     match_on: Sequence[str] | None = None,
     skip_bad: bool = False,
+    warn: Warn | None = None,
 ) -> Verdict:
     """The CI gate of `mnist-bench check`, as a value: it does not exit or print.
 
@@ -556,7 +581,8 @@ def check(
     `accuracy_tolerance` (and, with two or more seeds on both sides, Welch's test calls the
     drop significant); with `max_slowdown` (e.g. 0.25), also when throughput fell by more.
     The keywords keep `mnist-bench check`'s rules: each tolerance a finite number, accuracy
-    and `max_slowdown` in 0..1, time in 0..10.
+    and `max_slowdown` in 0..1, time in 0..10. The baseline is read first; `warn` is where
+    warnings go (default: standard error).
 
     Raises:
         Error: a keyword breaks its rule, a bad file (see `skip_bad`), the two hold the same
@@ -575,17 +601,21 @@ def check(
             "max_slowdown": max_slowdown,
             "allow_missing": allow_missing,
             "skip_bad": skip_bad,
-        }
+        },
+        name=_option,
     )
+    warn = _reader_options(skip_bad, warn)
     _match_on(match_on)
+    base = _results(baseline, "baseline", skip_bad, warn)
     return judge(
-        _results(results, "results", skip_bad),
-        _results(baseline, "baseline", skip_bad),
+        _results(results, "results", skip_bad, warn),
+        base,
         accuracy_tolerance=accuracy_tolerance,
         time_tolerance=time_tolerance,
         max_slowdown=max_slowdown,
         allow_missing=allow_missing,
         match_on=match_on,
+        names=(_name(results, "the results"), _name(baseline, "the baseline")),
     )
 
 
@@ -653,9 +683,6 @@ def judge(
 
 
 # ------------------------------------------------------------------------------- readers
-Warn = Callable[[str], None]
-
-
 def _reader_options(skip_bad: Any, warn: Any) -> Warn:
     """Check the keywords every reader takes; the function warnings go to."""
     check_value("skip_bad", skip_bad, {"kind": "bool"})

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import BACKEND, ROOT, only_run, run_cli
 from mnist_bench import cli
+from mnist_bench.commands.run import options_from_args
 from mnist_bench.core import identity
 from mnist_bench.core.config import RunConfig, TrainSettings
 from mnist_bench.execute import knobs, runner
@@ -41,7 +42,7 @@ def test_flags_reach_every_job():
         ["run", "-v", "two-dense", "-b", "jax", "--jit-compile", "false"]
         + ["--dtype-policy", "mixed_bfloat16", "--steps-per-execution", "4"]
     )
-    jobs = runner.expand_jobs(RunConfig(**cli.options_from_args(args)))
+    jobs = runner.expand_jobs(RunConfig(**options_from_args(args)))
     assert [j.settings.jit_compile for j in jobs] == ["false"]
     assert jobs[0].settings.dtype_policy == "mixed_bfloat16"
     assert jobs[0].settings.steps_per_execution == 4

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mnist_bench.analyse.rows import GROUP_KEYS
+from mnist_bench.analyse.defaults import GROUP_KEYS
 from mnist_bench.core.errors import UserError
 from mnist_bench.runfile import collect
 from mnist_bench.runfile.records import Record

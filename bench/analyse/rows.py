@@ -8,13 +8,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mnist_bench.analyse.defaults import DEFAULT_BY, GROUP_KEYS
 from mnist_bench.core import identity, stats
 from mnist_bench.core.config import TrainSettings
 from mnist_bench.core.metrics import METRICS, Metric
 from mnist_bench.runfile.records import Record
-
-GROUP_KEYS = ("variant", "backend", "device", "machine")  # what rows can be grouped by
-DEFAULT_BY = ("variant", "backend", "device")
 
 
 @dataclass

@@ -1,29 +1,34 @@
-"""`mnist-bench compare` and `mnist-bench check`: options, tables, exit codes. No framework."""
+"""`mnist-bench compare` and `mnist-bench check`: their options, and the handlers that get the
+rows and the verdict from the API (`mnist_bench.compare`, `mnist_bench.check`) and render them
+as tables, Markdown or JSON, with check's exit code. No framework; describing the options
+imports no analysis (the records, the statistics), which the handlers import when they run.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mnist_bench.analyse.compare import (
-    BETTER,
-    METRICS,
-    WORSE,
-    Change,
-    Row,
-    Tolerances,
-    check_gate_options,
-    compare,
-    unlike,
-)
 from mnist_bench.commands import options
-from mnist_bench.core import escape, identity, jsonout
-from mnist_bench.runfile import collect
-from mnist_bench.runfile.records import Record
+from mnist_bench.core import escape
+from mnist_bench.core.metrics import HEADLINE
 
-VERDICT_STYLE = {BETTER: "green", WORSE: "bold red"}
+if TYPE_CHECKING:
+    from mnist_bench.analyse.compare import Row, Tolerances
+    from mnist_bench.runfile.records import Record
+
+METRICS = HEADLINE  # what compare judges: `analyse.compare.METRICS`, for the help's keys
+
+# The API's keywords, as these commands' flags name them in messages.
+FLAGS = {
+    "accuracy_tolerance": "--accuracy-tolerance",
+    "time_tolerance": "--time-tolerance",
+    "max_slowdown": "--max-slowdown",
+    "allow_missing": "--allow-missing",
+    "match_on": "--match-on",
+    "skip_bad": "--skip-bad",
+}
 
 # --format json: the keys, stable (a key is only ever added), as `--help` documents them.
 JSON_ROW_KEYS = (
@@ -98,6 +103,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def _fields(text: str) -> tuple[str, ...]:
+    from mnist_bench.core import identity
+
     try:
         return identity.check_match_fields(p.strip() for p in text.split(",") if p.strip())
     except ValueError as exc:
@@ -152,37 +159,40 @@ def add_check(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _load_runs(paths: list[str], skip_bad: bool, warnings: list[str] | None = None):
-    def warn(message: str) -> None:
-        print(f"warning: {escape.terminal(message)}", file=sys.stderr)
-        if warnings is not None:
-            warnings.append(message)
-
-    return collect.load_runs(paths, skip_bad=skip_bad, warn=warn)
-
-
-def _load(paths: list[str], skip_bad: bool, warnings: list[str] | None = None):
-    return collect.records(_load_runs(paths, skip_bad, warnings))
-
-
 def _tolerances(args: argparse.Namespace) -> Tolerances:
-    """The tolerances given, held to the rules the API's keywords keep (`GATE_CHECKS`)."""
-    given = {"accuracy_tolerance": args.accuracy_tolerance, "time_tolerance": args.time_tolerance}
-    if "max_slowdown" in args:
-        given["max_slowdown"] = args.max_slowdown
-    check_gate_options(given, name=lambda keyword: "--" + keyword.replace("_", "-"))
+    """The tolerances given (held to the API's rules when it is called)."""
+    from mnist_bench.analyse.compare import Tolerances
+
     return Tolerances(accuracy=args.accuracy_tolerance, time=args.time_tolerance)
 
 
+def _warn_into(warnings: list[str]):
+    """Where the API's warnings go: standard error (`warning: ...`), and `warnings` for the
+    JSON output."""
+
+    def warn(message: str) -> None:
+        print(f"warning: {escape.terminal(message)}", file=sys.stderr)
+        warnings.append(message)
+
+    return warn
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
+    from mnist_bench import api
+
     warnings: list[str] = []
+    with api.as_command("compare", FLAGS):
+        comparison = api.compare(
+            args.base,
+            args.new,
+            accuracy_tolerance=args.accuracy_tolerance,
+            time_tolerance=args.time_tolerance,
+            match_on=args.match_on,
+            skip_bad=args.skip_bad,
+            warn=_warn_into(warnings),
+        )
+    rows = comparison.rows
     tol = _tolerances(args)
-    rows = compare(
-        _load([args.base], args.skip_bad, warnings),
-        _load([args.new], args.skip_bad, warnings),
-        tol,
-        on=args.match_on,
-    )
     if args.format == "json":
         _print_json(
             {
@@ -201,23 +211,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from mnist_bench.api import judge
-    from mnist_bench.results import Results
+    from mnist_bench import api
 
-    tol = _tolerances(args)
     warnings: list[str] = []
-    baseline = Results(_load_runs([args.baseline], args.skip_bad, warnings))
-    results = Results(_load_runs([args.results], args.skip_bad, warnings))
-    verdict = judge(
-        results,
-        baseline,
-        accuracy_tolerance=tol.accuracy,
-        time_tolerance=tol.time,
-        max_slowdown=args.max_slowdown,
-        allow_missing=args.allow_missing,
-        match_on=args.match_on,
-        names=(args.results, args.baseline),
-    )
+    with api.as_command("check", FLAGS):
+        verdict = api.check(
+            args.results,
+            args.baseline,
+            accuracy_tolerance=args.accuracy_tolerance,
+            time_tolerance=args.time_tolerance,
+            max_slowdown=args.max_slowdown,
+            allow_missing=args.allow_missing,
+            match_on=args.match_on,
+            skip_bad=args.skip_bad,
+            warn=_warn_into(warnings),
+        )
+    tol = _tolerances(args)
     rows, failures, missing = verdict.rows, verdict.failures, verdict.missing
     matched = [r for r in rows if r.side == "both"]
     if missing:
@@ -286,6 +295,11 @@ def _tolerance_dict(tol: Tolerances) -> dict[str, float]:
 
 def row_dict(row: Row) -> dict[str, Any]:
     """A compared row as plain JSON data (the keys `--help` documents, `JSON_ROW_KEYS`)."""
+    from operator import attrgetter
+
+    from mnist_bench.analyse.compare import Change, unlike
+    from mnist_bench.core import identity
+
     label = row.label
     metrics = {}
     for metric in METRICS:
@@ -331,11 +345,15 @@ def row_dict(row: Row) -> dict[str, Any]:
 
 
 def _print_json(data: dict[str, Any]) -> None:
+    from mnist_bench.core import jsonout
+
     print(jsonout.dumps(data), end="")
 
 
 # ------------------------------------------------------------------------------- rendering
 def _cell(row: Row, metric, digits: int) -> str:
+    from mnist_bench.analyse.compare import BETTER
+
     change = row.change(metric)
     if change is None:
         values = row.base or row.new
@@ -371,6 +389,9 @@ def _verdict_text(row: Row, reasons: dict[int, str] | None) -> str:
 
 
 def _table_data(rows: list[Row], reasons) -> tuple[list[str], list[list[str]], list[str]]:
+    from mnist_bench.analyse.compare import BETTER, WORSE
+
+    verdict_style = {BETTER: "green", WORSE: "bold red"}
     header = ["variant", "backend", "device", "seeds", *(m.label for m in METRICS), "verdict"]
     body, styles = [], []
     for row in rows:
@@ -387,7 +408,7 @@ def _table_data(rows: list[Row], reasons) -> tuple[list[str], list[list[str]], l
         styles.append(
             "bold red"
             if reasons
-            else VERDICT_STYLE.get(row.verdict, "")
+            else verdict_style.get(row.verdict, "")
             if row.side == "both"
             else "yellow"
         )

@@ -13,13 +13,7 @@ from mnist_bench.commands import options
 from mnist_bench.core import escape
 from mnist_bench.core.errors import UserError
 from mnist_bench.core.metrics import METRICS
-from mnist_bench.publish.export import (
-    DEFAULT_EXPERIMENT,
-    DIRECTIONS,
-    TARGETS,
-    select_metrics,
-    to_mlflow,
-)
+from mnist_bench.publish.targets import DEFAULT_EXPERIMENT, DIRECTIONS, TARGETS
 from mnist_bench.runfile import output
 
 # The API's keywords, as this command's flags name them in messages.
@@ -105,6 +99,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     output.check_force(args, "output")
     if args.to == "mlflow":
         return _to_mlflow(args)
+    from mnist_bench.publish.export import select_metrics
+
     select_metrics(args.metric, args.to, args.direction or "bigger")  # before any file is read
     if args.output:
         output.check(args.output, force=args.force, inputs=args.runs)
@@ -137,6 +133,7 @@ def _to_mlflow(args: argparse.Namespace) -> int:
     """`--to mlflow`: every record logged as an MLflow run (not in the Python API: it writes
     to a server rather than making data)."""
     from mnist_bench.analyse.report import build
+    from mnist_bench.publish.export import to_mlflow
 
     uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     if not uri:

@@ -7,10 +7,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from mnist_bench.analyse import changepoints
-from mnist_bench.analyse.history import DEFAULT_ALPHA, DEFAULT_RECENT, TRACKED
+from mnist_bench.analyse.defaults import DEFAULT_ALPHA, DEFAULT_RECENT, TRACKED
 from mnist_bench.commands import options
 from mnist_bench.core import escape
 from mnist_bench.core.errors import UserError
@@ -27,9 +26,6 @@ from mnist_bench.render.history import (
     summary_line,
 )
 from mnist_bench.runfile import output
-
-if TYPE_CHECKING:
-    pass
 
 # The API's keywords, as this command's flags name them in messages.
 FLAGS = {"alpha": "--alpha", "skip_bad": "--skip-bad"}

@@ -6,8 +6,7 @@ import argparse
 from pathlib import Path
 
 from mnist_bench.core.errors import UserError
-from mnist_bench.runfile import collect, index
-from mnist_bench.runfile.index import INDEX_ENV, INDEX_NAME, Reader, index_path
+from mnist_bench.runfile.cache import INDEX_ENV, INDEX_NAME, index_path
 
 EPILOG = f"""The index is a cache of the run files `report`, `history`, `compare`, `check`, `export`
 and `parity` read: every reader fills and uses it, so this command is never needed. It lives
@@ -30,6 +29,9 @@ def add_index(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
+    from mnist_bench.runfile import collect, index
+    from mnist_bench.runfile.index import Reader
+
     location = index_path()
     if location is None:
         raise UserError(f"{INDEX_ENV}=off: no index to build")

@@ -7,18 +7,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
 
-from mnist_bench.analyse.report import parse_group_by
-from mnist_bench.analyse.rows import GROUP_KEYS
+from mnist_bench.analyse.defaults import GROUP_KEYS
 from mnist_bench.commands import options
 from mnist_bench.core import escape
 from mnist_bench.core.errors import UserError
 from mnist_bench.render import formats
 from mnist_bench.runfile import output
-
-if TYPE_CHECKING:
-    pass
 
 # The API's keywords, as this command's flags name them in messages.
 FLAGS = {"by": "--group-by", "skip_bad": "--skip-bad"}
@@ -60,6 +55,8 @@ def add_report(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from mnist_bench.analyse.report import parse_group_by
+
     by = parse_group_by(args.group_by)
     if args.raw and not formats.FORMATS[args.format].raw:
         raise UserError(f"--raw goes with --format {' or '.join(formats.RAW)}")

@@ -1,8 +1,8 @@
 """What to run: the training settings of one job and the run configuration, as frozen dataclasses
 that validate themselves.
 
-Each field's metadata carries its help text and its bounds. `mnist_bench.cli` derives the `run`
-options from it and `plan.suite` the TOML schema, so an option, its documentation and its
+Each field's metadata carries its help text and its bounds. `mnist_bench.commands.run` derives the
+`run` options from it and `plan.suite` the TOML schema, so an option, its documentation and its
 checks live in exactly one place, and a bad value gives the same one-line message from a flag
 or from a suite.
 """

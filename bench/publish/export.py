@@ -29,6 +29,7 @@ from mnist_bench.core import identity, stats
 from mnist_bench.core.config import TrainSettings
 from mnist_bench.core.errors import UserError
 from mnist_bench.core.metrics import HEADLINE, METRICS, Metric
+from mnist_bench.publish.targets import DEFAULT_EXPERIMENT, DIRECTIONS, TARGETS  # noqa: F401
 from mnist_bench.runfile.records import Record
 
 if TYPE_CHECKING:
@@ -36,9 +37,6 @@ if TYPE_CHECKING:
     from mnist_bench.analyse.report import Report
     from mnist_bench.runfile.collect import LoadedRun
 
-TARGETS = ("github-action-benchmark", "bencher", "mlflow")
-DIRECTIONS = ("bigger", "smaller")
-DEFAULT_EXPERIMENT = "mnist-bench"
 
 # Each metric's unit and the factor its mean is exported with (fractions as percentages).
 UNITS: dict[str, tuple[str, float]] = {

@@ -8,12 +8,13 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mnist_bench.analyse import changepoints
-from mnist_bench.analyse.history import TRACKED, Commit, History, Point, Series, Trend
-from mnist_bench.core import escape, jsonout
+from mnist_bench.analyse.defaults import TRACKED
+from mnist_bench.core import escape
 from mnist_bench.core.metrics import Metric
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the analysis itself is not needed to describe `history`'s options
     from matplotlib.figure import Figure
+    from mnist_bench.analyse.history import Commit, History, Point, Series, Trend
 
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -248,6 +249,8 @@ FORMATS: dict[str, Callable[[History], str]] = {
 
 # ------------------------------------------------------------------------------ json
 def _commit_dict(commit: Commit) -> dict[str, Any]:
+    from mnist_bench.core import jsonout
+
     return {"commit": commit.sha, "label": commit.label, "time": jsonout.utc(commit.started)}
 
 
@@ -310,6 +313,8 @@ def render_json(
 ) -> str:
     """The `--format json` object (the keys `JSON_KEYS` documents); `recent` is --recent with
     --fail-on-step, None without."""
+    from mnist_bench.core import jsonout
+
     fail_on_step = None
     if recent is not None:
         failing = history.failing(recent)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mnist_bench.analyse.parity import Group, Pair, Parity, largest_cells
-from mnist_bench.core import escape, jsonout
+from mnist_bench.core import escape
+
+if TYPE_CHECKING:  # the analysis itself is not needed to describe `parity`'s options
+    from mnist_bench.analyse.parity import Group, Pair, Parity
 
 
 # ------------------------------------------------------------------------------ rendering
@@ -47,6 +49,8 @@ def accuracy_line(group: Group) -> str:
 
 def cells_text(pair: Pair, class_names: Sequence[str] | None = None) -> str:
     """Where `a`'s confusion matrix differs most from `b`'s: `truth 4 -> 9: +3`."""
+    from mnist_bench.analyse.parity import largest_cells
+
     names = class_names or [str(i) for i in range(len(pair.difference))]
     cells = largest_cells(pair.difference)
     if not cells:
@@ -117,6 +121,8 @@ FORMATS: dict[str, Callable[[Parity], str]] = {"table": render_text, "markdown":
 
 
 def _pair_dict(pair: Pair) -> dict[str, Any]:
+    from mnist_bench.analyse.parity import largest_cells
+
     return {
         "a": pair.a,
         "b": pair.b,
@@ -165,6 +171,8 @@ def _group_dict(parity: Parity, group: Group) -> dict[str, Any]:
 
 def render_json(parity: Parity, *, runs: Sequence[str], warnings: Sequence[str] = ()) -> str:
     """The `--format json` object (the keys `JSON_KEYS` documents)."""
+    from mnist_bench.core import jsonout
+
     return jsonout.dumps(
         {
             "command": "parity",

@@ -10,7 +10,7 @@ as `load_run` decoded and checked it, in MessagePack, without what only `parity`
 API read (`summary`: each record's predicted labels and misclassified samples, the run's
 aggregates; they read the files whole); a `running` run is never stored (its journal grows).
 
-The index lives in the cache folder (`storage.cache_dir()`, `$MNIST_BENCH_CACHE_DIR`), not in
+The index lives in the cache folder (`cache.cache_dir()`, `$MNIST_BENCH_CACHE_DIR`), not in
 the results folder: a results folder may be read-only, shared over the network (where SQLite's
 locks cannot be trusted) or committed to git. `$MNIST_BENCH_INDEX` names another file, or
 `off` for none. It may be deleted at any time; it is rebuilt as files are read. Concurrent
@@ -34,11 +34,10 @@ from typing import Any
 
 from mnist_bench.core.errors import UserError
 from mnist_bench.core.identity import Job
-from mnist_bench.runfile import files, storage
+from mnist_bench.runfile import files
+from mnist_bench.runfile.cache import INDEX_ENV, INDEX_NAME, index_path  # noqa: F401
 from mnist_bench.runfile.records import RunFile, load_run
 
-INDEX_ENV = "MNIST_BENCH_INDEX"  # the index file; "off" for none
-INDEX_NAME = "run-index.sqlite"
 APP = "mnist-bench run index"
 FORMAT = "1"
 BATCH = 500  # entries written per transaction: a killed update loses at most these
@@ -63,15 +62,6 @@ Warn = Callable[[str], None]
 
 def warn_stderr(message: str) -> None:
     print(f"mnist-bench: warning: {message}", file=sys.stderr)
-
-
-def index_path() -> Path | None:
-    """`$MNIST_BENCH_INDEX`, else `run-index.sqlite` in the cache folder; None when the
-    variable says `off`."""
-    value = os.environ.get(INDEX_ENV, "").strip()
-    if value.lower() in ("off", "0", "no", "none"):
-        return None
-    return Path(value) if value else storage.cache_dir() / INDEX_NAME
 
 
 @functools.cache

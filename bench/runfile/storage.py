@@ -14,17 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mnist_bench.core.errors import UserError
-
-CACHE_ENV = "MNIST_BENCH_CACHE_DIR"  # overrides the cache folder (tests, read-only homes)
-
-
-def cache_dir() -> Path:
-    """`$MNIST_BENCH_CACHE_DIR`, else `$XDG_CACHE_HOME/mnist-bench`, else
-    `~/.cache/mnist-bench`: the backends' descriptions (`list`) and the machine's peak."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "mnist-bench"
+from mnist_bench.runfile.cache import CACHE_ENV, cache_dir  # noqa: F401 (named here too)
 
 
 def utc_now() -> str:
