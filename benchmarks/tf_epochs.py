@@ -16,6 +16,7 @@ Conditions (--condition, repeatable; default: all):
   no-onednn    TF_ENABLE_ONEDNN_OPTS=0 (TensorFlow's plain Eigen kernels)
   jax          the same script on JAX (for reference)
   torch        the same script on PyTorch (for reference)
+Several join with +: `threads-1-2+no-gc`, `jax+no-gc`.
 
     python benchmarks/tf_epochs.py [--rounds 3] [--epochs 8] [--condition default ...] [--json OUT]
 
@@ -53,21 +54,22 @@ CHILD = r"""
 import gc, json, os, sys, time
 import numpy as np
 cond, epochs, limit = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]) or None
+parts = set(cond.split("+"))
 import keras
 if keras.backend.backend() == "tensorflow":
     import tensorflow as tf
-    if cond == "threads-1-2":
+    if "threads-1-2" in parts:
         tf.config.threading.set_inter_op_parallelism_threads(1)
         tf.config.threading.set_intra_op_parallelism_threads(2)
-    elif cond == "threads-1-1":
+    elif "threads-1-1" in parts:
         tf.config.threading.set_inter_op_parallelism_threads(1)
         tf.config.threading.set_intra_op_parallelism_threads(1)
-    elif cond in ("data-fixed", "data-1"):
+    if parts & {"data-fixed", "data-1"}:
         from keras.src.trainers.data_adapters import array_data_adapter as ada
         original = ada.ArrayDataAdapter.get_tf_dataset
         def patched(self):
             options = tf.data.Options()
-            if cond == "data-fixed":
+            if "data-fixed" in parts:
                 options.autotune.enabled = False
             else:
                 options.threading.private_threadpool_size = 1
@@ -89,7 +91,7 @@ class Timer(keras.callbacks.Callback):
         float(logs["loss"])
         seconds.append(time.perf_counter() - self.t0)
         cpu.append(sum(os.times()[:2]) - self.c0)
-if cond == "no-gc":
+if "no-gc" in parts:
     gc.collect(); gc.disable()
 model.fit(x, y, epochs=epochs, batch_size=32, verbose=0, callbacks=[Timer()])
 w = b"".join(np.ascontiguousarray(v).tobytes() for v in model.get_weights())
@@ -98,12 +100,19 @@ print(json.dumps({"seconds": seconds, "cpu": cpu, "weights": hashlib.sha256(w).h
 """
 
 
+def condition_type(text: str) -> str:
+    if not set(text.split("+")) <= set(CONDITIONS):
+        raise argparse.ArgumentTypeError(f"unknown condition in {text!r}: {', '.join(CONDITIONS)}")
+    return text
+
+
 def run_one(condition: str, epochs: int, limit: int) -> dict:
     from mnist_bench.execute.training import ContentionProbe
 
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    env["KERAS_BACKEND"] = condition if condition in ("jax", "torch") else "tensorflow"
-    if condition == "no-onednn":
+    parts = set(condition.split("+"))
+    env["KERAS_BACKEND"] = next((b for b in ("jax", "torch") if b in parts), "tensorflow")
+    if "no-onednn" in parts:
         env["TF_ENABLE_ONEDNN_OPTS"] = "0"
     data = str(ROOT / "bench" / "data" / "mnist.npz")
     with ContentionProbe() as probe:
@@ -129,7 +138,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--train-limit", type=int, default=0, help="0: all 60,000")
-    parser.add_argument("--condition", action="append", choices=CONDITIONS)
+    parser.add_argument(
+        "--condition",
+        action="append",
+        type=condition_type,
+        help="one of the conditions, or several joined by + (jax+no-gc)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="of the interleaving order")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
