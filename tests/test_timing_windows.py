@@ -186,7 +186,8 @@ def test_windows_partition_each_epoch():
         windows = record.window_seconds[e * per_epoch : (e + 1) * per_epoch]
         assert math.fsum(windows) == pytest.approx(seconds, rel=1e-9)
     assert len(record.epoch_cpu_seconds) == 2
-    assert all(0 <= c <= 2 * s + 0.05 for c, s in zip(record.epoch_cpu_seconds, epochs))
+    cpu = zip(record.epoch_cpu_seconds, epochs, strict=True)
+    assert all(0 <= c <= 2 * s + 0.05 for c, s in cpu)
 
 
 def test_windows_off_record_only_epochs():
@@ -208,10 +209,10 @@ def test_injected_slowdown_lengthens_every_window(cut):
         return _train(windows, 2, 0.01)
 
     base, slow = train(plain, 0.0), train(slowed, 0.5)
-    for b, s in zip(base, slow):
+    for b, s in zip(base, slow, strict=True):
         assert s / b == pytest.approx(1.5, rel=1e-3)
     assert len(slowed.window_seconds) == (2 * WINDOWS_PER_EPOCH if cut else 0)
-    for b, s in zip(plain.window_seconds, slowed.window_seconds):
+    for b, s in zip(plain.window_seconds, slowed.window_seconds, strict=True):
         assert b == pytest.approx(0.02, rel=1e-3) and s / b == pytest.approx(1.5, rel=1e-3)
 
 

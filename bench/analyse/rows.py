@@ -195,15 +195,17 @@ COMPILED_NOTE = (
 FLAG_NOTES = {
     "contended": "(contended): other processes took over 25% of the CPU while it ran; its "
     "timings are not judged by compare or check",
-    "unstable": "(unstable): its steady epochs' times spread by 10% or more (median absolute "
-    "deviation); its timings are not judged by compare or check",
+    "unstable": "(unstable): its steady-state time is not pinned down: the 95% interval of "
+    "its median window (after the warm-up) is +-10% or wider, or its steady epochs spread by "
+    "10% or more (median absolute deviation) where it has no windows; its timings are not "
+    "judged by compare or check",
 }
 COLUMN_NOTES = {
     "seeds": "seeds: records averaged into the row (cells: mean ± 95% CI half-width over seeds)",
     "test accuracy": "test accuracy: on the held-out test set after the last epoch",
     "train s": "train s: wall time of all epochs, compilation included",
-    "train samples/s": "train samples/s: training images per second in the epochs after the "
-    "first (steady state)",
+    "train samples/s": "train samples/s: training images per second in the steady state (the "
+    "median timing window after the warm-up; runs without windows: the epochs after the first)",
     "infer samples/s": "infer samples/s: predict over the test set, images per second",
     "MFU %": "MFU %: achieved training FLOP/s over the machine's measured float32 matmul peak "
     "(CPU only)",
