@@ -20,6 +20,7 @@ the gate's failure rate: false alarms for A vs A, power for each slowdown.
 
     python benchmarks/timing_verdicts.py --train-limit 6000 --runs 4       # a smoke test
     python benchmarks/timing_verdicts.py --runs 10 --per-side 3 --json out.json
+    python benchmarks/timing_verdicts.py ... --ignore-flags   # judge flagged records too
 
 Run it on an otherwise idle machine: a contended record's timing is never judged, so a busy
 machine shows up as skipped verdicts, not as an answer. Pairings drawn from few runs are not
@@ -78,15 +79,18 @@ def run_once(args: argparse.Namespace, seed: int, slowdown: float, folder: Path)
     return record
 
 
-def as_figure(record: Record, figure: str) -> Record:
+def as_figure(record: Record, figure: str, *, ignore_flags: bool = False) -> Record:
     """A copy of `record` judged on training time only: accuracy pinned, inference left out;
-    for `epochs`, the throughput and flag from its epochs instead of its windows."""
+    for `epochs`, the throughput and flag from its epochs instead of its windows. With
+    `ignore_flags`, neither contended nor unstable (judged all the same)."""
     fields: dict[str, Any] = {"test_accuracy": 1.0, "infer_samples_per_second": None}
     if figure == "epochs":
         steady = record.epoch_seconds[1:] or record.epoch_seconds
         assert record.train_samples is not None
         fields["train_samples_per_second"] = record.train_samples * len(steady) / sum(steady)
         fields["unstable"] = is_unstable(record.epoch_seconds)
+    if ignore_flags:
+        fields.update(contended=False, unstable=False)
     return dataclasses.replace(record, **fields)
 
 
@@ -113,7 +117,10 @@ def pairings(
     rng = random.Random(args.resample_seed)
     out: dict[str, dict[str, dict[str, float]]] = {}
     for figure in FIGURES:
-        views = {s: [as_figure(r, figure) for r in rs] for s, rs in runs.items()}
+        views = {
+            s: [as_figure(r, figure, ignore_flags=args.ignore_flags) for r in rs]
+            for s, rs in runs.items()
+        }
         table: dict[str, dict[str, float]] = {}
         for slowdown in [BASE, *args.slowdowns]:
             counts = dict.fromkeys(("skipped", "worse", "changed", "gate"), 0)
@@ -163,6 +170,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time-tolerance", type=float, default=0.10, help="compare's, 1 a side")
     parser.add_argument("--same-seed", action="store_true", help="every run trains seed 0")
     parser.add_argument("--resample-seed", type=int, default=0)
+    parser.add_argument(
+        "--ignore-flags",
+        action="store_true",
+        help="judge contended and unstable records too (a busy machine's numbers, marked so)",
+    )
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write everything here")
     args = parser.parse_args(argv)
     try:
@@ -200,10 +212,12 @@ def main(argv: list[str] | None = None) -> int:
         for s in args.slowdowns
     }
 
+    flags = "flagged records judged too (--ignore-flags); " if args.ignore_flags else ""
     print(
         f"{args.variant} on {args.backend}, {args.epochs} epochs, train limit "
         f"{args.train_limit or 'all'}, {args.runs} runs a side, {args.per_side} a side per "
         f"pairing, {args.pairings} pairings; check --max-slowdown {args.max_slowdown}; "
+        f"{flags}"
         f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after"
     )
     print("realized slowdown (median steady window vs A): " + ", ".join(

@@ -51,7 +51,7 @@ def _runs(noise: float, slowdowns=(0.05, 0.20), n: int = 8, **flags):
 def _args(**kw) -> argparse.Namespace:
     defaults = dict(
         per_side=1, pairings=50, resample_seed=0, time_tolerance=0.10, max_slowdown=0.03,
-        slowdowns=[0.05, 0.20],
+        slowdowns=[0.05, 0.20], ignore_flags=False,
     )  # fmt: skip
     return argparse.Namespace(**{**defaults, **kw})
 
@@ -81,6 +81,9 @@ def test_flagged_records_are_skipped_not_judged():
     table = tv.pairings(_runs(0.002, unstable=True), _args())
     assert table["windows"]["A vs +20%"]["skipped"] == 1.0
     assert table["windows"]["A vs +20%"]["gate"] == 0
+    table = tv.pairings(_runs(0.002, unstable=True, contended=True), _args(ignore_flags=True))
+    assert table["windows"]["A vs +20%"]["skipped"] == 0
+    assert table["windows"]["A vs +20%"]["gate"] == 1.0
 
 
 def test_the_epoch_figure_comes_from_the_epochs():
