@@ -304,3 +304,17 @@ def test_windows_change_nothing_that_is_trained(tmp_path, backend):
     assert on.cpu_seconds_per_1k_samples == pytest.approx(
         1000 * on.epoch_cpu_seconds[1] / on.train_samples
     )
+
+
+def test_a_slowed_record_is_marked_in_tables():
+    from mnist_bench.analyse import rows
+
+    plain = make_record(test_accuracy=0.9, train_samples_per_second=100.0)
+    slowed = make_record(
+        seed=1, test_accuracy=0.9, train_samples_per_second=90.0, injected={"slowdown": 0.1}
+    )
+    (row,) = rows.rows([plain, slowed])
+    assert row.injected and "(injected)" in rows.status_text(row)
+    assert any("MNIST_BENCH_INJECT_SLOWDOWN" in line for line in rows.notes([row]))
+    (quiet,) = rows.rows([plain])
+    assert not quiet.injected and "(injected)" not in rows.status_text(quiet)
