@@ -100,18 +100,20 @@ def per_thousand(seconds: list[float], samples: list[int]) -> list[float]:
 
 
 def steady_windows(
-    seconds: list[float], samples: list[int], *, unstable_at: float = 0.10
+    seconds: list[float], samples: list[int], *, skip: int = 0, unstable_at: float = 0.10
 ) -> SteadyWindows | None:
-    """The steady state of windows of `seconds` each over `samples`: warm-up cut by MSER-5,
-    then the median, its interval and the spread of the rest. None with fewer than
-    MIN_WINDOWS windows, or a window without samples or time.
+    """The steady state of windows of `seconds` each over `samples`: the first `skip` left out
+    (the first epoch's, where more follow: it compiles at its start and, in Keras, at its end,
+    where MSER's half-series limit may not reach), further warm-up cut by MSER-5, then the
+    median, its interval and the spread of the rest. None with fewer than MIN_WINDOWS windows
+    after `skip`, or a window without samples or time.
 
     A window is short (a twentieth of an epoch), so its own spread is no measure of the
     record's: the flag asks how well the median is pinned down instead."""
-    if len(seconds) < MIN_WINDOWS or min(samples, default=0) <= 0 or min(seconds) <= 0:
+    if len(seconds) - skip < MIN_WINDOWS or min(samples, default=0) <= 0 or min(seconds) <= 0:
         return None
     rates = per_thousand(seconds, samples)
-    warmup = stats.mser(rates, MSER_BATCH)
+    warmup = skip + stats.mser(rates[skip:], MSER_BATCH)
     steady = rates[warmup:]
     spread = stats.mad_ratio(steady)
     centre = stats.median(steady)

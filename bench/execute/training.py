@@ -199,12 +199,19 @@ class Windows:
         self.every = max(1, steps // WINDOWS_PER_EPOCH)
         self.cut, self.slowdown = cut, slowdown
         self.clock: Callable[[], float] = time.perf_counter
+        self.starts: list[int] = []  # each epoch's first window
+
+    @property
+    def first_epoch(self) -> int:
+        """How many windows the first epoch has, where a later one follows (else 0)."""
+        return self.starts[1] if len(self.starts) > 1 else 0
 
     def begin_epoch(self) -> None:
         self.cpu0 = cpu_seconds()
         self.t0 = self.mark = self.clock()
         self.step = 0
         self.first = len(self.record.window_seconds)  # this epoch's first window
+        self.starts.append(self.first)
 
     def begin_step(self, step: int) -> None:
         if step - self.step >= self.every:
@@ -498,7 +505,7 @@ class Trainer:
                 verbose=0,
                 callbacks=[TimingHook() if cut else EpochHook()],
             )
-            self._summarize_training(record, targets)
+            self._summarize_training(record, targets, clock.first_epoch)
             if record.status == "diverged":
                 return
             test_loss = float(
@@ -526,7 +533,9 @@ class Trainer:
             record.weights_sha256 = weights.hexdigest()
             self._measure_inference(record, model, x_test, batch)
 
-    def _summarize_training(self, record: Record, targets: tuple[float, ...]) -> None:
+    def _summarize_training(
+        self, record: Record, targets: tuple[float, ...], first_epoch_windows: int = 0
+    ) -> None:
         secs = record.epoch_seconds
         record.train_seconds = float(sum(secs))
         record.first_epoch_seconds = secs[0] if secs else None
@@ -547,7 +556,10 @@ class Trainer:
             record.steady_epoch_cv, record.steady_epoch_max_min = dispersion
             record.unstable = is_unstable(record.epoch_seconds)
         steady_windows = timing.steady_windows(
-            record.window_seconds, record.window_samples, unstable_at=UNSTABLE_MAD
+            record.window_seconds,
+            record.window_samples,
+            skip=first_epoch_windows,
+            unstable_at=UNSTABLE_MAD,
         )
         if steady_windows is not None:
             record.warmup_windows = steady_windows.warmup

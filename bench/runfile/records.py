@@ -114,7 +114,8 @@ class Record:
     # windows of an epoch add up to its `epoch_seconds`.
     window_seconds: list[float] = field(default_factory=list)
     window_samples: list[int] = field(default_factory=list)
-    warmup_windows: int | None = None  # leading windows found to be warm-up (MSER-5)
+    # Leading windows left out as warm-up: the first epoch's (where more follow), then MSER-5's
+    warmup_windows: int | None = None
     # Median over the windows after the warm-up, in seconds per 1,000 samples, and its 95%
     # distribution-free interval [low, high] (empty: too few windows for one)
     steady_seconds_per_1k: float | None = None
