@@ -49,6 +49,11 @@ class Row:
         return any(r.unstable for r in self.records)
 
     @property
+    def injected(self) -> bool:
+        """Some record was slowed on purpose (`MNIST_BENCH_INJECT_SLOWDOWN`): not a measurement."""
+        return any(r.injected for r in self.records)
+
+    @property
     def includes_compilation(self) -> bool:
         """Some record had no steady epoch (one epoch): its throughput includes tracing and
         compilation."""
@@ -193,15 +198,19 @@ COMPILED_NOTE = (
 FLAG_NOTES = {
     "contended": "(contended): other processes took over 25% of the CPU while it ran; its "
     "timings are not judged by compare or check",
-    "unstable": "(unstable): its steady epochs' times spread by 10% or more (median absolute "
-    "deviation); its timings are not judged by compare or check",
+    "unstable": "(unstable): its steady-state time is not pinned down: the 95% interval of "
+    "its median window (after the warm-up) is +-10% or wider, or its steady epochs spread by "
+    "10% or more (median absolute deviation) where it has no windows; its timings are not "
+    "judged by compare or check",
+    "injected": "(injected): slowed on purpose by a test hook (MNIST_BENCH_INJECT_SLOWDOWN); "
+    "not a measurement",
 }
 COLUMN_NOTES = {
     "seeds": "seeds: records averaged into the row (cells: mean ± 95% CI half-width over seeds)",
     "test accuracy": "test accuracy: on the held-out test set after the last epoch",
     "train s": "train s: wall time of all epochs, compilation included",
-    "train samples/s": "train samples/s: training images per second in the epochs after the "
-    "first (steady state)",
+    "train samples/s": "train samples/s: training images per second in the steady state (the "
+    "median timing window after the warm-up; runs without windows: the epochs after the first)",
     "infer samples/s": "infer samples/s: predict over the test set, images per second",
     "MFU %": "MFU %: achieved training FLOP/s over the machine's measured float32 matmul peak "
     "(CPU only)",
@@ -223,9 +232,10 @@ def column_notes(all_rows: Sequence[Row]) -> list[str]:
 
 
 def status_text(row: Row) -> str:
-    """`ok`, or the status and its error; `(contended)`, `(unstable)` where a record was."""
+    """`ok`, or the status and its error; `(contended)`, `(unstable)`, `(injected)` where a
+    record was."""
     text = row.status if row.status == "ok" else f"{row.status}: {row.records[0].error}"
-    flags = [name for name in ("contended", "unstable") if getattr(row, name)]
+    flags = [name for name in ("contended", "unstable", "injected") if getattr(row, name)]
     return " ".join([text, *(f"({name})" for name in flags)])
 
 

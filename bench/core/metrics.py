@@ -48,6 +48,7 @@ METRICS = (
     Metric("achieved_gflops", "GFLOP/s", 2, True, True),
     Metric("mfu", "MFU %", 2, True, True, shown=True, scale=100.0),  # CPU only: NumPy peak
     Metric("peak_rss_mib", "peak RSS MiB", 0, False, False),
+    Metric("cpu_seconds_per_1k_samples", "CPU s/1k samples", 3, False, True),  # steady epochs
 )
 HEADLINE = tuple(m for m in METRICS if m.headline)
 ACCURACY = next(m for m in METRICS if m.name == "test_accuracy")  # what `check` gates on

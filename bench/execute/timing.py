@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from mnist_bench.core import stats
+
+MIN_WINDOWS = 4  # fewer timing windows say nothing about a steady state
+MSER_BATCH = 5  # MSER-5: the warm-up is found over means of 5 windows
 
 
 def repeat_until(
@@ -66,3 +71,55 @@ def time_to_accuracy(
             }
         )
     return out
+
+
+@dataclass(frozen=True)
+class SteadyWindows:
+    """The steady state of one record's timing windows.
+
+    Attributes:
+        warmup: leading windows left out as warm-up (MSER-5).
+        median: median seconds per 1,000 samples of the windows after them.
+        interval: its 95% distribution-free interval, None with fewer than 6 such windows.
+        mad_ratio: their median absolute deviation over their median.
+        unstable: the interval's half-width is `unstable_at` of the median or more (a wide
+            spread, or two speeds, leave the median uncertain), or, with no interval,
+            `mad_ratio` is.
+    """
+
+    warmup: int
+    median: float
+    interval: tuple[float, float] | None
+    mad_ratio: float | None
+    unstable: bool
+
+
+def per_thousand(seconds: list[float], samples: list[int]) -> list[float]:
+    """Seconds per 1,000 samples of each window."""
+    return [1000 * s / n for s, n in zip(seconds, samples, strict=True)]
+
+
+def steady_windows(
+    seconds: list[float], samples: list[int], *, skip: int = 0, unstable_at: float = 0.10
+) -> SteadyWindows | None:
+    """The steady state of windows of `seconds` each over `samples`: the first `skip` left out
+    (the first epoch's, where more follow: it compiles at its start and, in Keras, at its end,
+    where MSER's half-series limit may not reach), further warm-up cut by MSER-5, then the
+    median, its interval and the spread of the rest. None with fewer than MIN_WINDOWS windows
+    after `skip`, or a window without samples or time.
+
+    A window is short (a twentieth of an epoch), so its own spread is no measure of the
+    record's: the flag asks how well the median is pinned down instead."""
+    if len(seconds) - skip < MIN_WINDOWS or min(samples, default=0) <= 0 or min(seconds) <= 0:
+        return None
+    rates = per_thousand(seconds, samples)
+    warmup = skip + stats.mser(rates[skip:], MSER_BATCH)
+    steady = rates[warmup:]
+    spread = stats.mad_ratio(steady)
+    centre = stats.median(steady)
+    interval = stats.median_interval(steady)
+    if interval is not None:
+        unstable = (interval[1] - interval[0]) / 2 >= unstable_at * centre
+    else:
+        unstable = spread is not None and spread >= unstable_at
+    return SteadyWindows(warmup, centre, interval, spread, unstable)

@@ -1,9 +1,9 @@
 """The training loop and what it measures: one record per job, in the worker's process.
 
-Builds and compiles the variant, times whole epochs from epoch-level hooks (a batch-level hook
-would switch off Keras's asynchronous dispatch and change what is measured), takes test accuracy
-after each epoch outside the timed region, then the confusion matrix, digests and the inference
-sweep. Imported by the worker only: it imports the framework as it goes.
+Builds and compiles the variant, times whole epochs from epoch-level hooks and cuts each epoch
+into windows at the start of every K-th batch (see `TimingHook`), takes test accuracy after each
+epoch outside the timed region, then the confusion matrix, digests and the inference sweep.
+Imported by the worker only: it imports the framework as it goes.
 """
 
 from __future__ import annotations
@@ -53,7 +53,17 @@ CONTENTION_THRESHOLD = 0.25
 # moves it past 10% on a quiet machine (the measurements: docs/design-notes.md).
 UNSTABLE_CV = 0.10  # the CV level pyperf warns at (recorded, reported)
 UNSTABLE_MAD = 0.10  # MAD / median of the steady epochs at which a record is unstable
+# With timing windows, a record is unstable when the 95% interval of their median (after the
+# warm-up) is +-10% of it or wider (`timing.steady_windows`): the same level, on the figure.
 JIT_COMPILE = {"auto": "auto", "true": True, "false": False}  # setting -> compile()'s argument
+# Timing windows a epoch: the clock is read at the start of every K-th batch, K = steps // this.
+WINDOWS_PER_EPOCH = 20
+# Test hook: "0" leaves the windows out (only the epoch-level hooks), to show they change nothing
+# that is trained (tests/test_timing_windows.py).
+WINDOWS_ENV = "MNIST_BENCH_TIMING_WINDOWS"
+# Test hook: a fraction (0.1) makes every timing window, and so every epoch, that much longer by
+# a busy wait inside the timed region; the record says so (`Record.injected`).
+SLOWDOWN_ENV = "MNIST_BENCH_INJECT_SLOWDOWN"
 
 
 def peak_rss_mib() -> float:
@@ -137,6 +147,98 @@ def is_unstable(epoch_seconds: list[float]) -> bool:
         return False
     median = statistics.median(steady)
     return statistics.median(abs(s - median) for s in steady) >= UNSTABLE_MAD * median
+
+
+def injected_slowdown() -> float:
+    """The fraction `SLOWDOWN_ENV` asks every timed window to be slowed by (0: none).
+
+    Raises:
+        ValueError: not a number from 0 to 10.
+    """
+    text = os.environ.get(SLOWDOWN_ENV, "").strip()
+    if not text:
+        return 0.0
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 10.0:
+        raise ValueError(
+            f"{SLOWDOWN_ENV}={text!r}: expected a fraction from 0 to 10 (0.1: 10% slower)"
+        )
+    return value
+
+
+def cpu_seconds() -> float:
+    """This process's user + system CPU seconds, all its threads."""
+    t = os.times()
+    return t.user + t.system
+
+
+def _busy_until(deadline: float, clock: Callable[[], float]) -> float:
+    now = clock()
+    while now < deadline:
+        now = clock()
+    return now
+
+
+class Windows:
+    """The clock of one training run: epochs cut into windows, CPU time per epoch, and the
+    injected slowdown, if any. Framework-free; `TimingHook` calls it from Keras's hooks.
+
+    A window ends where the next starts: at the start of every `every`-th step, and at the end
+    of the epoch (after its loss is on the host). A last window shorter than half of `every`
+    steps is folded into the one before it. With `slowdown` f, each window busy-waits f times
+    its own length before its end is read, so windows and epochs are 1 + f times as long.
+    """
+
+    def __init__(
+        self, record: Record, steps: int, batch: int, samples: int, *, cut: bool, slowdown: float
+    ) -> None:
+        self.record, self.steps, self.batch, self.samples = record, steps, batch, samples
+        self.every = max(1, steps // WINDOWS_PER_EPOCH)
+        self.cut, self.slowdown = cut, slowdown
+        self.clock: Callable[[], float] = time.perf_counter
+        self.starts: list[int] = []  # each epoch's first window
+
+    @property
+    def first_epoch(self) -> int:
+        """How many windows the first epoch has, where a later one follows (else 0)."""
+        return self.starts[1] if len(self.starts) > 1 else 0
+
+    def begin_epoch(self) -> None:
+        self.cpu0 = cpu_seconds()
+        self.t0 = self.mark = self.clock()
+        self.step = 0
+        self.first = len(self.record.window_seconds)  # this epoch's first window
+        self.starts.append(self.first)
+
+    def begin_step(self, step: int) -> None:
+        if step - self.step >= self.every:
+            self._close(step)
+
+    def end_epoch(self) -> float:
+        """Close the epoch's last window; returns the epoch's wall seconds."""
+        short = self.steps - self.step < self.every / 2
+        end = self._close(self.steps)
+        windows, counts = self.record.window_seconds, self.record.window_samples
+        if self.cut and short and len(windows) - self.first >= 2:
+            tail, tail_samples = windows.pop(), counts.pop()
+            windows[-1] += tail
+            counts[-1] += tail_samples
+        self.record.epoch_cpu_seconds.append(cpu_seconds() - self.cpu0)
+        return end - self.t0
+
+    def _close(self, step: int) -> float:
+        now = self.clock()
+        if self.slowdown:
+            now = _busy_until(now + self.slowdown * (now - self.mark), self.clock)
+        if self.cut:
+            self.record.window_seconds.append(now - self.mark)
+            done = min(step * self.batch, self.samples) - self.step * self.batch
+            self.record.window_samples.append(max(0, done))
+        self.mark, self.step = now, step
+        return now
 
 
 class ContentionProbe:
@@ -329,16 +431,21 @@ class Trainer:
         batch = settings.batch_size
         steps = math.ceil(len(x_train) / batch)
         proto, targets = self.proto, tuple(self.request.targets)
+        slowdown = injected_slowdown()
+        if slowdown:
+            record.injected = {"slowdown": slowdown}
+        cut = os.environ.get(WINDOWS_ENV, "1") != "0"
+        clock = Windows(record, steps, batch, len(x_train), cut=cut, slowdown=slowdown)
 
         class EpochHook(keras.callbacks.Callback):
-            """Epoch-level only: a batch-level hook would switch off async dispatch."""
+            """Epoch-level hooks: the epoch's clock, its loss and test accuracy."""
 
             def on_epoch_begin(self, epoch, logs=None):
-                self.t0 = time.perf_counter()
+                clock.begin_epoch()
 
             def on_epoch_end(self, epoch, logs=None):
                 loss = float(logs["loss"])  # brings the last step to the host
-                seconds = time.perf_counter() - self.t0
+                seconds = clock.end_epoch()
                 record.epoch_seconds.append(seconds)
                 finite = math.isfinite(loss)
                 record.loss_curve.append(loss if finite else None)  # JSON has no NaN
@@ -354,6 +461,15 @@ class Trainer:
                 proto.emit(
                     "epoch", job=index, epoch=epoch + 1, seconds=seconds, loss=loss, accuracy=acc
                 )
+
+        class TimingHook(EpochHook):
+            """Also reads the clock at the start of every K-th batch. Keras's CallbackList calls
+            `on_train_batch_begin` with no logs, on the training thread, and decides async
+            dispatch from the batch-*end* hooks alone (`_configure_async_dispatch`), so this
+            neither brings a value to the host nor switches async dispatch off."""
+
+            def on_train_batch_begin(self, batch, logs=None):
+                clock.begin_step(batch)
 
         with keras.device("cpu" if device == "cpu" else "gpu:0"):
             model.compile(
@@ -387,9 +503,9 @@ class Trainer:
                 batch_size=batch,
                 shuffle=True,
                 verbose=0,
-                callbacks=[EpochHook()],
+                callbacks=[TimingHook() if cut else EpochHook()],
             )
-            self._summarize_training(record, targets)
+            self._summarize_training(record, targets, clock.first_epoch)
             if record.status == "diverged":
                 return
             test_loss = float(
@@ -417,7 +533,9 @@ class Trainer:
             record.weights_sha256 = weights.hexdigest()
             self._measure_inference(record, model, x_test, batch)
 
-    def _summarize_training(self, record: Record, targets: tuple[float, ...]) -> None:
+    def _summarize_training(
+        self, record: Record, targets: tuple[float, ...], first_epoch_windows: int = 0
+    ) -> None:
         secs = record.epoch_seconds
         record.train_seconds = float(sum(secs))
         record.first_epoch_seconds = secs[0] if secs else None
@@ -430,10 +548,29 @@ class Trainer:
                 record.flops_per_train_sample * record.train_samples_per_second / 1e9
             )
         record.time_to_accuracy = timing.time_to_accuracy(record.accuracy_curve, secs, targets)
+        cpu = record.epoch_cpu_seconds[1:] or record.epoch_cpu_seconds
+        if cpu and record.train_samples:
+            record.cpu_seconds_per_1k_samples = 1000 * sum(cpu) / (record.train_samples * len(cpu))
         dispersion = steady_dispersion(secs)
         if dispersion is not None:
             record.steady_epoch_cv, record.steady_epoch_max_min = dispersion
             record.unstable = is_unstable(record.epoch_seconds)
+        steady_windows = timing.steady_windows(
+            record.window_seconds,
+            record.window_samples,
+            skip=first_epoch_windows,
+            unstable_at=UNSTABLE_MAD,
+        )
+        if steady_windows is not None:
+            record.warmup_windows = steady_windows.warmup
+            record.steady_seconds_per_1k = steady_windows.median
+            record.steady_interval = list(steady_windows.interval or [])
+            record.unstable = steady_windows.unstable
+            record.train_samples_per_second = 1000 / steady_windows.median
+            assert record.flops_per_train_sample is not None
+            record.achieved_gflops = (
+                record.flops_per_train_sample * record.train_samples_per_second / 1e9
+            )
 
     def _measure_inference(self, record: Record, model, x_test: np.ndarray, batch: int) -> None:
         model.predict(x_test, batch_size=batch, verbose=0)  # warm-up

@@ -50,6 +50,7 @@ UNITS: dict[str, tuple[str, float]] = {
     "achieved_gflops": ("GFLOP/s", 1.0),
     "mfu": ("%", 100.0),
     "peak_rss_mib": ("MiB", 1.0),
+    "cpu_seconds_per_1k_samples": ("CPU s/1k samples", 1.0),
 }
 
 

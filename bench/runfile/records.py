@@ -106,7 +106,25 @@ class Record:
     contended: bool = False
     steady_epoch_cv: float | None = None  # std / mean of the epochs after the first (2 or more)
     steady_epoch_max_min: float | None = None  # slowest / fastest epoch after the first
-    unstable: bool = False  # steady epochs too dispersed to trust (training.is_unstable)
+    # Too dispersed to trust: the steady windows' MAD / median is 10% or more (the steady
+    # epochs' where a record has no windows; `training.is_unstable`)
+    unstable: bool = False
+    # Timing windows, in the order trained: each epoch cut at the start of every K-th batch
+    # (`training.WINDOWS_PER_EPOCH` a epoch); wall seconds and samples trained in each. The
+    # windows of an epoch add up to its `epoch_seconds`.
+    window_seconds: list[float] = field(default_factory=list)
+    window_samples: list[int] = field(default_factory=list)
+    # Leading windows left out as warm-up: the first epoch's (where more follow), then MSER-5's
+    warmup_windows: int | None = None
+    # Median over the windows after the warm-up, in seconds per 1,000 samples, and its 95%
+    # distribution-free interval [low, high] (empty: too few windows for one)
+    steady_seconds_per_1k: float | None = None
+    steady_interval: list[float] = field(default_factory=list)
+    # The worker process's user + system CPU seconds per epoch, read where the wall clock is
+    epoch_cpu_seconds: list[float] = field(default_factory=list)
+    cpu_seconds_per_1k_samples: float | None = None  # steady epochs (after the first)
+    # A test hook's doing ({"slowdown": 0.1}: every window made 10% longer): not a measurement
+    injected: dict[str, float] | None = None
     confusion_matrix: list[list[int]] | None = None
     misclassified: list[list[int]] = field(default_factory=list)  # [test index, true, predicted]
     # Every test prediction in test-set order, packed (`pack_labels`): what `parity` compares.
@@ -463,15 +481,21 @@ RANGES: dict[str, tuple[float, float]] = {
     "mfu": (0.0, MAX_VALUE),
     "peak_rss_mib": (0.0, MAX_VALUE),
     "wall_seconds": (0.0, MAX_VALUE),
+    "steady_seconds_per_1k": (0.0, MAX_VALUE),
+    "cpu_seconds_per_1k_samples": (0.0, MAX_VALUE),
 }  # a record's numbers; each list item too
 ITEM_RANGES = {
     "epoch_seconds": (0.0, MAX_VALUE),
     "accuracy_curve": (0.0, 1.0),
     "loss_curve": (-MAX_VALUE, MAX_VALUE),
+    "window_seconds": (0.0, MAX_VALUE),
+    "window_samples": (0.0, MAX_VALUE),
+    "steady_interval": (0.0, MAX_VALUE),
+    "epoch_cpu_seconds": (0.0, MAX_VALUE),
 }
 COUNTS = (
     "params", "train_samples", "test_samples", "diverged_at_epoch", "flops_per_train_sample",
-    "flops_per_infer_sample",
+    "flops_per_infer_sample", "warmup_windows",
 )  # fmt: skip
 LATENCY_KEYS = ("p50", "p95", "p99")  # what `latency_ms` holds (milliseconds)
 # Environment blocks readers look into (machine labels, class names, commits).
@@ -545,6 +569,15 @@ def _check_record(r: Record, where: str) -> None:
         value = getattr(r, name)
         if value is not None and value < 0:
             raise ValueError(f"{where}.{name}: {value} is negative")
+    if len(r.window_samples) != len(r.window_seconds):
+        raise ValueError(
+            f"{where}.window_samples: {len(r.window_samples)} counts for "
+            f"{len(r.window_seconds)} windows"
+        )
+    if r.steady_interval and not (
+        len(r.steady_interval) == 2 and r.steady_interval[0] <= r.steady_interval[1]
+    ):
+        raise ValueError(f"{where}.steady_interval: {_short(r.steady_interval)} is not [low, high]")
     if r.latency_ms is not None:
         for key in LATENCY_KEYS:
             value = r.latency_ms.get(key)

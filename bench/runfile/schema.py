@@ -59,6 +59,7 @@ def _record_ranges(props: dict[str, Any]) -> None:
     _nullable(props["confusion_matrix"], minItems=1, items={
         "type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 0},
     })  # fmt: skip
+    props["steady_interval"]["maxItems"] = 2  # [low, high], or empty
     props["misclassified"]["items"].update(
         minItems=3, maxItems=3, items={"type": "integer", "minimum": 0}
     )

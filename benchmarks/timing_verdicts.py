@@ -1,0 +1,273 @@
+"""Timing verdicts: how often `compare` and `check --max-slowdown` cry wolf, and how often they
+catch a known slowdown.
+
+Runs RUNS A/A reruns of one configuration (fresh worker processes, `mnist_bench.run`) and RUNS
+runs at each injected slowdown (`MNIST_BENCH_INJECT_SLOWDOWN`: every timing window made that
+fraction longer), interleaved round by round (A, +5%, +10%, +20%, A, ...) so that a drift of the
+machine hits every side alike. Run i trains seed i (`--same-seed`: seed 0 throughout), so that a
+side of K runs (`--per-side K`, 2 or more) is K seeds and `compare` uses Welch's test; with one
+run a side it uses its 10% threshold (`--time-tolerance`).
+
+Then PAIRINGS pairings are drawn for each question, resampling the runs: A vs A (K runs each,
+all distinct), and A vs each slowdown. Each is judged as `compare` and `check --max-slowdown M`
+judge it, on the training throughput alone (test accuracy and inference are set aside in the
+copies judged: they do not change with the slowdown and would only add their own verdicts).
+Reported per figure (`windows`: the record's `train_samples_per_second`, the median timing
+window after the warm-up, its `unstable` flag; `epochs`: the same records' epoch-based rate,
+the epochs after the first, with the epoch MAD flag) and pairing: how many pairings had a
+verdict skipped (a contended or unstable record), `compare`'s `worse` and any-change rates, and
+the gate's failure rate: false alarms for A vs A, power for each slowdown.
+
+    python benchmarks/timing_verdicts.py --train-limit 6000 --runs 4       # a smoke test
+    python benchmarks/timing_verdicts.py --runs 10 --per-side 3 --json out.json
+    python benchmarks/timing_verdicts.py ... --ignore-flags   # judge flagged records too
+
+Run it on an otherwise idle machine: a contended record's timing is never judged, so a busy
+machine shows up as skipped verdicts, not as an answer. Pairings drawn from few runs are not
+independent: the rates are as good as the RUNS behind them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from mnist_bench.analyse import compare as cmp  # noqa: E402
+from mnist_bench.execute.training import SLOWDOWN_ENV, is_unstable  # noqa: E402
+from mnist_bench.runfile.records import Record  # noqa: E402
+
+FIGURES = ("windows", "epochs")
+BASE = 0.0  # the A side: no slowdown
+
+
+def run_once(args: argparse.Namespace, seed: int, slowdown: float, folder: Path) -> Record:
+    """One fresh run of the configuration at `slowdown`; its one record."""
+    import mnist_bench
+
+    if slowdown:
+        os.environ[SLOWDOWN_ENV] = repr(slowdown)
+    else:
+        os.environ.pop(SLOWDOWN_ENV, None)
+    try:
+        results = mnist_bench.run(
+            variants=[args.variant],
+            backends=[args.backend],
+            devices=[args.device],
+            seeds=[seed],
+            epochs=args.epochs,
+            train_limit=args.train_limit,
+            test_limit=args.test_limit,
+            results_dir=folder,
+            progress=False,
+            figures=False,
+        )
+    finally:
+        os.environ.pop(SLOWDOWN_ENV, None)
+    (record,) = results.records
+    if record.status != "ok":
+        raise SystemExit(f"timing_verdicts: a run failed: {record.status}: {record.error}")
+    return record
+
+
+def as_figure(record: Record, figure: str, *, ignore_flags: bool = False) -> Record:
+    """A copy of `record` judged on training time only: accuracy pinned, inference left out;
+    for `epochs`, the throughput and flag from its epochs instead of its windows. With
+    `ignore_flags`, neither contended nor unstable (judged all the same)."""
+    fields: dict[str, Any] = {"test_accuracy": 1.0, "infer_samples_per_second": None}
+    if figure == "epochs":
+        steady = record.epoch_seconds[1:] or record.epoch_seconds
+        assert record.train_samples is not None
+        fields["train_samples_per_second"] = record.train_samples * len(steady) / sum(steady)
+        fields["unstable"] = is_unstable(record.epoch_seconds)
+    if ignore_flags:
+        fields.update(contended=False, unstable=False)
+    return dataclasses.replace(record, **fields)
+
+
+def judge(base: list[Record], new: list[Record], args: argparse.Namespace) -> dict[str, bool]:
+    """compare's verdict on training throughput and check's gate, for one pairing."""
+    tol = cmp.Tolerances(time=args.time_tolerance)
+    rows = cmp.compare(base, new, tol)
+    (row,) = [r for r in rows if r.side == "both"]
+    change = next(c for c in row.changes if c.metric.name == "train_samples_per_second")
+    failures = cmp.gate(rows, tol, max_slowdown=args.max_slowdown)
+    return {
+        "skipped": change.skipped is not None,
+        "worse": change.verdict == cmp.WORSE,
+        "changed": change.verdict != cmp.SAME,
+        "gate": bool(failures),
+    }
+
+
+def pairings(
+    runs: dict[float, list[Record]], args: argparse.Namespace
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Per figure and pairing (`A vs A`, `A vs +5%`...), the rate of each outcome of `judge`."""
+    k = args.per_side
+    rng = random.Random(args.resample_seed)
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for figure in FIGURES:
+        views = {
+            s: [as_figure(r, figure, ignore_flags=args.ignore_flags) for r in rs]
+            for s, rs in runs.items()
+        }
+        table: dict[str, dict[str, float]] = {}
+        for slowdown in [BASE, *args.slowdowns]:
+            counts = dict.fromkeys(("skipped", "worse", "changed", "gate"), 0)
+            for _ in range(args.pairings):
+                if slowdown == BASE:
+                    picked = rng.sample(views[BASE], 2 * k)
+                    base, new = picked[:k], picked[k:]
+                else:
+                    base, new = rng.sample(views[BASE], k), rng.sample(views[slowdown], k)
+                for name, hit in judge(base, new, args).items():
+                    counts[name] += hit
+            label = "A vs A" if slowdown == BASE else f"A vs +{slowdown:.0%}"
+            table[label] = {name: n / args.pairings for name, n in counts.items()}
+            table[label]["pairings"] = args.pairings
+        out[figure] = table
+    return out
+
+
+def spread(records: list[Record], figure: str) -> dict[str, float]:
+    """min / median / max of the runs' training throughput, and how many were flagged."""
+    views = [as_figure(r, figure) for r in records]
+    rates = sorted(v.train_samples_per_second or 0.0 for v in views)
+    return {
+        "min": rates[0],
+        "median": statistics.median(rates),
+        "max": rates[-1],
+        "unstable": sum(v.unstable for v in views),
+        "contended": sum(v.contended for v in views),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variant", default="two-dense")
+    parser.add_argument("--backend", default="jax")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--train-limit", type=int, default=None, metavar="N")
+    parser.add_argument("--test-limit", type=int, default=1000, metavar="N")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=10, help="runs per side (A, each slowdown)")
+    parser.add_argument(
+        "--slowdowns", default="0.05,0.10,0.20", help="injected fractions, comma-separated"
+    )
+    parser.add_argument("--per-side", type=int, default=1, metavar="K", help="runs a side")
+    parser.add_argument("--pairings", type=int, default=200, help="pairings per question")
+    parser.add_argument("--max-slowdown", type=float, default=0.03, help="check's limit")
+    parser.add_argument("--time-tolerance", type=float, default=0.10, help="compare's, 1 a side")
+    parser.add_argument("--same-seed", action="store_true", help="every run trains seed 0")
+    parser.add_argument("--resample-seed", type=int, default=0)
+    parser.add_argument(
+        "--ignore-flags",
+        action="store_true",
+        help="judge contended and unstable records too (a busy machine's numbers, marked so)",
+    )
+    parser.add_argument("--json", type=Path, metavar="OUT", help="also write everything here")
+    args = parser.parse_args(argv)
+    try:
+        args.slowdowns = [float(s) for s in args.slowdowns.split(",") if s.strip()]
+    except ValueError:
+        parser.error(f"--slowdowns: not fractions: {args.slowdowns}")
+    if any(not 0 < s <= 10 for s in args.slowdowns):
+        parser.error("--slowdowns: each must be above 0 and at most 10")
+    if args.per_side < 1 or args.runs < 2 * args.per_side:
+        parser.error("--runs must be at least twice --per-side (A vs A takes distinct runs)")
+    if args.pairings < 1:
+        parser.error("--pairings must be 1 or more")
+    os.environ.setdefault("MNIST_BENCH_QUICK_MEASURE", "1")  # training is what is studied
+
+    load_before = os.getloadavg()
+    runs: dict[float, list[Record]] = {s: [] for s in [BASE, *args.slowdowns]}
+    with tempfile.TemporaryDirectory(prefix="timing-verdicts-") as tmp:
+        for i in range(args.runs):
+            for slowdown in runs:
+                seed = 0 if args.same_seed else i
+                record = run_once(args, seed, slowdown, Path(tmp) / f"{slowdown}-{i}")
+                runs[slowdown].append(record)
+                print(
+                    f"run {i + 1}/{args.runs} +{slowdown:.0%}: "
+                    f"{record.train_samples_per_second:.0f} samples/s (windows), "
+                    f"unstable={record.unstable} contended={record.contended}",
+                    file=sys.stderr,
+                )
+    load_after = os.getloadavg()
+    table = pairings(runs, args)
+    realized = {
+        f"+{s:.0%}": statistics.median(r.steady_seconds_per_1k or 0.0 for r in runs[s])
+        / statistics.median(r.steady_seconds_per_1k or 0.0 for r in runs[BASE])
+        - 1
+        for s in args.slowdowns
+    }
+
+    flags = "flagged records judged too (--ignore-flags); " if args.ignore_flags else ""
+    print(
+        f"{args.variant} on {args.backend}, {args.epochs} epochs, train limit "
+        f"{args.train_limit or 'all'}, {args.runs} runs a side, {args.per_side} a side per "
+        f"pairing, {args.pairings} pairings; check --max-slowdown {args.max_slowdown}; "
+        f"{flags}"
+        f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after"
+    )
+    print("realized slowdown (median steady window vs A): " + ", ".join(
+        f"{k} -> {v:+.1%}" for k, v in realized.items()
+    ))  # fmt: skip
+    for figure in FIGURES:
+        s = {f"+{k:.0%}" if k else "A": spread(v, figure) for k, v in runs.items()}
+        print(f"\n{figure}: training samples/s per side (min / median / max, flagged)")
+        for name, v in s.items():
+            print(
+                f"  {name:>5}: {v['min']:.0f} / {v['median']:.0f} / {v['max']:.0f}, "
+                f"unstable {v['unstable']}, contended {v['contended']}"
+            )
+        print(f"  {'pairing':<12} {'skipped':>8} {'worse':>8} {'changed':>8} {'gate':>8}")
+        for label, rates in table[figure].items():
+            print(
+                f"  {label:<12} {rates['skipped']:>8.0%} {rates['worse']:>8.0%} "
+                f"{rates['changed']:>8.0%} {rates['gate']:>8.0%}"
+            )
+    print(
+        "\nA vs A: worse/changed/gate are false alarms; A vs +x%: power. Skipped: a contended "
+        "or unstable record, no timing verdict."
+    )
+    if args.json:
+        out = {
+            "settings": {k: v for k, v in vars(args).items() if k != "json"},
+            "loadavg_1m": [load_before[0], load_after[0]],
+            "realized_slowdown": realized,
+            "verdicts": table,
+            "runs": {
+                str(s): [
+                    {
+                        "seed": r.seed,
+                        "train_samples_per_second": r.train_samples_per_second,
+                        "epoch_seconds": r.epoch_seconds,
+                        "steady_seconds_per_1k": r.steady_seconds_per_1k,
+                        "steady_interval": r.steady_interval,
+                        "warmup_windows": r.warmup_windows,
+                        "unstable": r.unstable,
+                        "contended": r.contended,
+                        "injected": r.injected,
+                    }
+                    for r in rs
+                ]
+                for s, rs in runs.items()
+            },
+        }
+        args.json.write_text(json.dumps(out, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""benchmarks/timing_verdicts.py: its pairings judge A vs A and A vs slowed runs as compare and
+check do (on made-up records here; the script itself trains)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import random
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT, make_record
+
+
+def _module():
+    path = ROOT / "benchmarks" / "timing_verdicts.py"
+    spec = importlib.util.spec_from_file_location("timing_verdicts", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+tv = _module()
+
+
+def _runs(noise: float, slowdowns=(0.05, 0.20), n: int = 8, **flags):
+    """Records whose windows say 1,000 samples/s (x 1 + noise) and whose epochs say the same,
+    slowed by each fraction."""
+    rng = random.Random(0)
+    runs = {}
+    for slowdown in (0.0, *slowdowns):
+        runs[slowdown] = []
+        for i in range(n):
+            rate = 1000 * (1 + rng.gauss(0, noise)) / (1 + slowdown)
+            record = make_record(
+                seed=i,
+                epochs=3,
+                train_samples=1000,
+                test_accuracy=0.9,
+                train_samples_per_second=rate,
+                infer_samples_per_second=5000.0,
+                epoch_seconds=[5.0, 1000 / rate, 1000 / rate],
+                **flags,
+            )
+            runs[slowdown].append(record)
+    return runs
+
+
+def _args(**kw) -> argparse.Namespace:
+    defaults = dict(
+        per_side=1, pairings=50, resample_seed=0, time_tolerance=0.10, max_slowdown=0.03,
+        slowdowns=[0.05, 0.20], ignore_flags=False,
+    )  # fmt: skip
+    return argparse.Namespace(**{**defaults, **kw})
+
+
+def test_quiet_runs_never_cry_wolf_and_catch_a_big_slowdown():
+    table = tv.pairings(_runs(0.002), _args())
+    for figure in tv.FIGURES:
+        aa, small, big = (table[figure][k] for k in ("A vs A", "A vs +5%", "A vs +20%"))
+        assert aa["worse"] == aa["changed"] == aa["gate"] == aa["skipped"] == 0
+        # -17% throughput: past compare's 10% and check's 3%; -4.8%: past check's only
+        assert big["worse"] == big["gate"] == 1.0
+        assert small["worse"] == 0 and small["gate"] == 1.0
+
+
+def test_welch_with_several_runs_a_side_sees_the_small_slowdown():
+    table = tv.pairings(_runs(0.002), _args(per_side=3))
+    assert table["windows"]["A vs +5%"]["worse"] == 1.0
+    assert table["windows"]["A vs A"]["worse"] <= 0.1
+
+
+def test_noisy_runs_raise_false_alarms_at_the_gate():
+    table = tv.pairings(_runs(0.05), _args())
+    assert table["windows"]["A vs A"]["gate"] > 0.1
+
+
+def test_flagged_records_are_skipped_not_judged():
+    table = tv.pairings(_runs(0.002, unstable=True), _args())
+    assert table["windows"]["A vs +20%"]["skipped"] == 1.0
+    assert table["windows"]["A vs +20%"]["gate"] == 0
+    table = tv.pairings(_runs(0.002, unstable=True, contended=True), _args(ignore_flags=True))
+    assert table["windows"]["A vs +20%"]["skipped"] == 0
+    assert table["windows"]["A vs +20%"]["gate"] == 1.0
+
+
+def test_the_epoch_figure_comes_from_the_epochs():
+    record = make_record(train_samples=600, train_samples_per_second=1.0, epoch_seconds=[9, 2, 4])
+    view = tv.as_figure(record, "epochs")
+    assert view.train_samples_per_second == pytest.approx(600 * 2 / 6)
+    assert view.test_accuracy == 1.0 and view.infer_samples_per_second is None
+    assert tv.as_figure(record, "windows").train_samples_per_second == 1.0
+
+
+def test_bad_options_are_one_line():
+    script = str(ROOT / "benchmarks" / "timing_verdicts.py")
+    for bad in (["--runs", "1"], ["--slowdowns", "x"], ["--slowdowns", "-0.1"]):
+        done = subprocess.run([sys.executable, script, *bad], capture_output=True, text=True)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, bad
