@@ -27,7 +27,7 @@ BETTER, WORSE, SAME = "better", "worse", "no significant change"
 
 
 METRICS = HEADLINE  # what compare judges: the metrics every table shows
-THROUGHPUT = tuple(m for m in METRICS if m.name.endswith("_samples_per_second"))
+THROUGHPUT = tuple(m for m in METRICS if m.throughput)
 
 
 @dataclass(frozen=True)

@@ -20,18 +20,12 @@ from mnist_bench.analyse.rows import Row, variant_label
 from mnist_bench.core import identity
 from mnist_bench.core.errors import UserError
 from mnist_bench.core.identity import Job
-from mnist_bench.core.metrics import METRICS, Metric
+from mnist_bench.core.metrics import TRACKED, Metric
 from mnist_bench.runfile import collect
 from mnist_bench.runfile.records import Record
 
 if TYPE_CHECKING:
     import pandas
-
-
-# What is followed over commits: accuracy on a linear scale (a step is in points), the steady
-# epoch on a log scale (a step is a ratio, whatever the epoch's length).
-TRACKED = tuple(m for name in ("test_accuracy", "steady_epoch_seconds") for m in METRICS
-                if m.name == name)  # fmt: skip
 
 
 DEFAULT_ALPHA = 0.01

@@ -41,18 +41,7 @@ DIRECTIONS = ("bigger", "smaller")
 DEFAULT_EXPERIMENT = "mnist-bench"
 
 # Each metric's unit and the factor its mean is exported with (fractions as percentages).
-UNITS: dict[str, tuple[str, float]] = {
-    "test_accuracy": ("%", 100.0),
-    "train_seconds": ("s", 1.0),
-    "train_samples_per_second": ("samples/s", 1.0),
-    "infer_samples_per_second": ("samples/s", 1.0),
-    "test_loss": ("loss", 1.0),
-    "first_epoch_seconds": ("s", 1.0),
-    "steady_epoch_seconds": ("s", 1.0),
-    "achieved_gflops": ("GFLOP/s", 1.0),
-    "mfu": ("%", 100.0),
-    "peak_rss_mib": ("MiB", 1.0),
-}
+UNITS: dict[str, tuple[str, float]] = {m.name: (m.unit, m.export_scale) for m in METRICS}
 
 
 @dataclass
@@ -220,7 +209,7 @@ class Value:
 
     @classmethod
     def of(cls, summary: stats.Summary, metric: Metric) -> Value:
-        unit, scale = UNITS[metric.name]
+        unit, scale = metric.unit, metric.export_scale
         low = None if summary.ci_low is None else _tidy(summary.ci_low * scale)
         high = None if summary.ci_high is None else _tidy(summary.ci_high * scale)
         return cls(_tidy(summary.mean * scale), low, high, unit)
