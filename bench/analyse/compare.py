@@ -21,6 +21,7 @@ from mnist_bench.core import identity, stats
 from mnist_bench.core.config import check_value
 from mnist_bench.core.identity import Job
 from mnist_bench.core.metrics import ACCURACY, HEADLINE, Metric
+from mnist_bench.runfile.machine import node_key
 from mnist_bench.runfile.records import Record
 
 BETTER, WORSE, SAME = "better", "worse", "no significant change"
@@ -195,10 +196,7 @@ def match(
 def machine_of(record: Record) -> str:
     """The kind of machine a record ran on, where it names its own (records of a local run
     leave it to the run's environment: "")."""
-    m = record.machine
-    if m is None:
-        return ""
-    return m.machine_id or m.hostname or m.node_id
+    return node_key(record.machine)
 
 
 def _nearest(job: Job) -> tuple:

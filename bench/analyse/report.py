@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from mnist_bench.analyse.rows import GROUP_KEYS
 from mnist_bench.core.errors import UserError
-from mnist_bench.runfile import collect
+from mnist_bench.runfile import collect, machine
 from mnist_bench.runfile.records import Record
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ class Report:
 
     def machine_of(self, record: Record) -> str:
         if record.machine is not None:  # a node of a cluster run
-            return collect.node_label(record.machine)
+            return machine.node_label(record.machine)
         return self.machines[self.run_id(record)]
 
     def run_id(self, record: Record) -> str:

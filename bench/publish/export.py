@@ -564,7 +564,7 @@ def _params(record: Record) -> dict[str, str]:
 
 def _tags(loaded: LoadedRun, record: Record, key: str) -> dict[str, str]:
     """Provenance: run id, status, machine, commit, versions, timing flags."""
-    from mnist_bench.runfile.collect import machine_label
+    from mnist_bench.runfile.machine import machine_label
 
     env = loaded.run.environment
     git = env.get("git") or {}
