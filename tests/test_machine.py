@@ -27,6 +27,7 @@ GOOD = {
     "mnist_bench": "0.9",
     "packages": {"jax": "0.4.30", "torch": None},
     "git": {"commit": "abc123", "dirty": False},
+    "dataset": {"class_names": ["zero", 1]},
 }
 
 
@@ -42,6 +43,7 @@ def test_a_good_block_is_read_whole():
         False,
     )
     assert view.packages == {"jax": "0.4.30", "torch": None}
+    assert view.class_names == ("zero", "1")
     assert (
         machine_label(view)
         == machine_label(GOOD)
@@ -82,7 +84,7 @@ def test_a_hostile_block_never_raises_and_gives_none(env):
         assert getattr(view, name) is None, name
     assert view.gpus == ()
     assert view.os is None and view.python is None and view.git_commit is None
-    assert view.git_dirty is None
+    assert view.git_dirty is None and view.class_names is None
     assert all(v is None for v in view.packages.values())
     assert machine_label(env if isinstance(env, dict) else view) == "unknown"  # " CPU" is noise
     node = node_machine(view)

@@ -39,9 +39,8 @@ class Report:
         return self.run_of[id(record)].run.run_id
 
     def class_names(self, record: Record) -> list[str] | None:
-        dataset = self.run_of[id(record)].run.environment.get("dataset") or {}
-        names = dataset.get("class_names")
-        return [str(n) for n in names] if isinstance(names, list) else None
+        names = machine.Environment.of(self.run_of[id(record)].run.environment).class_names
+        return None if names is None else list(names)
 
     def to_pandas(self, raw: bool = False) -> pandas.DataFrame:
         """A DataFrame: one row per report row (the `by` keys, seeds, status, each headline

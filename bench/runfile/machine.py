@@ -49,6 +49,7 @@ class Environment:
         os, python, mnist_bench: the system and versions.
         packages: framework versions (a version or None where not installed).
         git_commit, git_dirty: the checkout that ran.
+        class_names: the dataset's class names, where it names them.
     """
 
     machine_id: str | None = None
@@ -63,6 +64,7 @@ class Environment:
     packages: dict[str, str | None] = field(default_factory=dict)
     git_commit: str | None = None
     git_dirty: bool | None = None
+    class_names: tuple[str, ...] | None = None
 
     @classmethod
     def of(cls, env: Any) -> Environment:
@@ -72,6 +74,7 @@ class Environment:
         memory = env.get("memory_gib")
         gpus = env.get("gpus")
         dirty = git.get("dirty")
+        names = _dict(env.get("dataset")).get("class_names")
         return cls(
             machine_id=_text(env.get("machine_id")),
             cpu_model=_text(cpu.get("model")),
@@ -95,6 +98,7 @@ class Environment:
             },
             git_commit=_text(git.get("commit")),
             git_dirty=dirty if isinstance(dirty, bool) else None,
+            class_names=tuple(str(n) for n in names) if isinstance(names, list) else None,
         )
 
 
