@@ -21,13 +21,14 @@ from mnist_bench.core import identity, stats
 from mnist_bench.core.config import check_value
 from mnist_bench.core.identity import Job
 from mnist_bench.core.metrics import ACCURACY, HEADLINE, Metric
+from mnist_bench.runfile.machine import node_key
 from mnist_bench.runfile.records import Record
 
 BETTER, WORSE, SAME = "better", "worse", "no significant change"
 
 
 METRICS = HEADLINE  # what compare judges: the metrics every table shows
-THROUGHPUT = tuple(m for m in METRICS if m.name.endswith("_samples_per_second"))
+THROUGHPUT = tuple(m for m in METRICS if m.throughput)
 
 
 @dataclass(frozen=True)
@@ -195,10 +196,7 @@ def match(
 def machine_of(record: Record) -> str:
     """The kind of machine a record ran on, where it names its own (records of a local run
     leave it to the run's environment: "")."""
-    m = record.machine
-    if m is None:
-        return ""
-    return m.machine_id or m.hostname or m.node_id
+    return node_key(record.machine)
 
 
 def _nearest(job: Job) -> tuple:

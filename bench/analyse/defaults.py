@@ -5,15 +5,10 @@ imports this and nothing heavier; the modules that use the values import them fr
 
 from __future__ import annotations
 
-from mnist_bench.core.metrics import METRICS
+from mnist_bench.core.metrics import TRACKED  # noqa: F401  (history's, from the metrics table)
 
 GROUP_KEYS = ("variant", "backend", "device", "machine")  # what rows can be grouped by
 DEFAULT_BY = ("variant", "backend", "device")
-
-# What `history` follows over commits: accuracy on a linear scale (a step is in points), the
-# steady epoch on a log scale (a step is a ratio, whatever the epoch's length).
-TRACKED = tuple(m for name in ("test_accuracy", "steady_epoch_seconds") for m in METRICS
-                if m.name == name)  # fmt: skip
 
 DEFAULT_ALPHA = 0.01  # `history`: a step is significant below this p-value
 

@@ -23,6 +23,7 @@ from mnist_bench.core.errors import UserError
 from mnist_bench.core.identity import Job
 from mnist_bench.core.metrics import Metric
 from mnist_bench.runfile import collect
+from mnist_bench.runfile.machine import Environment
 from mnist_bench.runfile.records import Record
 
 if TYPE_CHECKING:
@@ -244,10 +245,10 @@ def _started(loaded: collect.LoadedRun) -> datetime:
 
 
 def _commit_key(loaded: collect.LoadedRun) -> tuple:
-    git = loaded.run.environment.get("git") or {}
-    sha = git.get("commit")
-    if isinstance(sha, str) and sha.strip():
-        return (sha.strip(), bool(git.get("dirty")))
+    env = Environment.of(loaded.run.environment)
+    sha = env.git_commit
+    if sha is not None and sha.strip():
+        return (sha.strip(), bool(env.git_dirty))
     return (None, loaded.run.run_id)  # no commit: a point of its own
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from mnist_bench.analyse.defaults import GROUP_KEYS
 from mnist_bench.core.errors import UserError
-from mnist_bench.runfile import collect
+from mnist_bench.runfile import collect, machine
 from mnist_bench.runfile.records import Record
 
 if TYPE_CHECKING:
@@ -32,16 +32,15 @@ class Report:
 
     def machine_of(self, record: Record) -> str:
         if record.machine is not None:  # a node of a cluster run
-            return collect.node_label(record.machine)
+            return machine.node_label(record.machine)
         return self.machines[self.run_id(record)]
 
     def run_id(self, record: Record) -> str:
         return self.run_of[id(record)].run.run_id
 
     def class_names(self, record: Record) -> list[str] | None:
-        dataset = self.run_of[id(record)].run.environment.get("dataset") or {}
-        names = dataset.get("class_names")
-        return [str(n) for n in names] if isinstance(names, list) else None
+        names = machine.Environment.of(self.run_of[id(record)].run.environment).class_names
+        return None if names is None else list(names)
 
     def to_pandas(self, raw: bool = False) -> pandas.DataFrame:
         """A DataFrame: one row per report row (the `by` keys, seeds, status, each headline

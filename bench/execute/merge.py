@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from mnist_bench.core.config import parse_shard
 from mnist_bench.core.errors import UserError
 from mnist_bench.core.identity import Job
+from mnist_bench.runfile import machine
 from mnist_bench.runfile.records import (
     SCHEMA_VERSION,
     Machine,
@@ -135,7 +136,7 @@ def merge(paths: Sequence[str | Path]) -> Merged:
     from mnist_bench.execute import runner
     from mnist_bench.plan import shards
     from mnist_bench.runfile import storage
-    from mnist_bench.runfile.collect import machine_label
+    from mnist_bench.runfile.machine import machine_label
 
     present = load_shards(paths)
     count, digest = present[0].count, present[0].run.grid_digest
@@ -264,24 +265,4 @@ def _attributed(record: Record, shard: Shard, several: bool) -> Record:
 
 def machine_of(env: dict[str, Any]) -> Machine:
     """A run's machine, from its environment block, as a record's `Machine`."""
-    cpu = env["cpu"] if isinstance(env.get("cpu"), dict) else {}
-
-    def text(value: Any) -> str:
-        return value if isinstance(value, str) else ""
-
-    def count(value: Any) -> int | None:
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-    memory = env.get("memory_gib")
-    packages = env["packages"] if isinstance(env.get("packages"), dict) else {}
-    return Machine(
-        machine_id=text(env.get("machine_id")),
-        cpu=text(cpu.get("model")),
-        cores=count(cpu.get("logical_cores")),
-        usable_cores=count(cpu.get("usable_cores")),
-        memory_gib=float(memory) if isinstance(memory, int | float) else None,
-        gpus=[str(g.get("name") if isinstance(g, dict) else g) for g in env.get("gpus") or []],
-        python=text(env.get("python")),
-        mnist_bench=text(env.get("mnist_bench")),
-        packages={k: v for k, v in packages.items() if isinstance(v, str) or v is None},
-    )
+    return machine.node_machine(env)

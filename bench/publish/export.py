@@ -39,19 +39,7 @@ if TYPE_CHECKING:
 
 
 # Each metric's unit and the factor its mean is exported with (fractions as percentages).
-UNITS: dict[str, tuple[str, float]] = {
-    "test_accuracy": ("%", 100.0),
-    "train_seconds": ("s", 1.0),
-    "train_samples_per_second": ("samples/s", 1.0),
-    "infer_samples_per_second": ("samples/s", 1.0),
-    "test_loss": ("loss", 1.0),
-    "first_epoch_seconds": ("s", 1.0),
-    "steady_epoch_seconds": ("s", 1.0),
-    "achieved_gflops": ("GFLOP/s", 1.0),
-    "mfu": ("%", 100.0),
-    "peak_rss_mib": ("MiB", 1.0),
-    "cpu_seconds_per_1k_samples": ("CPU s/1k samples", 1.0),
-}
+UNITS: dict[str, tuple[str, float]] = {m.name: (m.unit, m.export_scale) for m in METRICS}
 
 
 @dataclass
@@ -219,7 +207,7 @@ class Value:
 
     @classmethod
     def of(cls, summary: stats.Summary, metric: Metric) -> Value:
-        unit, scale = UNITS[metric.name]
+        unit, scale = metric.unit, metric.export_scale
         low = None if summary.ci_low is None else _tidy(summary.ci_low * scale)
         high = None if summary.ci_high is None else _tidy(summary.ci_high * scale)
         return cls(_tidy(summary.mean * scale), low, high, unit)
@@ -574,7 +562,7 @@ def _params(record: Record) -> dict[str, str]:
 
 def _tags(loaded: LoadedRun, record: Record, key: str) -> dict[str, str]:
     """Provenance: run id, status, machine, commit, versions, timing flags."""
-    from mnist_bench.runfile.collect import machine_label
+    from mnist_bench.runfile.machine import machine_label
 
     env = loaded.run.environment
     git = env.get("git") or {}

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mnist_bench.core.errors import UserError
-from mnist_bench.runfile.records import Machine, Record, RunFile, load_run, run_files_in
+from mnist_bench.runfile.machine import machine_label
+from mnist_bench.runfile.machine import node_label as node_label  # its old home
+from mnist_bench.runfile.records import Record, RunFile, load_run, run_files_in
 
 
 @dataclass(frozen=True)
@@ -139,29 +141,3 @@ def unique_runs(
 
 def records(runs: Iterable[LoadedRun]) -> list[Record]:
     return [r for loaded in runs for r in loaded.run.records]
-
-
-def node_label(machine: Machine) -> str:
-    """`machine_label` of a record's node, with its host name: nodes of one kind stay apart."""
-    environment = {"cpu": {"model": machine.cpu}, "gpus": machine.gpus}
-    label = machine_label({**environment, "machine_id": machine.machine_id})
-    return f"{machine.hostname}: {label}" if machine.hostname else label
-
-
-def machine_label(environment: dict) -> str:
-    """A short, readable machine label: CPU model (and GPU models), plus the short machine id."""
-    cpu = environment.get("cpu") or {}
-    model = str(cpu.get("model") or "unknown CPU")
-    for noise in ("(R)", "(TM)", "(tm)", " CPU", " Processor", " 64-Core", " 32-Core", " 16-Core"):
-        model = model.replace(noise, "")
-    model = " ".join(model.replace("@", " @ ").split())
-    gpus = sorted(
-        {
-            str(g.get("name") if isinstance(g, dict) else g)
-            for g in environment.get("gpus") or []
-            if (g.get("name") if isinstance(g, dict) else g)
-        }
-    )
-    label = model + (" + " + ", ".join(gpus) if gpus else "")
-    mid = str(environment.get("machine_id") or "")[:6]
-    return f"{label} [{mid}]" if mid else label

@@ -20,6 +20,7 @@ from mnist_bench.core import escape
 from mnist_bench.core.config import parse_shard
 from mnist_bench.core.errors import UserError
 from mnist_bench.core.identity import Job, VariantSource, dataset_digest
+from mnist_bench.core.metrics import MAX_VALUE, METRICS
 from mnist_bench.runfile import files
 
 SCHEMA_VERSION = 2  # 2: a record holds its typed job (schema 1 is migrated on read)
@@ -468,21 +469,10 @@ def _is_utf8(raw: bytes) -> bool:
 # ------------------------------------------------------------------------------ consistency
 # What the types cannot say: values in range, and fields that agree with each other. Readers of
 # a loaded run (report, compare, check, --resume, the time estimate) rely on it.
-MAX_VALUE = 1e50  # beyond any measurement; statistics over larger values would overflow
 RANGES: dict[str, tuple[float, float]] = {
-    "test_accuracy": (0.0, 1.0),
-    "test_loss": (-MAX_VALUE, MAX_VALUE),
-    "first_epoch_seconds": (0.0, MAX_VALUE),
-    "steady_epoch_seconds": (0.0, MAX_VALUE),
-    "train_seconds": (0.0, MAX_VALUE),
-    "train_samples_per_second": (0.0, MAX_VALUE),
-    "infer_samples_per_second": (0.0, MAX_VALUE),
-    "achieved_gflops": (0.0, MAX_VALUE),
-    "mfu": (0.0, MAX_VALUE),
-    "peak_rss_mib": (0.0, MAX_VALUE),
-    "wall_seconds": (0.0, MAX_VALUE),
-    "steady_seconds_per_1k": (0.0, MAX_VALUE),
-    "cpu_seconds_per_1k_samples": (0.0, MAX_VALUE),
+    **{m.name: (m.low, m.high) for m in METRICS},
+    "wall_seconds": (0.0, MAX_VALUE),  # not a metric: the job's own wall time
+    "steady_seconds_per_1k": (0.0, MAX_VALUE),  # what train_samples_per_second comes from
 }  # a record's numbers; each list item too
 ITEM_RANGES = {
     "epoch_seconds": (0.0, MAX_VALUE),
