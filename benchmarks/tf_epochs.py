@@ -84,19 +84,31 @@ model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(100, activatio
                           keras.layers.Dense(10, activation="sigmoid")])
 model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 seconds, cpu = [], []
+where = []  # per epoch: to the first batch, the longest gap between batches (and its batch),
+# and from the last batch to the epoch's end
 class Timer(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self.t0, self.c0 = time.perf_counter(), sum(os.times()[:2])
+        self.stamps = []
+    def on_train_batch_begin(self, batch, logs=None):
+        self.stamps.append(time.perf_counter())
     def on_epoch_end(self, epoch, logs=None):
         float(logs["loss"])
-        seconds.append(time.perf_counter() - self.t0)
+        end = time.perf_counter()
+        seconds.append(end - self.t0)
         cpu.append(sum(os.times()[:2]) - self.c0)
+        s = self.stamps
+        gaps = [b - a for a, b in zip(s, s[1:])]
+        worst = max(range(len(gaps)), key=gaps.__getitem__) if gaps else -1
+        where.append([s[0] - self.t0 if s else None, gaps[worst] if gaps else None, worst,
+                      end - s[-1] if s else None])
 if "no-gc" in parts:
     gc.collect(); gc.disable()
 model.fit(x, y, epochs=epochs, batch_size=32, verbose=0, callbacks=[Timer()])
 w = b"".join(np.ascontiguousarray(v).tobytes() for v in model.get_weights())
 import hashlib
-print(json.dumps({"seconds": seconds, "cpu": cpu, "weights": hashlib.sha256(w).hexdigest()[:12]}))
+digest = hashlib.sha256(w).hexdigest()[:12]
+print(json.dumps({"seconds": seconds, "cpu": cpu, "where": where, "weights": digest}))
 """
 
 
@@ -159,10 +171,16 @@ def main() -> int:
             res["round"] = r
             runs.append(res)
             epochs = " ".join(f"{s:.2f}" for s in res["seconds"])
+            stalls = "; ".join(
+                f"e{i + 1} first {w[0]:.2f} gap {w[1]:.2f}@{w[2]} last {w[3]:.2f}"
+                for i, w in enumerate(res["where"])
+                if w[1] is not None and max(w[0], w[1], w[3]) > 0.2
+            )
             print(
                 f"round {r} {condition:12s} cv {res['cv']:6.1%} max/min {res['max_min']:.2f} "
                 f"others {res['other_share']:.0%} steal {res['steal'] or 0:.1%} "
-                f"w {res['weights']} epochs {epochs}",
+                f"w {res['weights']} epochs {epochs}"
+                + (f"\n    stalls: {stalls}" if stalls else ""),
                 flush=True,
             )
     print(f"load after: {os.getloadavg()[0]:.2f}")
