@@ -116,6 +116,9 @@ class Record:
     wall_seconds: float | None = None
     machine: Machine | None = None  # the node that ran it (`--executor ray`); None: the run's
     variant_source: VariantSource | None = None  # where the variant came from (its file, digest)
+    # Trained with a bug on purpose (`execute.inject`: MNIST_BENCH_INJECT_BUG), e.g.
+    # {"label_noise": 0.05}: a test of the gate, never a real result. None: a real record.
+    injected: dict[str, Any] | None = None
 
     # The identity, read through the job.
     variant = property(lambda self: self.job.variant)
