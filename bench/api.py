@@ -917,3 +917,92 @@ def _force_named() -> Iterator[None]:
     except UserError as exc:
         forced = _option("force", "force=True")
         raise Error(str(exc).replace("pass --force", f"pass {forced}")) from None
+
+
+# ------------------------------------------------------------------------------------- power
+POWER_CHECKS: dict[str, dict[str, Any]] = {
+    "drop": {"kind": "number", "above": 0, "max": 1},
+    "power": {"kind": "number", "above": 0, "max": 0.9999},
+    "alpha": {"kind": "number", "above": 0, "max": 0.5},
+    "sides": {"kind": "int", "min": 1, "max": 2},
+    "tolerance": {"kind": "number", "min": 0, "max": 1},
+    "correction": {"kind": "str", "choices": ("none", "bonferroni")},
+    "pooled": {"kind": "bool"},
+    "budget": {"kind": "number", "above": 0},
+    "max_seeds": {"kind": "int", "min": 2, "max": 1000},
+    "base_seeds": {"kind": "int", "min": 2, "max": 1000, "optional": True},
+}
+
+
+def power(
+    paths: Paths,
+    *,
+    drop: float = 0.005,
+    power: float = 0.9,
+    alpha: float = 0.01,
+    sides: int = 1,
+    tolerance: float = 0.0,
+    correction: str = "none",
+    pooled: bool = False,
+    budget: float = 180.0,
+    max_seeds: int = 30,
+    base_seeds: int | None = None,
+    skip_bad: bool = False,
+    warn: Warn | None = None,
+):
+    """The gate's power, from the seed spreads of the run files: as `mnist-bench power` shows.
+
+    Args:
+        paths: run files (or folders) whose rows have two or more seeds: the spreads.
+        drop: the accuracy drop to catch (absolute: 0.005 is half a point).
+        power: the chance of catching it the gate should reach.
+        alpha: the false-alarm rate per test (per row; with `correction`, for the gate).
+        sides: 1, a one-sided test of a drop; 2, two-sided (`check`'s default: 0.05, 2).
+        tolerance: the observed drop must also exceed this (`check`'s accuracy tolerance).
+        correction: none, or bonferroni (alpha / rows per row).
+        pooled: one test of the mean drop over all rows instead of one per row.
+        budget: seconds a gate run may take, for the cheapest suite.
+        max_seeds: the most seeds a suite is tried with.
+        base_seeds: the baseline's seeds (default: as many as the gate run's).
+        skip_bad: as `report`'s.
+        warn: where warnings go (default: standard error).
+
+    Returns:
+        `analyse.power.PowerReport`: per row and whole-gate minimum detectable drops, the
+        false-alarm rate, the cheapest suites, the assumptions.
+
+    Raises:
+        Error: a bad keyword, a bad file, or no row with two or more seeds.
+    """
+    from mnist_bench.analyse import power as analysis
+    from mnist_bench.plan import estimate
+
+    values = {
+        "drop": drop,
+        "power": power,
+        "alpha": alpha,
+        "sides": sides,
+        "tolerance": tolerance,
+        "correction": correction,
+        "pooled": pooled,
+        "budget": budget,
+        "max_seeds": max_seeds,
+        "base_seeds": base_seeds,
+    }
+    for keyword, value in values.items():
+        check_value(_option(keyword), value, POWER_CHECKS[keyword])
+    _reader_options(skip_bad, warn)
+    records = _results(paths, "paths", skip_bad).records
+    rows = analysis.spreads(records, estimate.history(warn=lambda message: None))
+    if not rows:
+        raise Error("no configuration with ok records of two or more seeds: no spread to use")
+    rule = analysis.Rule(alpha, sides, tolerance, correction, pooled)
+    return analysis.analyse(
+        rows,
+        rule,
+        power=power,
+        drop=drop,
+        budget=budget,
+        max_seeds=max_seeds,
+        base_seeds=base_seeds,
+    )

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from mnist_bench.commands import power as power_command
 from mnist_bench.core import escape
 from mnist_bench.core.console import closed_stdout, discard_stdout, make_console
 from mnist_bench.core.errors import UserError
@@ -615,6 +616,7 @@ COMMANDS: list[Command] = [
         _add_index,
         _cmd_index,
     ),
+    ("power", power_command.HELP, power_command.add_power, power_command.cmd_power),
 ]
 
 
