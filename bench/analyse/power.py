@@ -89,7 +89,10 @@ def _power(drop: float, se: float, dof: float, t_crit: float, tolerance: float) 
     if se <= 0:
         return 1.0 if drop > tolerance else 0.0
     if tolerance <= 0:  # the plain t-test: the noncentral t, in closed form
-        return float(1 - special.nctdtr(dof, drop / se, t_crit))
+        value = float(1 - special.nctdtr(dof, drop / se, t_crit))
+        if not math.isfinite(value):  # far in a tail, where the series gives up
+            return 1.0 if drop / se > t_crit else 0.0
+        return value
 
     def given(s: float) -> float:  # P(D > max(tolerance, t_crit * se * s)) at S = se * s
         return float(special.ndtr((drop - max(tolerance, t_crit * se * s)) / se))
