@@ -140,3 +140,15 @@ def test_power_api_needs_rows_with_two_seeds(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(mnist_bench.Error, match="two or more seeds"):
         mnist_bench.api.power(path)
+
+
+def test_pooled_drop_test_by_hand():
+    # one row: base 1,2,3 (mean 2), new 0,1,2 (mean 1): pooled variance 1, se sqrt(2/3),
+    # t = 1 / sqrt(2/3) = 1.2247 on 4 degrees of freedom -> one-sided p = 0.1439
+    drop, p_value = p.pooled_drop_test([([1.0, 2.0, 3.0], [0.0, 1.0, 2.0])])
+    assert drop == pytest.approx(1.0) and p_value == pytest.approx(0.1439, abs=1e-4)
+    # two equal rows: drop 1, se sqrt(2 * 2/3) / 2 = 0.5774, t = 1.7321 on 8 -> p = 0.0608
+    drop, p_value = p.pooled_drop_test([([1.0, 2.0, 3.0], [0.0, 1.0, 2.0])] * 2)
+    assert p_value == pytest.approx(0.0608, abs=1e-4)
+    assert p.pooled_drop_test([([1.0, 2.0, 3.0], [2.0, 3.0, 4.0])])[1] > 0.5  # a rise
+    assert p.pooled_drop_test([([1.0], [0.0])])[1] == 1.0

@@ -363,3 +363,35 @@ def analyse(
         target_power_now=gate_power(drop, sigmas, seeds, base, rule),
         candidates=candidates,
     )
+
+
+# ------------------------------------------------------------------ the pooled rule, on values
+def pooled_drop_test(
+    rows: Sequence[tuple[Sequence[float], Sequence[float]]], tolerance: float = 0.0
+) -> tuple[float, float]:
+    """The pooled one-sided test of a drop over rows, each (baseline values, new values), one
+    per seed: the mean of the rows' drops (baseline mean minus new mean) and its p-value, the
+    standard error from the rows' pooled variances, degrees of freedom summed over rows. The
+    drop is tested against `tolerance` (H0: drop <= tolerance). Rows with fewer than two
+    values on a side are left out; no row left: (nan, 1.0)."""
+    from scipy import special
+
+    drops, variances, dof = [], [], 0
+    for base, new in rows:
+        nb, nn = len(base), len(new)
+        if nb < 2 or nn < 2:
+            continue
+        mb, mn = math.fsum(base) / nb, math.fsum(new) / nn
+        ss = math.fsum((v - mb) ** 2 for v in base) + math.fsum((v - mn) ** 2 for v in new)
+        pooled = ss / (nb + nn - 2)
+        drops.append(mb - mn)
+        variances.append(pooled * (1 / nb + 1 / nn))
+        dof += nb + nn - 2
+    if not drops:
+        return math.nan, 1.0
+    k = len(drops)
+    drop = math.fsum(drops) / k
+    se = math.sqrt(math.fsum(variances)) / k
+    if se == 0:
+        return drop, 0.0 if drop > tolerance else 1.0
+    return drop, float(special.stdtr(dof, -(drop - tolerance) / se))
