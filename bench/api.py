@@ -548,6 +548,7 @@ def check(
     allow_missing: bool = False,
     match_on: Sequence[str] | None = None,
     skip_bad: bool = False,
+    pooled_alpha: float | None = None,
 ) -> Verdict:
     """The CI gate of `mnist-bench check`, as a value: it does not exit or print.
 
@@ -575,6 +576,7 @@ def check(
             "max_slowdown": max_slowdown,
             "allow_missing": allow_missing,
             "skip_bad": skip_bad,
+            "pooled_alpha": pooled_alpha,
         }
     )
     _match_on(match_on)
@@ -586,6 +588,7 @@ def check(
         max_slowdown=max_slowdown,
         allow_missing=allow_missing,
         match_on=match_on,
+        pooled_alpha=pooled_alpha,
     )
 
 
@@ -608,6 +611,7 @@ def judge(
     allow_missing: bool,
     match_on: Sequence[str] | None,
     names: tuple[str, str] = ("the results", "the baseline"),
+    pooled_alpha: float | None = None,
 ) -> Verdict:
     """`check` on loaded results; `names` (results, baseline) are what its errors call them
     (`mnist-bench check` gives the paths). The keywords keep `check`'s rules."""
@@ -620,6 +624,7 @@ def judge(
             "time_tolerance": time_tolerance,
             "max_slowdown": max_slowdown,
             "allow_missing": allow_missing,
+            "pooled_alpha": pooled_alpha,
         }
     )
     for name, value in (("results", results), ("baseline", baseline)):
@@ -632,6 +637,13 @@ def judge(
             f"{new_name} and {base_name} hold the same run ({sorted(shared)[0]}): "
             "check new results against an older baseline"
         )
+    for name, value in ((new_name, results), (base_name, baseline)):
+        bug = next((r.injected for r in value.records if r.injected), None)
+        if bug:
+            raise Error(
+                f"{name} holds records trained with an injected bug ({bug}, "
+                "MNIST_BENCH_INJECT_BUG): a test of the gate, never results to check"
+            )
     on = _match_on(match_on)
     tolerances = Tolerances(accuracy=accuracy_tolerance, time=time_tolerance)
     rows = compare_records(baseline.records, results.records, tolerances, on=on)
@@ -641,7 +653,9 @@ def judge(
         raise Error(
             f"nothing to match: no configuration of {new_name} is in {base_name}{why}; {WAY_OUT}"
         )
-    failures = gate(rows, tolerances, max_slowdown, allow_missing=allow_missing)
+    failures = gate(
+        rows, tolerances, max_slowdown, allow_missing=allow_missing, pooled_alpha=pooled_alpha
+    )
     failing = {id(f.row) for f in failures}
     return Verdict(
         passed=not failures,

@@ -139,6 +139,15 @@ def add_check(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="pass when a baseline row has no counterpart in the results (default: it fails)",
     )
+    p.add_argument(
+        "--pooled-alpha",
+        type=float,
+        default=None,
+        metavar="ALPHA",
+        help="judge accuracy once over all rows, not row by row: fail when a one-sided t-test "
+        "of the mean drop over the matched rows rejects 'no drop' at ALPHA (e.g. 0.01; "
+        "suites/gate.toml's rule, docs/ci.md says why); the tolerance is then not used",
+    )
     _add_common(p)
     p.epilog = (
         "exit codes: 0 no regression (table of the rows); 1 a row failed (table of the failing "
@@ -170,6 +179,8 @@ def _tolerances(args: argparse.Namespace) -> Tolerances:
     given = {"accuracy_tolerance": args.accuracy_tolerance, "time_tolerance": args.time_tolerance}
     if "max_slowdown" in args:
         given["max_slowdown"] = args.max_slowdown
+    if "pooled_alpha" in args:
+        given["pooled_alpha"] = args.pooled_alpha
     check_gate_options(given, name=lambda keyword: "--" + keyword.replace("_", "-"))
     return Tolerances(accuracy=args.accuracy_tolerance, time=args.time_tolerance)
 
@@ -217,6 +228,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         allow_missing=args.allow_missing,
         match_on=args.match_on,
         names=(args.results, args.baseline),
+        pooled_alpha=args.pooled_alpha,
     )
     rows, failures, missing = verdict.rows, verdict.failures, verdict.missing
     matched = [r for r in rows if r.side == "both"]
