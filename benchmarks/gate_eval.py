@@ -95,9 +95,9 @@ def pool(condition: str, args: argparse.Namespace):
          f"{args.train_limit or 'all'}tr", f"{args.test_limit or 'all'}te", condition]
     )  # fmt: skip
     if folder.is_dir() and any(folder.glob("*.json")):
-        records = mnist_bench.load(folder).records
+        records = [r for r in mnist_bench.load(folder).records if r.seed < args.pool_seeds]
         if len({r.seed for r in records if r.status == "ok"}) >= args.pool_seeds:
-            return records
+            return records  # a bigger pool serves a smaller one: its first seeds
     spec = "" if condition == "clean" else condition.replace("+", ",")
     inject.parse(spec)  # a bad condition stops here, before any training
     saved = os.environ.get(inject.ENV)
