@@ -19,6 +19,7 @@ P(D > tolerance and D > t_crit S) is one integral over the chi distribution.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ def critical_t(alpha: float, sides: int, dof: float) -> float:
     return float(special.stdtrit(dof, 1 - alpha / sides))
 
 
+@functools.lru_cache(maxsize=65536)  # the suite search asks for the same rows many times
 def row_power(
     drop: float,
     sigma: float,
