@@ -30,6 +30,7 @@ __all__ = [
     "load",
     "merge",
     "parity",
+    "power",
     "report",
     "run",
 ]
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
         load,
         merge,
         parity,
+        power,
         report,
         run,
     )

@@ -573,6 +573,7 @@ def check(
     match_on: Sequence[str] | None = None,
     skip_bad: bool = False,
     warn: Warn | None = None,
+    pooled_alpha: float | None = None,
 ) -> Verdict:
     """The CI gate of `mnist-bench check`, as a value: it does not exit or print.
 
@@ -601,6 +602,7 @@ def check(
             "max_slowdown": max_slowdown,
             "allow_missing": allow_missing,
             "skip_bad": skip_bad,
+            "pooled_alpha": pooled_alpha,
         },
         name=_option,
     )
@@ -616,6 +618,7 @@ def check(
         allow_missing=allow_missing,
         match_on=match_on,
         names=(_name(results, "the results"), _name(baseline, "the baseline")),
+        pooled_alpha=pooled_alpha,
     )
 
 
@@ -638,6 +641,7 @@ def judge(
     allow_missing: bool,
     match_on: Sequence[str] | None,
     names: tuple[str, str] = ("the results", "the baseline"),
+    pooled_alpha: float | None = None,
 ) -> Verdict:
     """`check` on loaded results; `names` (results, baseline) are what its errors call them
     (`mnist-bench check` gives the paths). The keywords keep `check`'s rules."""
@@ -650,6 +654,7 @@ def judge(
             "time_tolerance": time_tolerance,
             "max_slowdown": max_slowdown,
             "allow_missing": allow_missing,
+            "pooled_alpha": pooled_alpha,
         }
     )
     for name, value in (("results", results), ("baseline", baseline)):
@@ -662,6 +667,13 @@ def judge(
             f"{new_name} and {base_name} hold the same run ({sorted(shared)[0]}): "
             "check new results against an older baseline"
         )
+    for name, value in ((new_name, results), (base_name, baseline)):
+        bug = next((r.injected for r in value.records if r.injected), None)
+        if bug:
+            raise Error(
+                f"{name} holds records trained with an injected bug ({bug}, "
+                "MNIST_BENCH_INJECT_BUG): a test of the gate, never results to check"
+            )
     on = _match_on(match_on)
     tolerances = Tolerances(accuracy=accuracy_tolerance, time=time_tolerance)
     rows = compare_records(baseline.records, results.records, tolerances, on=on)
@@ -671,7 +683,9 @@ def judge(
         raise Error(
             f"nothing to match: no configuration of {new_name} is in {base_name}{why}; {WAY_OUT}"
         )
-    failures = gate(rows, tolerances, max_slowdown, allow_missing=allow_missing)
+    failures = gate(
+        rows, tolerances, max_slowdown, allow_missing=allow_missing, pooled_alpha=pooled_alpha
+    )
     failing = {id(f.row) for f in failures}
     return Verdict(
         passed=not failures,
@@ -944,3 +958,92 @@ def _force_named() -> Iterator[None]:
     except UserError as exc:
         forced = _option("force", "force=True")
         raise Error(str(exc).replace("pass --force", f"pass {forced}")) from None
+
+
+# ------------------------------------------------------------------------------------- power
+POWER_CHECKS: dict[str, dict[str, Any]] = {
+    "drop": {"kind": "number", "above": 0, "max": 1},
+    "power": {"kind": "number", "above": 0, "max": 0.9999},
+    "alpha": {"kind": "number", "above": 0, "max": 0.5},
+    "sides": {"kind": "int", "min": 1, "max": 2},
+    "tolerance": {"kind": "number", "min": 0, "max": 1},
+    "correction": {"kind": "str", "choices": ("none", "bonferroni")},
+    "pooled": {"kind": "bool"},
+    "budget": {"kind": "number", "above": 0},
+    "max_seeds": {"kind": "int", "min": 2, "max": 1000},
+    "base_seeds": {"kind": "int", "min": 2, "max": 1000, "optional": True},
+}
+
+
+def power(
+    paths: Paths,
+    *,
+    drop: float = 0.005,
+    power: float = 0.9,
+    alpha: float = 0.01,
+    sides: int = 1,
+    tolerance: float = 0.0,
+    correction: str = "none",
+    pooled: bool = False,
+    budget: float = 180.0,
+    max_seeds: int = 30,
+    base_seeds: int | None = None,
+    skip_bad: bool = False,
+    warn: Warn | None = None,
+):
+    """The gate's power, from the seed spreads of the run files: as `mnist-bench power` shows.
+
+    Args:
+        paths: run files (or folders) whose rows have two or more seeds: the spreads.
+        drop: the accuracy drop to catch (absolute: 0.005 is half a point).
+        power: the chance of catching it the gate should reach.
+        alpha: the false-alarm rate per test (per row; with `correction`, for the gate).
+        sides: 1, a one-sided test of a drop; 2, two-sided (`check`'s default: 0.05, 2).
+        tolerance: the observed drop must also exceed this (`check`'s accuracy tolerance).
+        correction: none, or bonferroni (alpha / rows per row).
+        pooled: one test of the mean drop over all rows instead of one per row.
+        budget: seconds a gate run may take, for the cheapest suite.
+        max_seeds: the most seeds a suite is tried with.
+        base_seeds: the baseline's seeds (default: as many as the gate run's).
+        skip_bad: as `report`'s.
+        warn: where warnings go (default: standard error).
+
+    Returns:
+        `analyse.power.PowerReport`: per row and whole-gate minimum detectable drops, the
+        false-alarm rate, the cheapest suites, the assumptions.
+
+    Raises:
+        Error: a bad keyword, a bad file, or no row with two or more seeds.
+    """
+    from mnist_bench.analyse import power as analysis
+    from mnist_bench.plan import estimate
+
+    values = {
+        "drop": drop,
+        "power": power,
+        "alpha": alpha,
+        "sides": sides,
+        "tolerance": tolerance,
+        "correction": correction,
+        "pooled": pooled,
+        "budget": budget,
+        "max_seeds": max_seeds,
+        "base_seeds": base_seeds,
+    }
+    for keyword, value in values.items():
+        check_value(_option(keyword), value, POWER_CHECKS[keyword])
+    warn = _reader_options(skip_bad, warn)
+    records = _results(paths, "paths", skip_bad, warn).records
+    rows = analysis.spreads(records, estimate.history(warn=lambda message: None))
+    if not rows:
+        raise Error("no configuration with ok records of two or more seeds: no spread to use")
+    rule = analysis.Rule(alpha, sides, tolerance, correction, pooled)
+    return analysis.analyse(
+        rows,
+        rule,
+        power=power,
+        drop=drop,
+        budget=budget,
+        max_seeds=max_seeds,
+        base_seeds=base_seeds,
+    )

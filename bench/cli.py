@@ -146,6 +146,12 @@ COMMANDS: list[Command] = [
         "quick (every reader keeps it up to date)",
         "index",
     ),
+    Command(
+        "power",
+        "power analysis of the accuracy gate: the smallest drop it catches per row and as a "
+        "whole, its false-alarm rate, and the cheapest suite reaching a target, from seed spreads",
+        "power",
+    ),
 ]
 
 

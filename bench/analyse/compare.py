@@ -47,6 +47,7 @@ GATE_CHECKS: dict[str, dict[str, Any]] = {
     "max_slowdown": {"kind": "number", "min": 0, "max": 1, "optional": True},
     "allow_missing": {"kind": "bool"},
     "skip_bad": {"kind": "bool"},
+    "pooled_alpha": {"kind": "number", "above": 0, "max": 0.5, "optional": True},
 }
 
 
@@ -275,6 +276,7 @@ def gate(
     tol: Tolerances = Tolerances(),
     max_slowdown: float | None = None,
     allow_missing: bool = False,
+    pooled_alpha: float | None = None,
 ) -> list[Failure]:
     """The CI gate's failing rows.
 
@@ -287,8 +289,14 @@ def gate(
     (e.g. 0.25), a row also fails when its training or inference throughput fell by more than
     that fraction; contended and unstable records never fail on timing. Rows only in the new
     results pass.
+
+    With `pooled_alpha` (the gate of suites/gate.toml, docs/ci.md), accuracy is judged once
+    for all rows instead of row by row: the gate fails when one one-sided t-test of the mean
+    drop over the matched rows (`power.pooled_drop_test`) rejects "no drop" at that alpha;
+    the failure is put on the row that dropped most.
     """
     failures: list[Failure] = []
+    pooled: list[Row] = []
     for row in rows:
         if row.side == "base":
             if not allow_missing and any(r.status == "ok" for r in row.base):
@@ -310,8 +318,10 @@ def gate(
         if acc is None or acc.skipped or acc.delta is None:
             failures.append(Failure(row, "no accuracy in the new results"))
             continue
+        if pooled_alpha is not None:
+            pooled.append(row)
         significant = acc.p_value is None or acc.p_value < 1 - tol.confidence
-        if acc.delta < -tol.accuracy and significant:
+        if pooled_alpha is None and acc.delta < -tol.accuracy and significant:
             why = f"accuracy {acc.delta:+.4f}"
             if acc.p_value is not None:
                 why += f" (Welch p={acc.p_value:.2g})"
@@ -326,4 +336,18 @@ def gate(
                     Failure(row, f"{metric.label} {c.relative:+.0%} (limit -{max_slowdown:.0%})")
                 )
                 break
+    if pooled and pooled_alpha is not None:
+        failures.extend(_pooled_failure(pooled, pooled_alpha))
     return failures
+
+
+def _pooled_failure(rows: list[Row], alpha: float) -> list[Failure]:
+    from mnist_bench.analyse.power import pooled_drop_test
+
+    changes = [(row, row.change(ACCURACY)) for row in rows]
+    drop, p = pooled_drop_test([(c.base, c.new) for _, c in changes if c is not None])
+    if not p < alpha:
+        return []
+    worst = min(changes, key=lambda pair: pair[1].delta if pair[1] and pair[1].delta else 0.0)
+    why = f"pooled accuracy {-drop:+.4f} over {len(rows)} rows (one-sided p={p:.2g} < {alpha:g})"
+    return [Failure(worst[0], why)]

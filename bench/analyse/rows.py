@@ -202,8 +202,8 @@ FLAG_NOTES = {
     "its median window (after the warm-up) is +-10% or wider, or its steady epochs spread by "
     "10% or more (median absolute deviation) where it has no windows; its timings are not "
     "judged by compare or check",
-    "injected": "(injected): slowed on purpose by a test hook (MNIST_BENCH_INJECT_SLOWDOWN); "
-    "not a measurement",
+    "injected": "(injected): trained with a bug or slowed on purpose by a test hook "
+    "(MNIST_BENCH_INJECT_BUG, MNIST_BENCH_INJECT_SLOWDOWN); not a measurement",
 }
 COLUMN_NOTES = {
     "seeds": "seeds: records averaged into the row (cells: mean ± 95% CI half-width over seeds)",

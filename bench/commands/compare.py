@@ -28,6 +28,7 @@ FLAGS = {
     "allow_missing": "--allow-missing",
     "match_on": "--match-on",
     "skip_bad": "--skip-bad",
+    "pooled_alpha": "--pooled-alpha",
 }
 
 # --format json: the keys, stable (a key is only ever added), as `--help` documents them.
@@ -146,6 +147,15 @@ def add_check(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="pass when a baseline row has no counterpart in the results (default: it fails)",
     )
+    p.add_argument(
+        "--pooled-alpha",
+        type=float,
+        default=None,
+        metavar="ALPHA",
+        help="judge accuracy once over all rows, not row by row: fail when a one-sided t-test "
+        "of the mean drop over the matched rows rejects 'no drop' at ALPHA (e.g. 0.01; "
+        "suites/gate.toml's rule, docs/ci.md says why); the tolerance is then not used",
+    )
     _add_common(p)
     p.epilog = (
         "exit codes: 0 no regression (table of the rows); 1 a row failed (table of the failing "
@@ -225,6 +235,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             match_on=args.match_on,
             skip_bad=args.skip_bad,
             warn=_warn_into(warnings),
+            pooled_alpha=args.pooled_alpha,
         )
     tol = _tolerances(args)
     rows, failures, missing = verdict.rows, verdict.failures, verdict.missing

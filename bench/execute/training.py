@@ -24,7 +24,7 @@ import numpy as np
 from mnist_bench import models
 from mnist_bench.core.config import TrainSettings
 from mnist_bench.core.identity import Job, VariantSource, WorkerRequest
-from mnist_bench.execute import architecture, knobs, timing
+from mnist_bench.execute import architecture, inject, knobs, timing
 from mnist_bench.plan import variants
 from mnist_bench.runfile.records import Record, pack_labels
 from mnist_bench.runfile.storage import utc_now
@@ -420,20 +420,24 @@ class Trainer:
         import keras
 
         settings = record.settings
-        keras.utils.set_random_seed(record.seed)
+        bug = inject.from_env()  # test hook: a bug trained on purpose; unset, it changes nothing
+        record.injected = bug.recorded()
+        keras.utils.set_random_seed(bug.seed(record.seed))
         # "cpu", not "cpu:0": under the torch backend keras.device("cpu:0") makes every
         # gradient vanish ("No gradients provided for any variable", Keras 3.15).
         with keras.device("cpu" if device == "cpu" else "gpu:0"):
             model = _build(build, record.variant)
         record.job = dataclasses.replace(record.job, model_digest=architecture.model_digest(model))
         x_train, x_test, y_train, y_test = self.arrays(architecture.input_shape(model), settings)
+        x_train, y_train = bug.data(x_train, y_train, bug.seed(record.seed))
+        bug.model(model)
         record.train_samples, record.test_samples = len(x_train), len(x_test)
         batch = settings.batch_size
         steps = math.ceil(len(x_train) / batch)
         proto, targets = self.proto, tuple(self.request.targets)
         slowdown = injected_slowdown()
         if slowdown:
-            record.injected = {"slowdown": slowdown}
+            record.injected = {**(record.injected or {}), "slowdown": slowdown}
         cut = os.environ.get(WINDOWS_ENV, "1") != "0"
         clock = Windows(record, steps, batch, len(x_train), cut=cut, slowdown=slowdown)
 
@@ -473,8 +477,8 @@ class Trainer:
 
         with keras.device("cpu" if device == "cpu" else "gpu:0"):
             model.compile(
-                optimizer=make_optimizer(settings, steps),
-                loss="sparse_categorical_crossentropy",
+                optimizer=bug.optimizer(make_optimizer(settings, steps)),
+                loss=bug.loss("sparse_categorical_crossentropy"),
                 metrics=["accuracy"],
                 jit_compile=JIT_COMPILE[settings.jit_compile],
                 steps_per_execution=settings.steps_per_execution,
@@ -501,7 +505,7 @@ class Trainer:
                 y_train,
                 epochs=settings.epochs,
                 batch_size=batch,
-                shuffle=True,
+                shuffle=bug.shuffle(True),
                 verbose=0,
                 callbacks=[TimingHook() if cut else EpochHook()],
             )

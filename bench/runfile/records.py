@@ -124,8 +124,6 @@ class Record:
     # The worker process's user + system CPU seconds per epoch, read where the wall clock is
     epoch_cpu_seconds: list[float] = field(default_factory=list)
     cpu_seconds_per_1k_samples: float | None = None  # steady epochs (after the first)
-    # A test hook's doing ({"slowdown": 0.1}: every window made 10% longer): not a measurement
-    injected: dict[str, float] | None = None
     confusion_matrix: list[list[int]] | None = None
     misclassified: list[list[int]] = field(default_factory=list)  # [test index, true, predicted]
     # Every test prediction in test-set order, packed (`pack_labels`): what `parity` compares.
@@ -135,6 +133,10 @@ class Record:
     wall_seconds: float | None = None
     machine: Machine | None = None  # the node that ran it (`--executor ray`); None: the run's
     variant_source: VariantSource | None = None  # where the variant came from (its file, digest)
+    # A test hook's doing, never a real result: trained with a bug on purpose (`execute.inject`:
+    # MNIST_BENCH_INJECT_BUG, e.g. {"label_noise": 0.05}) or slowed on purpose
+    # (MNIST_BENCH_INJECT_SLOWDOWN, {"slowdown": 0.1}: every window 10% longer). None: real.
+    injected: dict[str, Any] | None = None
 
     # The identity, read through the job.
     variant = property(lambda self: self.job.variant)

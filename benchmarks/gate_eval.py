@@ -1,0 +1,239 @@
+"""How often the accuracy gate fails for real training bugs and for harmless changes.
+
+Method (pool and resample): each condition (clean, each injected bug, each harmless change)
+is trained ONCE over a pool of seeds 0..P-1 of the gate's jobs (MNIST_BENCH_INJECT_BUG set in
+the workers; the pools are run files kept in --pools and reused). A gate run is then drawn by
+resampling: a random permutation of the pool's seeds gives the baseline its first B seeds
+(from the clean pool) and the gate run the next G seeds (from the condition's pool), so the
+two sides never share a seed (a shared seed would pair their initialisations). The share of
+draws the gate fails is its power for a bug, its false-alarm rate for a harmless change
+(an A/A test with real, different training, not a bit-identical rerun). Draws from one pool
+overlap, so the shares are bootstrap estimates whose precision is set by P, not by --draws.
+
+Two rules are applied to every draw:
+- check: `mnist-bench check`'s own rule, through `analyse.compare` (a row fails when its mean
+  accuracy falls by more than 0.005 and Welch's two-sided test at 95% agrees);
+- pooled: one one-sided t-test of the mean drop over all rows at --alpha
+  (`analyse.power.pooled_drop_test`).
+
+Usage (small, to prove it works):
+  python benchmarks/gate_eval.py --pool-seeds 4 --base-seeds 2 --gate-seeds 2 \
+      --conditions clean,label_noise=0.3 --train-limit 6000 --test-limit 2000
+Full (the candidate gate's jobs; about 20 seeds x 12 conditions of training):
+  python benchmarks/gate_eval.py --pool-seeds 16 --base-seeds 8 --gate-seeds 8 \
+      --variants single-dense,two-dense --backends jax --epochs 1 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+from pathlib import Path
+
+CONDITIONS = (
+    "clean",
+    "seed_offset=1000",
+    "permute_train",
+    "label_noise=0.05",
+    "label_noise=0.1",
+    "drop_train=0.5",
+    "unscaled",
+    "lr_scale=10",
+    "lr_scale=0.1",
+    "no_shuffle",
+    "freeze=0",
+    "loss_sum",
+)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--variants", default="single-dense,two-dense")
+    p.add_argument("--backends", default="jax")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--train-limit", type=int, default=None)
+    p.add_argument("--test-limit", type=int, default=None)
+    p.add_argument("--pool-seeds", type=int, default=16)
+    p.add_argument("--base-seeds", type=int, default=8)
+    p.add_argument("--gate-seeds", type=int, default=8)
+    p.add_argument(
+        "--conditions", default=",".join(CONDITIONS), help="semicolon- or comma-separated"
+    )
+    p.add_argument("--draws", type=int, default=2000)
+    p.add_argument("--alpha", type=float, default=0.01, help="the pooled rule's one-sided alpha")
+    p.add_argument("--pools", default="results/gate-pools", help="where the pool run files live")
+    p.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    args = p.parse_args(argv)
+    if args.base_seeds + args.gate_seeds > args.pool_seeds:
+        p.error(
+            "--base-seeds + --gate-seeds must not exceed --pool-seeds (sides never share a seed)"
+        )
+    return args
+
+
+def conditions(text: str) -> list[str]:
+    """`clean,label_noise=0.05,lr_scale=10`: one condition each (a condition of several
+    changes joins them with `+`: `label_noise=0.05+no_shuffle`)."""
+    out = [c.strip() for c in text.replace(";", ",").split(",") if c.strip()]
+    if "clean" not in out:
+        out.insert(0, "clean")
+    return out
+
+
+def pool(condition: str, args: argparse.Namespace):
+    """The condition's records over the pool's seeds: trained once, then read from --pools."""
+    import mnist_bench
+    from mnist_bench.execute import inject
+
+    folder = Path(args.pools) / "-".join(
+        [args.variants.replace(",", "+"), args.backends.replace(",", "+"), f"{args.epochs}ep",
+         f"{args.train_limit or 'all'}tr", f"{args.test_limit or 'all'}te", condition]
+    )  # fmt: skip
+    if folder.is_dir() and any(folder.glob("*.json")):
+        records = [r for r in mnist_bench.load(folder).records if r.seed < args.pool_seeds]
+        if len({r.seed for r in records if r.status == "ok"}) >= args.pool_seeds:
+            return records  # a bigger pool serves a smaller one: its first seeds
+    spec = "" if condition == "clean" else condition.replace("+", ",")
+    inject.parse(spec)  # a bad condition stops here, before any training
+    saved = os.environ.get(inject.ENV)
+    os.environ[inject.ENV] = spec
+    try:
+        print(f"gate_eval: training {condition} over {args.pool_seeds} seeds", file=sys.stderr)
+        results = mnist_bench.run(
+            variants=args.variants.split(","),
+            backends=args.backends.split(","),
+            seeds=list(range(args.pool_seeds)),
+            epochs=args.epochs,
+            train_limit=args.train_limit,
+            test_limit=args.test_limit,
+            results_dir=folder,
+        )
+    finally:
+        if saved is None:
+            os.environ.pop(inject.ENV, None)
+        else:
+            os.environ[inject.ENV] = saved
+    return results.records
+
+
+def row_key(record) -> tuple[str, str]:
+    return record.variant, record.backend
+
+
+def evaluate(pools: dict[str, list], args: argparse.Namespace) -> list[dict]:
+    """Per condition: the measured change per row (pool mean minus the clean pool's mean) and
+    the share of resampled gate runs each rule fails."""
+    import numpy as np
+    from mnist_bench.analyse.compare import compare, gate
+    from mnist_bench.analyse.power import pooled_drop_test
+
+    rng = np.random.default_rng(0)
+    clean = [r for r in pools["clean"] if r.status == "ok"]
+    keys = sorted({row_key(r) for r in clean})
+    seeds = sorted({r.seed for r in clean})
+    out = []
+    for condition, records in pools.items():
+        ok = [r for r in records if r.status == "ok"]
+        change = {}
+        for key in keys:
+            before = [r.test_accuracy for r in clean if row_key(r) == key]
+            after = [r.test_accuracy for r in ok if row_key(r) == key]
+            change["/".join(key)] = (
+                statistics.fmean(after) - statistics.fmean(before) if after else None
+            )
+        failed = {"check": 0, "pooled": 0}
+        by_seed = {}
+        for r in ok:
+            by_seed.setdefault(r.seed, []).append(r)
+        clean_by_seed = {}
+        for r in clean:
+            clean_by_seed.setdefault(r.seed, []).append(r)
+        for _ in range(args.draws):
+            order = rng.permutation(seeds)
+            base_seeds = order[: args.base_seeds]
+            new_seeds = order[args.base_seeds : args.base_seeds + args.gate_seeds]
+            base = [r for s in base_seeds for r in clean_by_seed.get(int(s), [])]
+            new = [r for s in new_seeds for r in by_seed.get(int(s), [])]
+            if len({r.seed for r in new}) < len(new_seeds):  # a seed that failed is a failure
+                failed["check"] += 1
+                failed["pooled"] += 1
+                continue
+            failed["check"] += bool(gate(compare(base, new)))
+            values = [
+                (
+                    [r.test_accuracy for r in base if row_key(r) == key],
+                    [r.test_accuracy for r in new if row_key(r) == key],
+                )
+                for key in keys
+            ]
+            _, p_value = pooled_drop_test(values)
+            failed["pooled"] += p_value < args.alpha
+        out.append(
+            {
+                "condition": condition,
+                "harmless": condition == "clean"
+                or all(
+                    part.split("=")[0] in ("permute_train", "seed_offset")
+                    for part in condition.split("+")
+                ),
+                "change": change,
+                "pool_seeds": len(by_seed),
+                "failed_records": len(records) - len(ok),
+                "fail_rate": {rule: n / args.draws for rule, n in failed.items()},
+            }
+        )
+    return out
+
+
+def render(rows: list[dict], args: argparse.Namespace) -> str:
+    keys = list(rows[0]["change"])
+    head = f"{'condition':<22} {'kind':<8} " + " ".join(f"{k:>20}" for k in keys)
+    head += f" {'check fails':>11} {'pooled fails':>12}"
+    lines = [
+        f"pools of {args.pool_seeds} seeds; {args.draws} gate runs drawn per condition, "
+        f"baseline {args.base_seeds} seeds vs gate {args.gate_seeds}; pooled rule one-sided "
+        f"alpha {args.alpha}; change in accuracy points",
+        head,
+    ]
+    for row in rows:
+        cells = " ".join(
+            f"{'-' if v is None else f'{100 * v:+.2f}':>20}" for v in row["change"].values()
+        )
+        kind = "harmless" if row["harmless"] else "bug"
+        rate = row["fail_rate"]
+        rates = f"{rate['check']:>11.3f} {rate['pooled']:>12.3f}"
+        lines.append(f"{row['condition']:<22} {kind:<8} {cells} {rates}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from mnist_bench.execute import inject
+
+    try:
+        wanted = conditions(args.conditions)
+        for condition in wanted:  # every condition checked before any training
+            inject.parse("" if condition == "clean" else condition.replace("+", ","))
+        pools = {c: pool(c, args) for c in wanted}
+    except ValueError as exc:
+        print(f"gate_eval: error: {exc}", file=sys.stderr)
+        return 2
+    rows = evaluate(pools, args)
+    if args.json:
+        print(
+            json.dumps(
+                {"method": "pool-and-resample", "args": vars(args), "conditions": rows}, indent=2
+            )
+        )
+    else:
+        sys.stdout.write(render(rows, args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""benchmarks/gate_eval.py's resampling, on pools of records made here (the training it drives
+is the worker's, tested in test_inject_bug.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+from conftest import ROOT, make_record
+
+spec = importlib.util.spec_from_file_location("gate_eval", ROOT / "benchmarks" / "gate_eval.py")
+assert spec and spec.loader
+gate_eval = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(gate_eval)
+
+
+def pool(shift: float, seed: int) -> list:
+    rng = np.random.default_rng(seed)
+    return [
+        make_record(variant, seed=s, test_accuracy=float(mean - shift + rng.normal(0, 0.001)))
+        for variant, mean in (("single-dense", 0.92), ("two-dense", 0.955))
+        for s in range(12)
+    ]
+
+
+def test_a_bug_fails_most_draws_and_a_harmless_change_few():
+    args = gate_eval.parse_args(["--pool-seeds", "12", "--base-seeds", "6", "--gate-seeds", "6"])
+    args.draws = 300
+    rows = gate_eval.evaluate(
+        {"clean": pool(0, 0), "seed_offset=1000": pool(0, 1), "label_noise=0.05": pool(0.005, 2)},
+        args,
+    )
+    by = {r["condition"]: r for r in rows}
+    assert by["label_noise=0.05"]["fail_rate"]["pooled"] > 0.95
+    assert by["label_noise=0.05"]["change"]["single-dense/jax"] < -0.004
+    assert by["seed_offset=1000"]["harmless"] and not by["label_noise=0.05"]["harmless"]
+    assert by["seed_offset=1000"]["fail_rate"]["pooled"] < 0.1
+    assert by["clean"]["change"]["two-dense/jax"] == 0
+    text = gate_eval.render(rows, args)
+    assert "label_noise=0.05" in text and "pooled fails" in text
+
+
+def test_conditions_always_start_clean_and_bad_ones_stop_before_training(tmp_path, capsys):
+    assert gate_eval.conditions("lr_scale=10; no_shuffle") == ["clean", "lr_scale=10", "no_shuffle"]
+    assert gate_eval.main(["--conditions", "bogus", "--pools", str(tmp_path)]) == 2
+    assert "unknown change 'bogus'" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
