@@ -29,7 +29,42 @@ def apply_threads(threads: int | None) -> dict[str, Any]:
     # (issue 12, point 10: own CPU seconds per epoch stayed level while wall time doubled).
     intra = tf.config.threading.get_intra_op_parallelism_threads() or "default"
     inter = tf.config.threading.get_inter_op_parallelism_threads() or "default"
-    return {"requested": threads, "intra_op": intra, "inter_op": inter}
+    return {
+        "requested": threads,
+        "intra_op": intra,
+        "inter_op": inter,
+        "tf_data_autotune": steady_input_pipeline(),
+    }
+
+
+def steady_input_pipeline() -> bool | None:
+    """Turn tf.data's autotuning off in the pipeline Keras builds from NumPy arrays; returns
+    whether autotuning is on (False), or None where this Keras has no such pipeline to adjust.
+
+    With autotuning on, an epoch sometimes stalls for 1-2.5 s before its first batch, with the
+    CPU idle (the iterator of the epoch before is torn down with its autotuning thread): on 2
+    cores the seed's two-dense then takes 5 s an epoch instead of 2.5, at random, even on an
+    idle machine (`benchmarks/tf_epochs.py`; docs/methodology.md). Off, the map and prefetch
+    run at fixed sizes: the same batches in the same order, the same weights."""
+    import tensorflow as tf
+
+    try:
+        from keras.src.trainers.data_adapters import array_data_adapter
+    except ImportError:  # another Keras: left as it is, and the record says so
+        return None
+    adapter = array_data_adapter.ArrayDataAdapter
+    original = adapter.get_tf_dataset
+    if getattr(original, "autotune_off", False):
+        return False
+
+    def get_tf_dataset(self):
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        return original(self).with_options(options)
+
+    get_tf_dataset.autotune_off = True  # type: ignore[attr-defined]
+    adapter.get_tf_dataset = get_tf_dataset
+    return False
 
 
 def info() -> dict[str, Any]:
