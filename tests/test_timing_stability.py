@@ -102,7 +102,12 @@ def test_a_real_record_carries_its_dispersion_steal_and_flag(tmp_path):
     [record] = only_run(tmp_path).records
     cv, max_min = steady_dispersion(record.epoch_seconds)
     assert record.steady_epoch_cv == cv and record.steady_epoch_max_min == max_min
-    assert record.unstable == is_unstable(record.epoch_seconds)
+    if record.steady_interval:  # windows: the flag asks how well the median is pinned down
+        low, high = record.steady_interval
+        assert low <= record.steady_seconds_per_1k <= high
+        assert record.unstable == ((high - low) / 2 >= 0.10 * record.steady_seconds_per_1k)
+    else:  # no windows: the steady epochs' MAD
+        assert record.unstable == is_unstable(record.epoch_seconds)
     assert set(record.contention) >= {"other_cpu_share", "loadavg_1m"}
     if hasattr(psutil.cpu_times(), "steal"):
         assert 0.0 <= record.contention["steal_share"] <= 1.0
