@@ -54,6 +54,12 @@ def input_shape(model: Any) -> tuple[int, ...]:
     return tuple(int(d) for d in shape)
 
 
+def leaf_layers(model: Any) -> list[Any]:
+    """The layers inside `model` that hold no layers themselves, depth first (what FLOPs are
+    counted over and a layer is frozen among)."""
+    return [layer for layer in _layers(model)[1:] if not getattr(layer, "layers", None)]
+
+
 def _layers(layer: Any) -> list[Any]:
     """`layer` and every layer inside it, depth first."""
     out = [layer]

@@ -27,6 +27,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from mnist_bench.execute import architecture
+
 ENV = "MNIST_BENCH_INJECT_BUG"
 # name -> kind of value: float (a share or factor), int, or None (a flag)
 KINDS: dict[str, type | None] = {
@@ -126,7 +128,7 @@ class Injection:
         index = self.spec.get("freeze")
         if index is None:
             return
-        weighted = [layer for layer in _flat_layers(model) if layer.weights]
+        weighted = [layer for layer in architecture.leaf_layers(model) if layer.weights]
         if index >= len(weighted):
             raise ValueError(f"{ENV}: freeze={index}, but the model has {len(weighted)} layers")
         weighted[index].trainable = False
@@ -160,11 +162,3 @@ def from_env(environ: dict[str, str] | None = None) -> Injection:
     """The injection `MNIST_BENCH_INJECT_BUG` asks for (none when unset or blank)."""
     text = (os.environ if environ is None else environ).get(ENV, "")
     return Injection(parse(text)) if text.strip() else Injection()
-
-
-def _flat_layers(model):
-    for layer in model.layers:
-        if hasattr(layer, "layers"):
-            yield from _flat_layers(layer)
-        else:
-            yield layer

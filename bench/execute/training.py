@@ -84,21 +84,13 @@ def count_flops(model) -> int:
     import keras
 
     macs = 0
-    for layer in _flat_layers(model):
+    for layer in architecture.leaf_layers(model):
         if isinstance(layer, keras.layers.Dense):
             macs += int(np.prod(layer.kernel.shape))
         elif isinstance(layer, keras.layers.Conv2D | keras.layers.DepthwiseConv2D):
             out_h, out_w = layer.output.shape[1:3]
             macs += int(out_h) * int(out_w) * int(np.prod(layer.kernel.shape))
     return 2 * macs
-
-
-def _flat_layers(model):
-    for layer in model.layers:
-        if hasattr(layer, "layers"):
-            yield from _flat_layers(layer)
-        else:
-            yield layer
 
 
 def make_optimizer(settings: TrainSettings, steps_per_epoch: int):
