@@ -10,7 +10,9 @@ import pytest
 from conftest import BACKEND, FAKE_WORKER, backend_params, needs_backend, only_run, run_cli
 
 
-@pytest.mark.parametrize("backend", backend_params())
+# JAX's in the default run; TensorFlow's and PyTorch's in the slow one (the notebook, the gate
+# and the determinism runs train on them there too).
+@pytest.mark.parametrize("backend", backend_params(slow=("tensorflow", "torch")))
 def test_real_short_fit(tmp_path, backend):
     out = run_cli(
         "run",

@@ -309,6 +309,7 @@ def test_a_bad_builder_fails_its_own_record_and_the_run_finishes(user_files):
     assert good.train_samples == 300  # the data reshaped to the model's 28x28 input
 
 
+@pytest.mark.slow  # two frameworks and flax started: 20-30 s
 @pytest.mark.skipif(
     not {"jax", "torch"} <= set(INSTALLED), reason="needs the jax and torch backends"
 )
