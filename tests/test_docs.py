@@ -100,7 +100,9 @@ def folder(tmp_path: Path) -> tuple[Path, dict[str, str]]:
         (work / "results" / name).symlink_to(ROOT / "results" / name)
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["MNIST_BENCH_CACHE_DIR"] = str(tmp_path / "cache")
+    # One cache folder for every page a test process runs (the backends' descriptions and the
+    # machine's peak, measured once, as a user's home cache has them), apart from the user's.
+    env["MNIST_BENCH_CACHE_DIR"] = str(tmp_path.parent / "docs-cache")  # the session's basetemp
     env["GITHUB_STEP_SUMMARY"] = str(tmp_path / "summary.md")
     env["KERAS_BACKEND"] = "jax"
     return work, env
