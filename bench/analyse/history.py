@@ -44,7 +44,7 @@ class Commit:
     sha: str | None
     dirty: bool
     started: datetime
-    run_ids: tuple[str, ...]
+    run_ids: tuple[str, ...] = field(hash=False)  # thousands of ids: hashed on every lookup
 
     @property
     def label(self) -> str:

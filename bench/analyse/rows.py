@@ -5,7 +5,7 @@ Framework-free and rich-free: every format and the runner's aggregates import it
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mnist_bench.analyse.defaults import DEFAULT_BY, GROUP_KEYS
@@ -27,10 +27,33 @@ class Row:
     records: list[Record]
     status: str
     machine: str = ""  # set when rows are grouped by machine
+    # What is read of its records, worked out once (a row of 10,000 runs holds 20,000):
+    # (the record count it was worked out for, the records per seed, the metrics some hold).
+    _seen: tuple[int, list[list[Record]], frozenset[str]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    def _scan(self) -> tuple[list[list[Record]], frozenset[str]]:
+        if self._seen is None or self._seen[0] != len(self.records):
+            per_seed = list(identity.per_seed(self.records).values())
+            present = frozenset(
+                m.name for m in METRICS if any(getattr(r, m.name) is not None for r in self.records)
+            )
+            self._seen = (len(self.records), per_seed, present)
+        return self._seen[1], self._seen[2]
 
     def values(self, metric: str) -> list[float]:
         """One value per seed."""
-        return identity.seed_values(self.records, lambda r: getattr(r, metric))
+        out = []
+        for repeats in self._scan()[0]:
+            values = [float(v) for r in repeats if (v := getattr(r, metric)) is not None]
+            if values:
+                out.append(sum(values) / len(values))
+        return out
+
+    def has(self, metric: str) -> bool:
+        """Whether some record holds a value of `metric`."""
+        return metric in self._scan()[1]
 
     def summary(self, metric: str) -> stats.Summary | None:
         values = self.values(metric)
@@ -38,7 +61,7 @@ class Row:
 
     @property
     def seeds(self) -> int:
-        return len({r.seed for r in self.records})
+        return len(self._scan()[0])
 
     @property
     def contended(self) -> bool:
@@ -98,6 +121,7 @@ def rows(
     groups: dict[tuple, Row] = {}
     records = list(records)
     fill = identity.digest_filler(r.job for r in records)
+    config_keys: dict[int, tuple] = {}  # id(job) -> its configuration: jobs are shared, by loaders
     for r in records:
         if r.repeat:
             continue
@@ -107,7 +131,10 @@ def rows(
             continue
         key: tuple = tuple(value(r, k) for k in by)
         if "variant" in by:
-            key += (fill(r.job).config_key,)
+            config = config_keys.get(id(r.job))
+            if config is None:
+                config = config_keys[id(r.job)] = fill(r.job).config_key
+            key += (config,)
         if key not in groups:
             groups[key] = new_row(r, "ok")
             out.append(groups[key])
@@ -243,10 +270,9 @@ def columns(all_rows: Sequence[Row]) -> tuple[Metric, ...]:
     """The metrics a table of `all_rows` shows: the headline ones, and each `shown` one that
     some row has (MFU, which only CPU records on a machine with a measured peak carry)."""
 
-    def present(name: str) -> bool:
-        return any(getattr(r, name) is not None for row in all_rows for r in row.records)
-
-    return tuple(m for m in METRICS if m.headline or (m.shown and present(m.name)))
+    return tuple(
+        m for m in METRICS if m.headline or (m.shown and any(row.has(m.name) for row in all_rows))
+    )
 
 
 def headers(all_rows: Sequence[Row], by: Sequence[str] = DEFAULT_BY) -> list[str]:
