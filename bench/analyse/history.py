@@ -23,7 +23,6 @@ from mnist_bench.core.errors import UserError
 from mnist_bench.core.identity import Job
 from mnist_bench.core.metrics import Metric
 from mnist_bench.runfile import collect
-from mnist_bench.runfile.machine import Environment
 from mnist_bench.runfile.records import Record
 
 if TYPE_CHECKING:
@@ -183,12 +182,16 @@ def build(
     commit_of, commits = order_commits(runs)
     groups: dict[tuple, list[tuple[Record, Commit]]] = {}  # (configuration, machine) -> records
     fill = identity.digest_filler(r.job for loaded in runs for r in loaded.run.records)
+    config_keys: dict[int, tuple] = {}  # id(job) -> its configuration: loaders share jobs
     for loaded in runs:
         machine = loaded.machine
         for record in loaded.run.records:
             if record.status != "ok" or record.repeat:  # a determinism repeat checks, not measures
                 continue
-            key = (fill(record.job).config_key, machine)
+            config = config_keys.get(id(record.job))
+            if config is None:
+                config = config_keys[id(record.job)] = fill(record.job).config_key
+            key = (config, machine)
             groups.setdefault(key, []).append((record, commit_of[loaded.run.run_id]))
     if not groups:
         raise UserError("no finished (ok) records in: " + ", ".join(str(p) for p in paths))
@@ -245,7 +248,7 @@ def _started(loaded: collect.LoadedRun) -> datetime:
 
 
 def _commit_key(loaded: collect.LoadedRun) -> tuple:
-    env = Environment.of(loaded.run.environment)
+    env = loaded.env
     sha = env.git_commit
     if sha is not None and sha.strip():
         return (sha.strip(), bool(env.git_dirty))

@@ -7,7 +7,7 @@ Reads run files and nothing else; imports no framework.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mnist_bench.analyse.defaults import GROUP_KEYS
@@ -29,11 +29,15 @@ class Report:
     rows: list[Row]
     run_of: dict[int, collect.LoadedRun]  # id(record) -> its run
     machines: dict[str, str]  # run_id -> machine label
+    _record_machine: dict[int, str] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )  # id(record) -> its run's machine label, for records read often
 
     def machine_of(self, record: Record) -> str:
         if record.machine is not None:  # a node of a cluster run
             return machine.node_label(record.machine)
-        return self.machines[self.run_id(record)]
+        label = self._record_machine.get(id(record))
+        return label if label is not None else self.machines[self.run_id(record)]
 
     def run_id(self, record: Record) -> str:
         return self.run_of[id(record)].run.run_id
@@ -97,6 +101,9 @@ def build(
     run_of = {id(r): loaded for loaded in runs for r in loaded.run.records}
     machines = {loaded.run.run_id: loaded.machine for loaded in runs}
     report = Report(runs, by, [], run_of, machines)
+    report._record_machine = {
+        id(r): machines[loaded.run.run_id] for loaded in runs for r in loaded.run.records
+    }
     report.rows = _ordered(rows(collect.records(runs), by=by, machine_of=report.machine_of), by)
     if not report.rows:
         raise UserError("no records to report in: " + ", ".join(paths))

@@ -27,25 +27,28 @@ class Row:
     records: list[Record]
     status: str
     machine: str = ""  # set when rows are grouped by machine
-    # What is read of its records, worked out once (a row of 10,000 runs holds 20,000):
-    # (the record count it was worked out for, the records per seed, the metrics some hold).
-    _seen: tuple[int, list[list[Record]], frozenset[str]] | None = field(
+    # What is read of its records, worked out once each (a row of 10,000 runs holds 20,000
+    # records): the record count they were worked out for (records are only ever added), and
+    # each answer by name.
+    _known: tuple[int, dict[str, Any]] | None = field(
         default=None, init=False, repr=False, compare=False
     )
 
-    def _scan(self) -> tuple[list[list[Record]], frozenset[str]]:
-        if self._seen is None or self._seen[0] != len(self.records):
-            per_seed = list(identity.per_seed(self.records).values())
-            present = frozenset(
-                m.name for m in METRICS if any(getattr(r, m.name) is not None for r in self.records)
-            )
-            self._seen = (len(self.records), per_seed, present)
-        return self._seen[1], self._seen[2]
+    def _once(self, name: str, work: Callable[[], Any]) -> Any:
+        if self._known is None or self._known[0] != len(self.records):
+            self._known = (len(self.records), {})
+        answers = self._known[1]
+        if name not in answers:
+            answers[name] = work()
+        return answers[name]
+
+    def _per_seed(self) -> list[list[Record]]:
+        return self._once("", lambda: list(identity.per_seed(self.records).values()))
 
     def values(self, metric: str) -> list[float]:
         """One value per seed."""
         out = []
-        for repeats in self._scan()[0]:
+        for repeats in self._per_seed():
             values = [float(v) for r in repeats if (v := getattr(r, metric)) is not None]
             if values:
                 out.append(sum(values) / len(values))
@@ -53,7 +56,9 @@ class Row:
 
     def has(self, metric: str) -> bool:
         """Whether some record holds a value of `metric`."""
-        return metric in self._scan()[1]
+        return self._once(
+            f"has {metric}", lambda: any(getattr(r, metric) is not None for r in self.records)
+        )
 
     def summary(self, metric: str) -> stats.Summary | None:
         values = self.values(metric)
@@ -61,28 +66,34 @@ class Row:
 
     @property
     def seeds(self) -> int:
-        return len(self._scan()[0])
+        return len(self._per_seed())
+
+    def _any(self, flag: str) -> bool:
+        return self._once(flag, lambda: any(getattr(r, flag) for r in self.records))
 
     @property
     def contended(self) -> bool:
-        return any(r.contended for r in self.records)
+        return self._any("contended")
 
     @property
     def unstable(self) -> bool:
-        return any(r.unstable for r in self.records)
+        return self._any("unstable")
 
     @property
     def injected(self) -> bool:
         """Some record was slowed on purpose (`MNIST_BENCH_INJECT_SLOWDOWN`): not a measurement."""
-        return any(r.injected for r in self.records)
+        return self._any("injected")
 
     @property
     def includes_compilation(self) -> bool:
         """Some record had no steady epoch (one epoch): its throughput includes tracing and
         compilation."""
-        return any(
-            r.train_samples_per_second is not None and len(r.epoch_seconds) < 2
-            for r in self.records
+        return self._once(
+            "includes_compilation",
+            lambda: any(
+                r.train_samples_per_second is not None and len(r.epoch_seconds) < 2
+                for r in self.records
+            ),
         )
 
 

@@ -41,7 +41,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     with Reader(files, folders, rebuild=args.rebuild) as read:
         for path in files:
             try:
-                read(path)
+                read.refresh(path)
             except UserError as exc:
                 if not args.skip_bad:
                     raise UserError(f"{exc} (pass --skip-bad to skip bad files)") from None

@@ -272,6 +272,21 @@ class Reader:
             record.job = self.jobs.setdefault(record.job, record.job)
         return run
 
+    def refresh(self, path: Path) -> None:
+        """Bring `path`'s entry up to date, as `reader(path)` would, without decoding an entry
+        that is fresh already (`mnist-bench index`).
+
+        Raises:
+            UserError: the file is bad (`load_run`'s message).
+        """
+        key = _key(path)
+        if self.db is not None and not self.full and key in self.known:
+            with contextlib.suppress(OSError):
+                if _stat_key(os.stat(path)) == self.known[key][0]:
+                    self.seen.add(key)
+                    return
+        self._run(path)
+
     def _run(self, path: Path) -> RunFile:
         key = _key(path)
         self.seen.add(key)
@@ -385,7 +400,12 @@ class Reader:
 
 
 def _key(path: Path) -> str:
-    return os.path.abspath(path)
+    """The entry's key: the absolute, normal path (without asking for the working folder
+    where the path is one already: a listing's paths under an absolute folder are)."""
+    text = os.fspath(path)
+    if text.startswith("/") and "/." not in text and "//" not in text and not text.endswith("/"):
+        return text
+    return os.path.abspath(text)
 
 
 def _stderr_is_terminal() -> bool:
