@@ -152,10 +152,13 @@ def scale(
     *,
     baseline: bool = True,
     baseline_python: str = sys.executable,
+    samples: int = 1,
 ) -> dict:
     """Measure every command at each count of files (written as they are needed), into `out`.
     The baseline (`*_no_index`) runs `baseline_python`: another checkout's interpreter measures
-    the code before the index."""
+    the code before the index. With `samples` > 1 the whole sequence (index removed, cold,
+    warm, ...) runs that many times in turn; each figure is then the median, and `*_all` keeps
+    every sample (the spread)."""
     import os
 
     index_file = folder.parent / f"{folder.name}-index.sqlite"
@@ -169,25 +172,17 @@ def scale(
         if written < count:
             write_runs(folder, count, start=written)
             written = count
-        for suffix in ("", "-wal", "-shm"):
-            index_file.with_name(index_file.name + suffix).unlink(missing_ok=True)
-        row: dict = {"loadavg_1m_before": round(os.getloadavg()[0], 1)}
+        row: dict = {"loadavg_1m_before": round(os.getloadavg()[0], 1), "samples": samples}
+        taken: list[dict] = []
+        for _ in range(samples):
+            taken.append(_sequence(folder, index_file, env, off, report, history,
+                                   baseline, baseline_python))  # fmt: skip
+        for name in taken[0]:
+            if isinstance(taken[0][name], dict):
+                row[name] = _median(taken, name)
+        row["index_mib"] = taken[-1]["index_mib"]
         if baseline:
             row["baseline_python"] = baseline_python
-            row["report_no_index"] = timed(report, off, baseline_python)
-            row["history_no_index"] = timed(history, off, baseline_python)
-        row["report_cold"] = timed(report, env)
-        row["report_warm"] = timed(report, env)
-        row["history_warm"] = timed(history, env)
-        row["index_warm"] = timed(["index", str(folder)], env)
-        extra = folder / "zz-one-more.json"
-        run = json.loads(next(folder.glob("*.json")).read_text())
-        run["run_id"] += "-one-more"
-        extra.write_text(json.dumps(run, indent=1))
-        row["index_one_new"] = timed(["index", str(folder)], env)
-        row["report_one_new"] = timed(report, env)
-        extra.unlink()
-        row["index_mib"] = round(index_file.stat().st_size / 2**20)
         row["loadavg_1m_after"] = round(os.getloadavg()[0], 1)
         results[str(count)] = row
         out.write_text(json.dumps(results, indent=1) + "\n")
@@ -195,10 +190,56 @@ def scale(
     return results
 
 
+def _sequence(
+    folder: Path,
+    index_file: Path,
+    env: dict[str, str],
+    off: dict[str, str],
+    report: list[str],
+    history: list[str],
+    baseline: bool,
+    baseline_python: str,
+) -> dict:
+    """One pass over every command, from an empty index."""
+    for suffix in ("", "-wal", "-shm"):
+        index_file.with_name(index_file.name + suffix).unlink(missing_ok=True)
+    row: dict = {}
+    if baseline:
+        row["report_no_index"] = timed(report, off, baseline_python)
+        row["history_no_index"] = timed(history, off, baseline_python)
+    row["report_cold"] = timed(report, env)
+    row["report_warm"] = timed(report, env)
+    row["history_warm"] = timed(history, env)
+    row["index_warm"] = timed(["index", str(folder)], env)
+    extra = folder / "zz-one-more.json"
+    run = json.loads(next(folder.glob("*.json")).read_text())
+    run["run_id"] += "-one-more"
+    extra.write_text(json.dumps(run, indent=1))
+    row["index_one_new"] = timed(["index", str(folder)], env)
+    row["report_one_new"] = timed(report, env)
+    extra.unlink()
+    row["index_mib"] = round(index_file.stat().st_size / 2**20)
+    return row
+
+
+def _median(taken: list[dict], name: str) -> dict:
+    """The median of each figure of `name` over the samples, and every sample's (`*_all`)."""
+    import statistics
+
+    out: dict = {}
+    for figure in taken[0][name]:
+        values = [sample[name][figure] for sample in taken]
+        out[figure] = round(statistics.median(values), 2)
+        if len(values) > 1:
+            out[f"{figure}_all"] = values
+    return out
+
+
 def plot(results: dict, png: Path, extrapolate_to: int = 100_000) -> None:
-    """CPU seconds (user + system: wall time on a busy machine measures the machine) against
-    file count, log-log, each line fitted (a + b * files) and carried on to `extrapolate_to`
-    files dashed."""
+    """CPU seconds (user + system: wall time on a busy machine measures the machine) and peak
+    resident memory against file count, log-log, each line fitted (a + b * files) and carried
+    on to `extrapolate_to` files dashed; a vertical bar spans the samples where there are
+    several."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -207,19 +248,27 @@ def plot(results: dict, png: Path, extrapolate_to: int = 100_000) -> None:
 
     counts = np.array(sorted(int(c) for c in results))
     far = np.array([counts[0], extrapolate_to])
-    fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
-    for name in ("report_no_index", "history_no_index", "report_cold", "report_warm",
-                 "history_warm", "index_one_new"):  # fmt: skip
-        if name not in results[str(counts[0])]:
-            continue
-        seconds = np.array([results[str(c)][name]["cpu_s"] for c in counts])
-        slope, intercept = np.polyfit(counts, seconds, 1)
-        (line,) = ax.plot(counts, seconds, "o-", label=name.replace("_", " "))
-        ax.plot(far, intercept + slope * far, "--", color=line.get_color(), alpha=0.6)
-    ax.axhline(3, color="grey", lw=0.8, ls=":")
-    ax.set(xscale="log", yscale="log", xlabel="run files", ylabel="CPU seconds (fresh process)")
-    ax.set_title("mnist-bench report / history against file count (dashed: linear fit)", fontsize=9)
-    ax.legend(fontsize=8)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), layout="constrained")
+    for ax, figure, goal, unit in ((axes[0], "cpu_s", 3, "CPU seconds"),
+                                   (axes[1], "rss_mib", 500, "peak resident MiB")):  # fmt: skip
+        for name in ("report_no_index", "history_no_index", "report_cold", "report_warm",
+                     "history_warm", "index_one_new"):  # fmt: skip
+            if name not in results[str(counts[0])] or (figure == "rss_mib" and "index" in name):
+                continue
+            values = np.array([results[str(c)][name][figure] for c in counts])
+            (line,) = ax.plot(counts, values, "o-", label=name.replace("_", " "))
+            if len(counts) > 1:
+                slope, intercept = np.polyfit(counts, values, 1)
+                ax.plot(far, intercept + slope * far, "--", color=line.get_color(), alpha=0.6)
+            for c in counts:
+                spread = results[str(c)][name].get(f"{figure}_all")
+                if spread:
+                    ax.vlines(c, min(spread), max(spread), color=line.get_color(), lw=3, alpha=0.4)
+        ax.axhline(goal, color="grey", lw=0.8, ls=":")
+        ax.set(xscale="log", yscale="log", xlabel="run files", ylabel=f"{unit} (fresh process)")
+        ax.legend(fontsize=8)
+    fig.suptitle("mnist-bench report / history against file count (dashed: linear fit; "
+                 "dotted: the goal)", fontsize=9)  # fmt: skip
     fig.savefig(png, dpi=110)
 
 
@@ -234,6 +283,7 @@ if __name__ == "__main__":
     parser.add_argument("--no-baseline", action="store_true", help="skip the runs without index")
     parser.add_argument("--baseline-python", default=sys.executable, help="for the runs without")
     parser.add_argument("--plot-only", action="store_true")
+    parser.add_argument("--samples", type=int, default=1, help="passes over every command")
     args = parser.parse_args()
     if not args.plot_only:
         counts = [int(c) for c in args.counts.split(",")]
@@ -243,5 +293,6 @@ if __name__ == "__main__":
             args.json,
             baseline=not args.no_baseline,
             baseline_python=args.baseline_python,
+            samples=args.samples,
         )
     plot(json.loads(args.json.read_text()), args.plot)

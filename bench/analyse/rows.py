@@ -4,6 +4,7 @@ Framework-free and rich-free: every format and the runner's aggregates import it
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,17 +48,24 @@ class Row:
 
     def values(self, metric: str) -> list[float]:
         """One value per seed."""
-        out = []
-        for repeats in self._per_seed():
-            values = [float(v) for r in repeats if (v := getattr(r, metric)) is not None]
-            if values:
-                out.append(sum(values) / len(values))
-        return out
+
+        get = operator.attrgetter(metric)
+
+        def work() -> list[float]:
+            out = []
+            for repeats in self._per_seed():
+                values = [float(v) for v in map(get, repeats) if v is not None]
+                if values:
+                    out.append(sum(values) / len(values))
+            return out
+
+        return list(self._once(f"values {metric}", work))
 
     def has(self, metric: str) -> bool:
         """Whether some record holds a value of `metric`."""
         return self._once(
-            f"has {metric}", lambda: any(getattr(r, metric) is not None for r in self.records)
+            f"has {metric}",
+            lambda: any(v is not None for v in map(operator.attrgetter(metric), self.records)),
         )
 
     def summary(self, metric: str) -> stats.Summary | None:
@@ -69,7 +77,7 @@ class Row:
         return len(self._per_seed())
 
     def _any(self, flag: str) -> bool:
-        return self._once(flag, lambda: any(getattr(r, flag) for r in self.records))
+        return self._once(flag, lambda: any(map(operator.attrgetter(flag), self.records)))
 
     @property
     def contended(self) -> bool:
@@ -132,20 +140,25 @@ def rows(
     groups: dict[tuple, Row] = {}
     records = list(records)
     fill = identity.digest_filler(r.job for r in records)
-    config_keys: dict[int, tuple] = {}  # id(job) -> its configuration: jobs are shared, by loaders
+    # A record's key follows from its job, its device and its machine: worked out once per
+    # (job, device, machine), as loaders give the records of one job one shared `Job`.
+    keys: dict[tuple, tuple] = {}
+    by_machine = "machine" in by
     for r in records:
-        if r.repeat:
+        job = r.job
+        if job.repeat:
             continue
         if r.status != "ok":
             out.append(new_row(r, r.status))
             out[-1].records.append(r)
             continue
-        key: tuple = tuple(value(r, k) for k in by)
-        if "variant" in by:
-            config = config_keys.get(id(r.job))
-            if config is None:
-                config = config_keys[id(r.job)] = fill(r.job).config_key
-            key += (config,)
+        probe = (id(job), r.device, value(r, "machine") if by_machine else "")
+        key = keys.get(probe)
+        if key is None:
+            key = tuple(value(r, k) for k in by)
+            if "variant" in by:
+                key += (fill(job).config_key,)
+            keys[probe] = key
         if key not in groups:
             groups[key] = new_row(r, "ok")
             out.append(groups[key])
