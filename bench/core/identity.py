@@ -295,7 +295,9 @@ def differences(base: Iterable[Job], new: Iterable[Job], skip: Iterable[str] = (
     sides = []
     for jobs in (base, new):
         values: dict[str, list] = {}
-        for job in jobs:
+        # Each job object once: a loader hands the records of one job one shared `Job`, and
+        # `fields` copies the settings (thousands of records: seconds).
+        for job in {id(j): j for j in jobs}.values():
             for name, value in job.fields().items():
                 if name == "model_digest" and not value:
                     continue
