@@ -33,7 +33,9 @@ class LoadedRun:
 
     @functools.cached_property
     def machine(self) -> str:
-        return machine_label(self.env)
+        # The environment's view is kept only where a reader asked for it (`history`): 10,000
+        # runs' views are 10 MB that `report` does not need.
+        return machine_label(self.__dict__.get("env") or self.run.environment)
 
 
 def run_files(paths: Iterable[str | Path]) -> list[Path]:
