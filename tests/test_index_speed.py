@@ -16,7 +16,7 @@ from mnist_bench.analyse import history
 from mnist_bench.analyse.rows import rows
 from mnist_bench.runfile import collect, index
 from mnist_bench.runfile.records import run_files_in
-from test_index import own_index, plain, runs, write_files  # noqa: F401  (the fixture: an index per test)
+from test_index import entries, own_index, plain, runs, write_files  # noqa: F401  (the fixture: an index per test)
 
 
 def test_the_scandir_listing_is_the_rglob_listing(tmp_path):
@@ -102,3 +102,26 @@ def test_history_commits_are_equal_by_every_field_and_hashed_without_run_ids():
     c = history.Commit("f" * 40, False, when, ("r1",))
     assert a == b and hash(a) == hash(b)
     assert a != c and len({a, b, c}) == 2
+
+
+def test_a_reader_looks_up_only_the_entries_of_the_files_it_reads(tmp_path, own_index):  # noqa: F811
+    """The index is shared by every results folder: reading one folder neither loads nor drops
+    the entries of another (not even of a sibling whose name starts like it)."""
+    write_files(tmp_path / "runs", 3)
+    write_files(tmp_path / "runs-old", 4)
+    write_files(tmp_path / "runs" / "sub", 2, start=20)
+    runs(tmp_path / "runs")
+    runs(tmp_path / "runs-old")
+    assert entries(own_index) == 9
+    files = collect.run_files([tmp_path / "runs"])
+    with index.Reader(files, [tmp_path / "runs"]) as read:
+        assert set(read.known) == {os.path.abspath(f) for f in files}
+        assert len(read.known) == 5
+    (tmp_path / "runs" / "sub" / sorted(os.listdir(tmp_path / "runs" / "sub"))[0]).unlink()
+    assert len(runs(tmp_path / "runs")) == 4
+    assert entries(own_index) == 8  # the deleted file's entry dropped, runs-old's kept
+    assert len(runs(tmp_path / "runs-old")) == 4
+    with index.Reader(collect.run_files([tmp_path / "runs-old"])) as read:
+        for path in read.files:
+            read(path)
+    assert read.read == 0

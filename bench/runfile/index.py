@@ -41,6 +41,7 @@ from mnist_bench.runfile.records import RunFile, load_run
 APP = "mnist-bench run index"
 FORMAT = "1"
 BATCH = 500  # entries written per transaction: a killed update loses at most these
+LOOKUP = 500  # entries looked up per query (SQLite allows at least 999 parameters)
 BUSY_TIMEOUT_S = 10.0
 PROGRESS_FROM = 200  # files to read before a progress bar is worth showing
 
@@ -248,8 +249,17 @@ class Reader:
                 self.db.executemany(
                     "DELETE FROM runs WHERE path = ?", [(_key(f),) for f in self.files]
                 )
-        rows = self.db.execute("SELECT path, size, mtime_ns, ctime_ns, inode, sha256 FROM runs")
-        self.known = {row[0]: (tuple(row[1:5]), row[5]) for row in rows}
+        # Only the entries of the files read: the index is shared by every results folder, so
+        # reading a few files never costs in proportion to all it holds.
+        keys = list(dict.fromkeys(_key(f) for f in self.files))
+        for start in range(0, len(keys), LOOKUP):
+            chunk = keys[start : start + LOOKUP]
+            rows = self.db.execute(
+                "SELECT path, size, mtime_ns, ctime_ns, inode, sha256 FROM runs"
+                f" WHERE path IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            self.known.update((row[0], (tuple(row[1:5]), row[5])) for row in rows)
 
     def _entry(self, path: Path) -> tuple[Stat, str] | None:
         return self.known.get(_key(path)) if self.db is not None else None
@@ -352,11 +362,19 @@ class Reader:
 
     def _prune(self) -> None:
         """Drop the entries of files gone from the folders read."""
+        if self.db is None:
+            return
         for folder in self.folders:
             prefix = os.path.join(os.path.abspath(folder), "")
-            self.dropped.extend(
-                k for k in self.known if k.startswith(prefix) and k not in self.seen
-            )
+            # Every key under the folder sorts between "FOLDER/" and "FOLDER0" ("0" follows "/").
+            try:
+                rows = self.db.execute(
+                    "SELECT path FROM runs WHERE path >= ? AND path < ?",
+                    (prefix, prefix[:-1] + chr(ord(os.sep) + 1)),
+                ).fetchall()
+            except sqlite3.Error:
+                return
+            self.dropped.extend(key for (key,) in rows if key not in self.seen)
 
     def _flush(self) -> None:
         if self.db is None or self.location is None or not (self.pending or self.dropped):
