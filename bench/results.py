@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from mnist_bench.core import escape
 from mnist_bench.core.config import check_value
 from mnist_bench.core.errors import UserError as Error
+from mnist_bench.runfile.machine import Environment
 
 if TYPE_CHECKING:
     import pandas
@@ -217,8 +218,8 @@ class Results:
     def _class_names(self, record: Record) -> list[str] | None:
         for loaded in self.runs:
             if any(r is record for r in loaded.run.records):
-                names = (loaded.run.environment.get("dataset") or {}).get("class_names")
-                return [str(n) for n in names] if isinstance(names, list) else None
+                names = Environment.of(loaded.run.environment).class_names
+                return None if names is None else list(names)
         return None
 
     def confusion_matrix(self, variant: str, backend: str, device: str | None = None) -> Figure:
@@ -327,7 +328,7 @@ class Results:
             if run_id not in self._datasets:
                 spec = loaded.run.config.get("data") or "mnist"
                 dataset = data.load(spec)
-                pinned = loaded.run.environment.get("dataset_digests")
+                pinned = Environment.of(loaded.run.environment).dataset_digests
                 if pinned and pinned != dataset.digests:
                     raise Error(f"{spec}: not the dataset run {run_id} was measured on")
                 self._datasets[run_id] = dataset

@@ -14,6 +14,7 @@ import pytest
 from mnist_bench import data
 from mnist_bench.core import config, environment
 from mnist_bench.core.identity import Job
+from mnist_bench.runfile import storage
 from mnist_bench.runfile.records import Record, load_run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,6 +63,20 @@ def backend_params(slow: tuple[str, ...] = ()):
         )
         for b in ("tensorflow", "jax", "torch")
     ]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """The tests' own cache folder, one for the session (every test process's), never the
+    user's: the run index, the backends' descriptions and the machine's peak start empty, as on
+    a fresh machine, and a user's index of thousands of runs neither slows every reader nor
+    grows by the tests' files. Tests that need a cache of their own still set one."""
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "cache"
+    folder.mkdir(exist_ok=True)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(storage.CACHE_ENV, str(folder))
+        yield folder
 
 
 @pytest.fixture(scope="session")

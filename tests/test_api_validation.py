@@ -15,7 +15,7 @@ from typing import Any
 
 import mnist_bench
 import pytest
-from conftest import BACKEND, ROOT, needs_backend, only_run
+from conftest import BACKEND, FAKE_WORKER, ROOT, needs_backend, only_run
 from mnist_bench import cli
 
 GATE = ROOT / "tests" / "fixtures" / "gate"
@@ -343,14 +343,15 @@ def test_blank_names_and_paths_and_repeats_with_seeds_are_refused(tmp_path, args
     assert out.stdout == "" and list(tmp_path.iterdir()) == []  # nothing written here
 
 
-def closed_stdout(*args: str) -> subprocess.CompletedProcess:
+def closed_stdout(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """`mnist-bench ARGS` writing into a pipe its reader has already closed (`| head` that
     has read what it wanted): every write fails with EPIPE."""
     read, write = os.pipe()
     os.close(read)
     try:
         return subprocess.run([sys.executable, "-m", "mnist_bench", *args], stdout=write,
-                              stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=300)  # fmt: skip
+                              stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=300,
+                              env={**os.environ, **(env or {})})  # fmt: skip
     finally:
         os.close(write)
 
@@ -379,10 +380,11 @@ def test_a_closed_standard_output_exits_141_quietly(args):
 @needs_backend
 def test_a_run_whose_reader_left_still_saves_every_record(tmp_path):
     """`mnist-bench run ... | head -1`: the run goes on quietly to its end (rich's own handling
-    exited 1 at the first line, leaving the run file `running` with no record)."""
+    exited 1 at the first line, leaving the run file `running` with no record). The fake
+    worker: the driver's writes are tested, not the training."""
     out = closed_stdout("run", "-b", BACKEND, "-v", "two-dense", "--epochs", "1",
                         "--train-limit", "600", "--test-limit", "300", "--no-figures",
-                        "--results-dir", str(tmp_path))  # fmt: skip
+                        "--results-dir", str(tmp_path), env=FAKE_WORKER)  # fmt: skip
     assert out.returncode == 141 and "Traceback" not in out.stderr, out.stderr
     run = only_run(tmp_path)
     assert run.status == "complete" and [r.status for r in run.records] == ["ok"]

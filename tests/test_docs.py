@@ -20,6 +20,11 @@ first on PATH, a private cache folder, `GITHUB_STEP_SUMMARY` set to a file and
 what an earlier one wrote. bash blocks run under `bash -euo pipefail`; a python block runs with
 this interpreter, and one whose first line is `# NAME.py` is written to that file and imported.
 
+A block that an earlier page (the README first, then docs/ in name order) runs the same way in
+the slow test (the same code; in bash, comments and spacing aside) runs there only: the second
+run would prove nothing the first did not. Such a block is one that nothing after it on its page
+reads: today the Python API's tour (README, api.md) and the HTML report (README, ci.md).
+
 The one change the test makes to a block: each `mnist-bench run` command gets
 `--epochs 1 --train-limit 600 --test-limit 300` appended (before a trailing comment, pipe or
 redirection), so a block that trains does so in seconds; the comments before those blocks say so.
@@ -130,6 +135,22 @@ def runnable(slow: bool) -> list[Path]:
     return [p for p in PAGES if any(b.runs and (slow or not b.slow) for b in blocks(p))]
 
 
+def what_runs(block: Block) -> tuple[str, str]:
+    """A block's language and code; a bash block's without comments, blank lines or spacing."""
+    if block.lang != "bash":
+        return block.lang, block.code
+    lines = (
+        " ".join(re.sub(r"\s+#[^'\"]*$", "", line).split()) for line in block.code.splitlines()
+    )
+    return "bash", "\n".join(line for line in lines if line)
+
+
+def run_before(page: Path) -> set[tuple[str, str]]:
+    """What the pages before `page` run in the slow test."""
+    earlier = PAGES[: PAGES.index(page)]
+    return {what_runs(b) for p in earlier for b in blocks(p) if b.runs}
+
+
 def page_id(page: Path) -> str:
     return str(page.relative_to(ROOT))
 
@@ -144,6 +165,22 @@ def test_every_block_says_whether_it_runs():
         and not (b.mark.startswith(("runs", "not run: ")) and b.mark.rstrip(":") != "not run")
     ]
     assert unmarked == [], f"blocks that say neither `runs` nor `not run: why`: {unmarked}"
+
+
+def test_a_block_an_earlier_page_runs_is_run_there_only():
+    """The same commands, comments and spacing aside, are the same block; another argument,
+    command or language is not."""
+    api = blocks(ROOT / "docs" / "api.md")[0]
+    assert api.runs and what_runs(api) in run_before(api.page)  # the README's tour
+    html = next(b for b in blocks(ROOT / "docs" / "ci.md") if "--format html" in b.code)
+    assert what_runs(html) in run_before(html.page)  # the README's report, another comment
+    assert what_runs(html) not in run_before(README)  # nothing comes before the README
+    same = Block(README, 0, "bash", "runs", "mnist-bench list   # variants\n\nmnist-bench env\n")
+    assert what_runs(same) == ("bash", "mnist-bench list\nmnist-bench env")
+    for other in ("mnist-bench list --json\nmnist-bench env", "mnist-bench env\nmnist-bench list"):
+        assert what_runs(Block(README, 0, "bash", "runs", other)) != what_runs(same)
+    assert what_runs(Block(README, 0, "python", "runs", same.code)) != what_runs(same)
+    assert what_runs(Block(README, 0, "bash", "runs", "jq '.a # b'\n")) == ("bash", "jq '.a # b'")
 
 
 def test_tiny_appends_to_each_run_before_comments_and_pipes():
@@ -218,8 +255,9 @@ def test_blocks_run(page, tmp_path):
 @pytest.mark.parametrize("page", runnable(slow=True), ids=page_id)
 def test_slow_blocks_run(page, tmp_path):
     work, env = folder(tmp_path)
+    done = run_before(page)
     for block in blocks(page):
-        if block.runs:
+        if block.runs and what_runs(block) not in done:
             run_block(block, work, env)
 
 

@@ -245,6 +245,7 @@ def _peak(cache_home: Path) -> subprocess.CompletedProcess:
 
 
 def test_peak_reads_its_cache(tmp_path, monkeypatch):
+    monkeypatch.delenv("MNIST_BENCH_CACHE_DIR", raising=False)  # the tests' own: XDG's here
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     path = peak.cache_path()
     path.parent.mkdir(parents=True)
@@ -256,6 +257,7 @@ def test_peak_reads_its_cache(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("what", ["fifo", "device"])
 def test_peak_measures_anew_past_a_fifo_or_device_and_leaves_it_be(tmp_path, monkeypatch, what):
+    monkeypatch.delenv("MNIST_BENCH_CACHE_DIR", raising=False)  # the tests' own: XDG's here
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     path = peak.cache_path()
     path.parent.mkdir(parents=True)

@@ -13,7 +13,7 @@ import subprocess
 
 import nbformat
 import pytest
-from conftest import ROOT, make_record, run_cli
+from conftest import FAKE_WORKER, ROOT, make_record, run_cli
 from mnist_bench.analyse.rows import COMPILED_MARK, cells, headers, notes, rows
 from mnist_bench.plan import estimate
 
@@ -73,11 +73,13 @@ def test_durations_read_as_a_person_says_them(seconds, text):
     assert estimate.duration(seconds) == text
 
 
-def test_a_real_run_says_how_long_it_has_left(tmp_path):
+def test_a_run_says_how_long_it_has_left(tmp_path):
+    """The progress lines and the run's table (the fake worker: what is printed around
+    training, not the training, is tested)."""
     out = run_cli(
         "run", "-b", "jax", "-v", "two-dense", "--seeds", "0,1", "--epochs", "1",
         "--train-limit", "600", "--test-limit", "300", "--no-figures",
-        "--results-dir", str(tmp_path),
+        "--results-dir", str(tmp_path), env=FAKE_WORKER,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     lines = [line for line in out.stdout.splitlines() if line.startswith("[")]

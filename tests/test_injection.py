@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import BACKEND, ROOT, make_record, needs_backend, only_run, run_cli
+from conftest import BACKEND, FAKE_WORKER, ROOT, make_record, needs_backend, only_run, run_cli
 from mnist_bench.analyse.rows import DEFAULT_BY, rows
 from mnist_bench.core import escape
 from mnist_bench.render import figures
@@ -207,11 +207,12 @@ def test_parity_with_markup_in_variant_names(tmp_path):
 # ------------------------------------------------------------------- run, paths, error lines
 @needs_backend
 def test_run_into_a_results_dir_named_like_markup(tmp_path):
-    """`run --results-dir 'x[/y]'` crashed after creating its run file (left `running`)."""
+    """`run --results-dir 'x[/y]'` crashed after creating its run file (left `running`). The
+    fake worker: the driver's printing is tested, not the training."""
     folder = tmp_path / "x[/y]"
     out = run_cli(
         "run", "-b", BACKEND, "-v", "single-dense", "--epochs", "1", "--train-limit", "600",
-        "--test-limit", "300", "--results-dir", str(folder), "--no-figures",
+        "--test-limit", "300", "--results-dir", str(folder), "--no-figures", env=FAKE_WORKER,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     run = only_run(folder)

@@ -28,6 +28,9 @@ GOOD = {
     "packages": {"jax": "0.4.30", "torch": None},
     "git": {"commit": "abc123", "dirty": False},
     "dataset": {"class_names": ["zero", 1]},
+    "backends": {"jax": {"version": "0.4.31", "devices": ["cpu"]}, "torch": {"threads": 2}},
+    "dataset_digests": {"train": "aa11", "test": "bb22"},
+    "command": "mnist-bench run --backends jax " + "--variants m.py " * 100,
 }
 
 
@@ -44,6 +47,9 @@ def test_a_good_block_is_read_whole():
     )
     assert view.packages == {"jax": "0.4.30", "torch": None}
     assert view.class_names == ("zero", "1")
+    assert view.backend_versions == {"jax": "0.4.31", "torch": None}
+    assert view.dataset_digests == {"train": "aa11", "test": "bb22"}
+    assert view.command == GOOD["command"] and len(view.command) > MAX_TEXT  # whole, not a label
     assert (
         machine_label(view)
         == machine_label(GOOD)
@@ -74,6 +80,8 @@ HOSTILE = [
     {"cpu": {"model": None}, "gpus": [None, {}, {"name": None}, [1], {"name": {"a": 1}}, ""]},
     {"machine_id": 123456789, "python": 3.12, "os": ["Linux"], "git": {"commit": 1, "dirty": "no"}},
     {"packages": {"jax": 1, "torch": None, "tf": {"v": 2}}},
+    {"backends": "jax", "dataset_digests": ["aa11"], "command": 5},
+    {"backends": {"jax": "0.4", "torch": {"version": 2}, "tf": None}, "command": ["run"]},
 ]
 
 
@@ -86,6 +94,8 @@ def test_a_hostile_block_never_raises_and_gives_none(env):
     assert view.os is None and view.python is None and view.git_commit is None
     assert view.git_dirty is None and view.class_names is None
     assert all(v is None for v in view.packages.values())
+    assert all(v is None for v in view.backend_versions.values())
+    assert view.dataset_digests == {} and view.command is None
     assert machine_label(env if isinstance(env, dict) else view) == "unknown"  # " CPU" is noise
     node = node_machine(view)
     assert (node.cpu, node.cores, node.gpus) == ("", None, [])
@@ -119,3 +129,11 @@ def test_node_label_and_key_come_from_the_records_machine():
     assert node_key(Machine(hostname="h", node_id="n")) == "h"
     assert node_key(Machine(node_id="n")) == "n"
     assert node_key(None) == ""
+
+
+def test_a_hostile_dataset_pin_still_disagrees_with_the_data():
+    """A pin is compared whole (readers refuse data it does not match): a value of the wrong
+    type is kept as text, so it cannot drop out of the pin and let other data through."""
+    view = Environment.of({"dataset_digests": {"train": 5, "test": None}})
+    assert view.dataset_digests == {"train": "5", "test": "None"}
+    assert view.dataset_digests != {"train": "aa11", "test": "bb22"}

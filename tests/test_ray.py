@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import BACKEND, ROOT, needs_backend, run_cli
+from conftest import BACKEND, FAKE_WORKER, ROOT, needs_backend, run_cli
 from mnist_bench.execute.ray_executor import _share
 from mnist_bench.runfile.records import load_run
 
@@ -445,6 +445,9 @@ def test_a_node_resource_that_is_not_a_custom_one_is_one_line(tmp_path):
 
 @needs_backend
 def test_nothing_imports_ray_without_the_ray_executor(tmp_path):
+    """The driver's imports: a run, report and compare import no Ray. Its worker is the fake
+    one (a real worker is another process, whose imports the driver's `sys.modules` never
+    shows)."""
     tiny = [BACKEND if arg == "jax" else arg for arg in TINY]  # whichever backend is installed
     code = f"""
 import sys
@@ -460,7 +463,8 @@ assert cli.main(["compare", {str(tmp_path)!r}, {str(tmp_path)!r}]) in (0, 1)
 assert "ray" not in sys.modules, "ray imported"
 print("no ray")
 """
+    env = {**os.environ, **FAKE_WORKER}
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT, env=env
     )
     assert done.returncode == 0 and "no ray" in done.stdout, done.stderr[-3000:]

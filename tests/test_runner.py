@@ -54,6 +54,8 @@ def test_real_short_fit(tmp_path, backend):
         f"two-dense-{backend}-cpu-seed0-errors.png",
     ]
     assert backend in run.environment["backends"]
+    if backend == "tensorflow":  # the input pipeline as tests/test_tf_pipeline.py tests it
+        assert record.threads["tf_data_autotune"] is False
 
 
 @needs_backend

@@ -20,6 +20,7 @@ from mnist_bench.core.config import BACKENDS
 from mnist_bench.core.errors import UserError
 from mnist_bench.core.identity import Job
 from mnist_bench.runfile import collect
+from mnist_bench.runfile.machine import Environment
 from mnist_bench.runfile.records import Record, unpack_labels
 
 if TYPE_CHECKING:
@@ -185,8 +186,8 @@ class Parity:
         first = next(iter(next(iter(group.by_backend.values())).values()))
         for loaded in self.runs:
             if loaded.path == first.path:
-                names = (loaded.run.environment.get("dataset") or {}).get("class_names")
-                return [str(n) for n in names] if isinstance(names, list) else None
+                names = Environment.of(loaded.run.environment).class_names
+                return None if names is None else list(names)
         return None
 
 

@@ -27,6 +27,7 @@ from mnist_bench.core.metrics import HEADLINE
 from mnist_bench.execute import launcher, peak
 from mnist_bench.plan import shards, variants
 from mnist_bench.runfile import journal, storage
+from mnist_bench.runfile.machine import Environment
 from mnist_bench.runfile.records import (
     SCHEMA_VERSION,
     DeterminismCost,
@@ -223,7 +224,7 @@ class Run:
         except (TypeError, ValueError, AttributeError, KeyError) as exc:
             raise UserError(f"{path}: its configuration is not valid ({exc})") from None
         dataset = data.load(config.data)
-        digests = run.environment.get("dataset_digests")
+        digests = Environment.of(run.environment).dataset_digests
         if digests and digests != dataset.digests:
             raise UserError(f"{path}: the dataset {config.data!r} is not the one this run used")
         storage.ensure_dir(path.parent)

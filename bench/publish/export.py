@@ -30,6 +30,7 @@ from mnist_bench.core.config import TrainSettings
 from mnist_bench.core.errors import UserError
 from mnist_bench.core.metrics import HEADLINE, METRICS, Metric
 from mnist_bench.publish.targets import DEFAULT_EXPERIMENT, DIRECTIONS, TARGETS  # noqa: F401
+from mnist_bench.runfile.machine import Environment, machine_label
 from mnist_bench.runfile.records import Record
 
 if TYPE_CHECKING:
@@ -251,10 +252,10 @@ def _extra(row: Row, report: Report) -> str:
 def _commits(row: Row, report: Report) -> list[str]:
     out = []
     for r in row.records:
-        git = report.run_of[id(r)].run.environment.get("git") or {}
-        commit = str(git.get("commit") or "")[:12]
+        env = Environment.of(report.run_of[id(r)].run.environment)
+        commit = (env.git_commit or "")[:12]
         if commit:
-            out.append(commit + (" (dirty)" if git.get("dirty") else ""))
+            out.append(commit + (" (dirty)" if env.git_dirty else ""))
     return list(dict.fromkeys(out))
 
 
@@ -521,7 +522,7 @@ def _log_record(
     client.log_batch(run_id, metrics=metrics[:_MAX_METRICS], params=params)
     for i in range(_MAX_METRICS, len(metrics), _MAX_METRICS):
         client.log_batch(run_id, metrics=metrics[i : i + _MAX_METRICS])
-    for png in _figures(loaded.path, record, tmp, loaded.run.environment):
+    for png in _figures(loaded.path, record, tmp, Environment.of(loaded.run.environment)):
         client.log_artifact(run_id, str(png), "figures")
     client.log_artifact(run_id, str(loaded.path), "run")
     from mnist_bench.runfile.records import journal_path
@@ -531,7 +532,7 @@ def _log_record(
     client.set_terminated(run_id, status=_RUN_STATUS[record.status], end_time=end)
 
 
-def _figures(run_path: Path, record: Record, tmp: Path, environment: dict) -> list[Path]:
+def _figures(run_path: Path, record: Record, tmp: Path, env: Environment) -> list[Path]:
     """The record's confusion-matrix heatmap and misclassified-digit grid as `run` saved them
     beside its run file (`RUN/<stem>-confusion.png`); the heatmap drawn anew where it is not
     there (a run file copied without its folder, or run with figures off)."""
@@ -543,9 +544,8 @@ def _figures(run_path: Path, record: Record, tmp: Path, environment: dict) -> li
     stem = run_figures.stem(record)
     heatmap, grid = saved / f"{stem}-confusion.png", saved / f"{stem}-errors.png"
     if not heatmap.is_file():
-        names = (environment.get("dataset") or {}).get("class_names") or []
         heatmap = tmp / heatmap.name
-        run_figures.save_confusion_heatmap(record, tuple(map(str, names)), heatmap)
+        run_figures.save_confusion_heatmap(record, env.class_names or (), heatmap)
     return [heatmap, grid] if grid.is_file() else [heatmap]
 
 
@@ -562,13 +562,9 @@ def _params(record: Record) -> dict[str, str]:
 
 def _tags(loaded: LoadedRun, record: Record, key: str) -> dict[str, str]:
     """Provenance: run id, status, machine, commit, versions, timing flags."""
-    from mnist_bench.runfile.machine import machine_label
-
-    env = loaded.run.environment
-    git = env.get("git") or {}
-    packages = _table(env.get("packages"))  # free-form blocks: any JSON value reads as none
+    env = Environment.of(loaded.run.environment)
     backend = record.backend
-    version = _table((env.get("backends") or {}).get(backend)).get("version")
+    version = env.backend_versions.get(backend)
     tags: dict[str, Any] = {
         KEY_TAG: key,
         "mnist_bench.run_id": loaded.run.run_id,
@@ -577,18 +573,18 @@ def _tags(loaded: LoadedRun, record: Record, key: str) -> dict[str, str]:
         "mnist_bench.error": record.error,
         "mnist_bench.device": record.where,
         "mnist_bench.machine": machine_label(env),
-        "mnist_bench.machine_id": env.get("machine_id"),
-        "mnist_bench.version": env.get("mnist_bench"),
-        "mnist_bench.python": env.get("python"),
-        "mnist_bench.os": env.get("os"),
-        "mnist_bench.keras": packages.get("keras"),
-        f"mnist_bench.{backend}": version or packages.get(backend),
+        "mnist_bench.machine_id": env.machine_id,
+        "mnist_bench.version": env.mnist_bench,
+        "mnist_bench.python": env.python,
+        "mnist_bench.os": env.os,
+        "mnist_bench.keras": env.packages.get("keras"),
+        f"mnist_bench.{backend}": version or env.packages.get(backend),
         "mnist_bench.started_utc": record.started_utc,
         "mnist_bench.contended": record.contended,
         "mnist_bench.unstable": record.unstable,
         "mnist_bench.deterministic": record.deterministic,
-        "mlflow.source.git.commit": git.get("commit"),
-        "mnist_bench.git_dirty": git.get("dirty"),
+        "mlflow.source.git.commit": env.git_commit,
+        "mnist_bench.git_dirty": env.git_dirty,
     }
     out = {}
     for name, value in tags.items():
@@ -596,10 +592,6 @@ def _tags(loaded: LoadedRun, record: Record, key: str) -> dict[str, str]:
             text = str(value).lower() if isinstance(value, bool) else str(value)
             out[name] = text[:5000]  # MLflow's limit on a tag's value is 8,000 characters
     return out
-
-
-def _table(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 def _metrics(record: Record, start: int, end: int) -> list[Any]:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from mnist_bench.analyse.rows import Row, cells, column_notes, headers, notes
 from mnist_bench.core import escape as safe
 from mnist_bench.render import figures
+from mnist_bench.runfile.machine import Environment
 
 if TYPE_CHECKING:
     from mnist_bench.analyse.report import Report
@@ -198,9 +199,8 @@ def runs_table(report: Report) -> str:
     header = ["run", "machine", "started (UTC)", "status", "records", "commit", "command"]
     body = []
     for loaded in report.runs:
-        run, env = loaded.run, loaded.run.environment
-        git = env.get("git") or {}
-        commit = str(git.get("commit") or "")[:10] + (" (dirty)" if git.get("dirty") else "")
+        run, env = loaded.run, Environment.of(loaded.run.environment)
+        commit = (env.git_commit or "")[:10] + (" (dirty)" if env.git_dirty else "")
         body.append(
             [
                 run.run_id,
@@ -209,7 +209,7 @@ def runs_table(report: Report) -> str:
                 run.status,
                 str(len(run.records)),
                 commit,
-                str(env.get("command") or ""),
+                env.command or "",
             ]
         )
     return table(header, body, numeric={"records"})

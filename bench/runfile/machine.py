@@ -48,8 +48,12 @@ class Environment:
         gpus: GPU names.
         os, python, mnist_bench: the system and versions.
         packages: framework versions (a version or None where not installed).
+        backend_versions: each backend's version as its worker reported it (None where it
+            reported none).
         git_commit, git_dirty: the checkout that ran.
         class_names: the dataset's class names, where it names them.
+        dataset_digests: the digests of the data the run was measured on ({} where unpinned).
+        command: the command line that started the run, whole.
     """
 
     machine_id: str | None = None
@@ -62,9 +66,12 @@ class Environment:
     python: str | None = None
     mnist_bench: str | None = None
     packages: dict[str, str | None] = field(default_factory=dict)
+    backend_versions: dict[str, str | None] = field(default_factory=dict)
     git_commit: str | None = None
     git_dirty: bool | None = None
     class_names: tuple[str, ...] | None = None
+    dataset_digests: dict[str, str] = field(default_factory=dict)
+    command: str | None = None
 
     @classmethod
     def of(cls, env: Any) -> Environment:
@@ -96,9 +103,16 @@ class Environment:
                 for k, v in _dict(env.get("packages")).items()
                 if isinstance(v, str) or v is None
             },
+            backend_versions={
+                str(k)[:MAX_TEXT]: _text(_dict(v).get("version"))
+                for k, v in _dict(env.get("backends")).items()
+            },
             git_commit=_text(git.get("commit")),
             git_dirty=dirty if isinstance(dirty, bool) else None,
             class_names=tuple(str(n) for n in names) if isinstance(names, list) else None,
+            # any value of a pin is kept (as text): a hostile pin still disagrees with the data
+            dataset_digests={str(k): str(v) for k, v in _dict(env.get("dataset_digests")).items()},
+            command=env.get("command") if isinstance(env.get("command"), str) else None,
         )
 
 
