@@ -30,6 +30,25 @@ os.environ.setdefault("MNIST_BENCH_QUICK_MEASURE", "1")
 FAKE_WORKER = {"MNIST_BENCH_WORKER": str(ROOT / "tests" / "fake_worker.py")}
 
 
+@pytest.fixture(autouse=True)
+def _default_signal_handling():
+    """Every test starts with Python's own Ctrl-C and SIGTERM handling in this process, and so
+    in the processes it starts (an ignored or blocked signal is inherited through exec). A
+    library that an earlier test ran in this process can leave SIGINT ignored (mnist-bench
+    itself never ignores it), and the interrupt tests then start children that Ctrl-C cannot
+    reach: seen intermittently under pytest-xdist."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        if signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    yield
+
+
 def make_record(
     variant: str = "two-dense",
     backend: str = "jax",
