@@ -2,13 +2,16 @@
 
 Method (pool and resample): each condition (clean, each injected bug, each harmless change)
 is trained ONCE over a pool of seeds 0..P-1 of the gate's jobs (MNIST_BENCH_INJECT_BUG set in
-the workers; the pools are run files kept in --pools and reused). A gate run is then drawn by
-resampling: a random permutation of the pool's seeds gives the baseline its first B seeds
-(from the clean pool) and the gate run the next G seeds (from the condition's pool), so the
-two sides never share a seed (a shared seed would pair their initialisations). The share of
-draws the gate fails is its power for a bug, its false-alarm rate for a harmless change
-(an A/A test with real, different training, not a bit-identical rerun). Draws from one pool
-overlap, so the shares are bootstrap estimates whose precision is set by P, not by --draws.
+the workers; the pools are run files kept in --pools and reused; a pool asked to grow trains
+only its missing seeds). P is --pool-seeds, or the condition's own `@P` (`unscaled@8`,
+`clean@24`): a bug far beyond the gate's reach needs few seeds to show it, a condition near
+the threshold needs many. A gate run is then drawn by resampling: G seeds of the condition's
+pool for the gate run, then B seeds of the clean pool outside those G for the baseline, so
+the two sides never share a seed (a shared seed would pair their initialisations); the clean
+pool holds at least B + G seeds. The share of draws the gate fails is its power for a bug,
+its false-alarm rate for a harmless change (an A/A test with real, different training, not a
+bit-identical rerun). Draws from one pool overlap, so the shares are bootstrap estimates
+whose precision is set by the pools' sizes, not by --draws.
 
 Two rules are applied to every draw:
 - check: `mnist-bench check`'s own rule, through `analyse.compare` (a row fails when its mean
@@ -19,9 +22,10 @@ Two rules are applied to every draw:
 Usage (small, to prove it works):
   python benchmarks/gate_eval.py --pool-seeds 4 --base-seeds 2 --gate-seeds 2 \
       --conditions clean,label_noise=0.3 --train-limit 6000 --test-limit 2000
-Full (the candidate gate's jobs; about 20 seeds x 12 conditions of training):
-  python benchmarks/gate_eval.py --pool-seeds 16 --base-seeds 8 --gate-seeds 8 \
-      --variants single-dense,two-dense --backends jax --epochs 1 --json
+Full (suites/gate.toml's jobs, its 6 seeds against a 16-seed baseline; docs/ci.md):
+  python benchmarks/gate_eval.py --base-seeds 16 --gate-seeds 6 --conditions \
+      "clean@24,seed_offset=1000@16,..." --variants single-dense,two-dense --backends jax \
+      --epochs 1
 """
 
 from __future__ import annotations
@@ -69,24 +73,53 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pools", default="results/gate-pools", help="where the pool run files live")
     p.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     args = p.parse_args(argv)
-    if args.base_seeds + args.gate_seeds > args.pool_seeds:
-        p.error(
-            "--base-seeds + --gate-seeds must not exceed --pool-seeds (sides never share a seed)"
-        )
+    if args.base_seeds < 2 or args.gate_seeds < 2:
+        p.error("--base-seeds and --gate-seeds must be 2 or more (a t-test needs a spread)")
     return args
 
 
 def conditions(text: str) -> list[str]:
     """`clean,label_noise=0.05,lr_scale=10`: one condition each (a condition of several
-    changes joins them with `+`: `label_noise=0.05+no_shuffle`)."""
+    changes joins them with `+`: `label_noise=0.05+no_shuffle`; `@P` sets its pool's size)."""
     out = [c.strip() for c in text.replace(";", ",").split(",") if c.strip()]
-    if "clean" not in out:
+    if not any(split_size(c)[0] == "clean" for c in out):
         out.insert(0, "clean")
     return out
 
 
-def pool(condition: str, args: argparse.Namespace):
-    """The condition's records over the pool's seeds: trained once, then read from --pools."""
+def split_size(condition: str, default: int | None = None) -> tuple[str, int | None]:
+    """`unscaled@8` -> ("unscaled", 8); `unscaled` -> ("unscaled", default).
+
+    Raises:
+        ValueError: a size that is not a whole number of 2 or more.
+    """
+    name, at, size = condition.partition("@")
+    if not at:
+        return name, default
+    if not size.isdigit() or int(size) < 2:
+        raise ValueError(f"{condition!r}: the pool size after @ must be a whole number, 2 or more")
+    return name, int(size)
+
+
+def check_sizes(sizes: dict[str, int], args: argparse.Namespace) -> None:
+    """The clean pool must hold both sides of a draw, every other pool a gate run.
+
+    Raises:
+        ValueError: a pool too small for the draw.
+    """
+    if sizes["clean"] < args.base_seeds + args.gate_seeds:
+        raise ValueError(
+            f"the clean pool ({sizes['clean']} seeds) must hold --base-seeds + --gate-seeds "
+            f"({args.base_seeds + args.gate_seeds}): the two sides never share a seed"
+        )
+    for name, size in sizes.items():
+        if size < args.gate_seeds:
+            raise ValueError(f"{name}: a pool of {size} seeds cannot give {args.gate_seeds}")
+
+
+def pool(condition: str, size: int, args: argparse.Namespace):
+    """The condition's records over seeds 0..size-1: trained once, then read from --pools (a
+    pool asked to grow trains only the seeds it lacks)."""
     import mnist_bench
     from mnist_bench.execute import inject
 
@@ -94,20 +127,23 @@ def pool(condition: str, args: argparse.Namespace):
         [args.variants.replace(",", "+"), args.backends.replace(",", "+"), f"{args.epochs}ep",
          f"{args.train_limit or 'all'}tr", f"{args.test_limit or 'all'}te", condition]
     )  # fmt: skip
+    have: list = []
     if folder.is_dir() and any(folder.glob("*.json")):
-        records = [r for r in mnist_bench.load(folder).records if r.seed < args.pool_seeds]
-        if len({r.seed for r in records if r.status == "ok"}) >= args.pool_seeds:
-            return records  # a bigger pool serves a smaller one: its first seeds
+        have = [r for r in mnist_bench.load(folder).records if r.seed < size]
+    done = {r.seed for r in have if r.status == "ok"}
+    missing = [s for s in range(size) if s not in done]
+    if not missing:  # a bigger pool serves a smaller one: its first seeds
+        return [r for r in have if r.status == "ok" or r.seed not in done]
     spec = "" if condition == "clean" else condition.replace("+", ",")
     inject.parse(spec)  # a bad condition stops here, before any training
     saved = os.environ.get(inject.ENV)
     os.environ[inject.ENV] = spec
     try:
-        print(f"gate_eval: training {condition} over {args.pool_seeds} seeds", file=sys.stderr)
-        results = mnist_bench.run(
+        print(f"gate_eval: training {condition} over {len(missing)} seed(s)", file=sys.stderr)
+        mnist_bench.run(
             variants=args.variants.split(","),
             backends=args.backends.split(","),
-            seeds=list(range(args.pool_seeds)),
+            seeds=missing,
             epochs=args.epochs,
             train_limit=args.train_limit,
             test_limit=args.test_limit,
@@ -118,7 +154,7 @@ def pool(condition: str, args: argparse.Namespace):
             os.environ.pop(inject.ENV, None)
         else:
             os.environ[inject.ENV] = saved
-    return results.records
+    return pool(condition, size, args)
 
 
 def row_key(record) -> tuple[str, str]:
@@ -135,7 +171,7 @@ def evaluate(pools: dict[str, list], args: argparse.Namespace) -> list[dict]:
     rng = np.random.default_rng(0)
     clean = [r for r in pools["clean"] if r.status == "ok"]
     keys = sorted({row_key(r) for r in clean})
-    seeds = sorted({r.seed for r in clean})
+    clean_seeds = sorted({r.seed for r in clean})
     out = []
     for condition, records in pools.items():
         ok = [r for r in records if r.status == "ok"]
@@ -153,10 +189,11 @@ def evaluate(pools: dict[str, list], args: argparse.Namespace) -> list[dict]:
         clean_by_seed = {}
         for r in clean:
             clean_by_seed.setdefault(r.seed, []).append(r)
+        seeds = sorted({r.seed for r in records})  # a seed that failed stays in the draw
         for _ in range(args.draws):
-            order = rng.permutation(seeds)
-            base_seeds = order[: args.base_seeds]
-            new_seeds = order[args.base_seeds : args.base_seeds + args.gate_seeds]
+            new_seeds = rng.choice(seeds, args.gate_seeds, replace=False)
+            others = [s for s in clean_seeds if s not in set(new_seeds.tolist())]
+            base_seeds = rng.choice(others, args.base_seeds, replace=False)
             base = [r for s in base_seeds for r in clean_by_seed.get(int(s), [])]
             new = [r for s in new_seeds for r in by_seed.get(int(s), [])]
             if len({r.seed for r in new}) < len(new_seeds):  # a seed that failed is a failure
@@ -182,7 +219,7 @@ def evaluate(pools: dict[str, list], args: argparse.Namespace) -> list[dict]:
                     for part in condition.split("+")
                 ),
                 "change": change,
-                "pool_seeds": len(by_seed),
+                "pool_seeds": len(seeds),
                 "failed_records": len(records) - len(ok),
                 "fail_rate": {rule: n / args.draws for rule, n in failed.items()},
             }
@@ -192,10 +229,10 @@ def evaluate(pools: dict[str, list], args: argparse.Namespace) -> list[dict]:
 
 def render(rows: list[dict], args: argparse.Namespace) -> str:
     keys = list(rows[0]["change"])
-    head = f"{'condition':<22} {'kind':<8} " + " ".join(f"{k:>20}" for k in keys)
+    head = f"{'condition':<22} {'kind':<8} {'seeds':>5} " + " ".join(f"{k:>20}" for k in keys)
     head += f" {'check fails':>11} {'pooled fails':>12}"
     lines = [
-        f"pools of {args.pool_seeds} seeds; {args.draws} gate runs drawn per condition, "
+        f"pools of {args.pool_seeds} seeds unless @P; {args.draws} gate runs drawn per condition, "
         f"baseline {args.base_seeds} seeds vs gate {args.gate_seeds}; pooled rule one-sided "
         f"alpha {args.alpha}; change in accuracy points",
         head,
@@ -207,7 +244,7 @@ def render(rows: list[dict], args: argparse.Namespace) -> str:
         kind = "harmless" if row["harmless"] else "bug"
         rate = row["fail_rate"]
         rates = f"{rate['check']:>11.3f} {rate['pooled']:>12.3f}"
-        lines.append(f"{row['condition']:<22} {kind:<8} {cells} {rates}")
+        lines.append(f"{row['condition']:<22} {kind:<8} {row['pool_seeds']:>5} {cells} {rates}")
     return "\n".join(lines) + "\n"
 
 
@@ -216,10 +253,11 @@ def main(argv: list[str] | None = None) -> int:
     from mnist_bench.execute import inject
 
     try:
-        wanted = conditions(args.conditions)
-        for condition in wanted:  # every condition checked before any training
+        sizes = dict(split_size(c, args.pool_seeds) for c in conditions(args.conditions))
+        for condition in sizes:  # every condition checked before any training
             inject.parse("" if condition == "clean" else condition.replace("+", ","))
-        pools = {c: pool(c, args) for c in wanted}
+        check_sizes(sizes, args)  # type: ignore[arg-type]
+        pools = {c: pool(c, size, args) for c, size in sizes.items()}  # type: ignore[arg-type]
     except ValueError as exc:
         print(f"gate_eval: error: {exc}", file=sys.stderr)
         return 2
