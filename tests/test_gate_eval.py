@@ -45,3 +45,36 @@ def test_conditions_always_start_clean_and_bad_ones_stop_before_training(tmp_pat
     assert gate_eval.main(["--conditions", "bogus", "--pools", str(tmp_path)]) == 2
     assert "unknown change 'bogus'" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_pool_sizes_per_condition_and_a_clean_pool_holding_both_sides(tmp_path, capsys):
+    assert gate_eval.split_size("unscaled@8", 16) == ("unscaled", 8)
+    assert gate_eval.split_size("label_noise=0.05", 16) == ("label_noise=0.05", 16)
+    args = gate_eval.parse_args(["--base-seeds", "16", "--gate-seeds", "6"])
+    gate_eval.check_sizes({"clean": 22, "unscaled": 6}, args)
+    for sizes, says in (
+        ({"clean": 21}, "must hold"),
+        ({"clean": 24, "unscaled": 5}, "cannot give"),
+    ):
+        try:
+            gate_eval.check_sizes(sizes, args)
+        except ValueError as exc:
+            assert says in str(exc)
+        else:
+            raise AssertionError(sizes)
+    code = gate_eval.main(["--conditions", "clean@20,unscaled@x", "--pools", str(tmp_path)])
+    assert code == 2 and "whole number" in capsys.readouterr().err
+    code = gate_eval.main(["--base-seeds", "16", "--gate-seeds", "6", "--conditions", "clean@20"])
+    assert code == 2 and "must hold" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_pool_as_small_as_the_gate_run_serves_every_draw():
+    args = gate_eval.parse_args(["--base-seeds", "6", "--gate-seeds", "4"])
+    args.draws = 200
+    small = [r for r in pool(0.005, 3) if r.seed < 4]  # 4 seeds: every draw takes all of them
+    rows = gate_eval.evaluate({"clean": pool(0, 0), "unscaled": small}, args)
+    by = {r["condition"]: r for r in rows}
+    assert by["unscaled"]["pool_seeds"] == 4 and by["clean"]["pool_seeds"] == 12
+    assert by["unscaled"]["fail_rate"]["pooled"] > 0.95
+    assert by["clean"]["fail_rate"]["pooled"] < 0.1
