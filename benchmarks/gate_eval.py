@@ -16,7 +16,8 @@ whose precision is set by the pools' sizes, not by --draws.
 Two rules are applied to every draw:
 - check: `mnist-bench check`'s own rule, through `analyse.compare` (a row fails when its mean
   accuracy falls by more than 0.005 and Welch's two-sided test at 95% agrees);
-- pooled: one one-sided t-test of the mean drop over all rows at --alpha
+- pooled: one one-sided t-test of the mean drop over all rows at --alpha (several, comma-
+  separated: one column each, `pooled@A`; `pooled` is the first).
   (`analyse.power.pooled_drop_test`).
 
 Usage (small, to prove it works):
@@ -69,10 +70,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--conditions", default=",".join(CONDITIONS), help="semicolon- or comma-separated"
     )
     p.add_argument("--draws", type=int, default=2000)
-    p.add_argument("--alpha", type=float, default=0.01, help="the pooled rule's one-sided alpha")
+    p.add_argument(
+        "--alpha", default="0.01", help="the pooled rule's one-sided alpha (or several: 0.01,0.001)"
+    )
     p.add_argument("--pools", default="results/gate-pools", help="where the pool run files live")
     p.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    p.add_argument("--markdown", action="store_true", help="a Markdown table (docs/ci.md's)")
     args = p.parse_args(argv)
+    try:
+        args.alphas = [float(a) for a in args.alpha.split(",")]
+    except ValueError:
+        p.error(f"--alpha: numbers between 0 and 1, comma-separated, not {args.alpha!r}")
+    if not all(0 < a < 1 for a in args.alphas):
+        p.error(f"--alpha: numbers between 0 and 1, comma-separated, not {args.alpha!r}")
     if args.base_seeds < 2 or args.gate_seeds < 2:
         p.error("--base-seeds and --gate-seeds must be 2 or more (a t-test needs a spread)")
     return args
@@ -182,7 +192,7 @@ def evaluate(pools: dict[str, list], args: argparse.Namespace) -> list[dict]:
             change["/".join(key)] = (
                 statistics.fmean(after) - statistics.fmean(before) if after else None
             )
-        failed = {"check": 0, "pooled": 0}
+        failed = {"check": 0, **{f"pooled@{a:g}": 0 for a in args.alphas}}
         by_seed = {}
         for r in ok:
             by_seed.setdefault(r.seed, []).append(r)
@@ -197,8 +207,8 @@ def evaluate(pools: dict[str, list], args: argparse.Namespace) -> list[dict]:
             base = [r for s in base_seeds for r in clean_by_seed.get(int(s), [])]
             new = [r for s in new_seeds for r in by_seed.get(int(s), [])]
             if len({r.seed for r in new}) < len(new_seeds):  # a seed that failed is a failure
-                failed["check"] += 1
-                failed["pooled"] += 1
+                for rule in failed:
+                    failed[rule] += 1
                 continue
             failed["check"] += bool(gate(compare(base, new)))
             values = [
@@ -209,7 +219,8 @@ def evaluate(pools: dict[str, list], args: argparse.Namespace) -> list[dict]:
                 for key in keys
             ]
             _, p_value = pooled_drop_test(values)
-            failed["pooled"] += p_value < args.alpha
+            for a in args.alphas:
+                failed[f"pooled@{a:g}"] += p_value < a
         out.append(
             {
                 "condition": condition,
@@ -221,7 +232,10 @@ def evaluate(pools: dict[str, list], args: argparse.Namespace) -> list[dict]:
                 "change": change,
                 "pool_seeds": len(seeds),
                 "failed_records": len(records) - len(ok),
-                "fail_rate": {rule: n / args.draws for rule, n in failed.items()},
+                "fail_rate": {
+                    "pooled": failed[f"pooled@{args.alphas[0]:g}"] / args.draws,
+                    **{rule: n / args.draws for rule, n in failed.items()},
+                },
             }
         )
     return out
@@ -229,12 +243,13 @@ def evaluate(pools: dict[str, list], args: argparse.Namespace) -> list[dict]:
 
 def render(rows: list[dict], args: argparse.Namespace) -> str:
     keys = list(rows[0]["change"])
+    pooled = [f"pooled@{a:g}" for a in args.alphas]
     head = f"{'condition':<22} {'kind':<8} {'seeds':>5} " + " ".join(f"{k:>20}" for k in keys)
-    head += f" {'check fails':>11} {'pooled fails':>12}"
+    head += f" {'check fails':>11} " + " ".join(f"{'pooled fails @' + r[7:]:>19}" for r in pooled)
     lines = [
         f"pools of {args.pool_seeds} seeds unless @P; {args.draws} gate runs drawn per condition, "
         f"baseline {args.base_seeds} seeds vs gate {args.gate_seeds}; pooled rule one-sided "
-        f"alpha {args.alpha}; change in accuracy points",
+        f"at each alpha; change in accuracy points",
         head,
     ]
     for row in rows:
@@ -243,8 +258,25 @@ def render(rows: list[dict], args: argparse.Namespace) -> str:
         )
         kind = "harmless" if row["harmless"] else "bug"
         rate = row["fail_rate"]
-        rates = f"{rate['check']:>11.3f} {rate['pooled']:>12.3f}"
+        rates = f"{rate['check']:>11.3f} " + " ".join(f"{rate[r]:>19.3f}" for r in pooled)
         lines.append(f"{row['condition']:<22} {kind:<8} {row['pool_seeds']:>5} {cells} {rates}")
+    return "\n".join(lines) + "\n"
+
+
+def markdown(rows: list[dict], args: argparse.Namespace) -> str:
+    """The table of docs/ci.md: one row per condition, the change in points per row of the
+    gate and the share of draws each rule fails."""
+    keys = list(rows[0]["change"])
+    pooled = [f"pooled@{a:g}" for a in args.alphas]
+    head = ["condition", "kind", "pool seeds", *keys, "`check` fails"]
+    head += [f"pooled {r[7:]} fails" for r in pooled]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        cells = [f"`{row['condition']}`", "harmless" if row["harmless"] else "bug"]
+        cells.append(str(row["pool_seeds"]))
+        cells += ["-" if v is None else f"{100 * v:+.2f}" for v in row["change"].values()]
+        cells += [f"{row['fail_rate'][r]:.3f}" for r in ("check", *pooled)]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -268,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
                 {"method": "pool-and-resample", "args": vars(args), "conditions": rows}, indent=2
             )
         )
+    elif args.markdown:
+        sys.stdout.write(markdown(rows, args))
     else:
         sys.stdout.write(render(rows, args))
     return 0

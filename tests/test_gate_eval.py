@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 
 import numpy as np
+import pytest
 from conftest import ROOT, make_record
 
 spec = importlib.util.spec_from_file_location("gate_eval", ROOT / "benchmarks" / "gate_eval.py")
@@ -78,3 +79,20 @@ def test_a_pool_as_small_as_the_gate_run_serves_every_draw():
     assert by["unscaled"]["pool_seeds"] == 4 and by["clean"]["pool_seeds"] == 12
     assert by["unscaled"]["fail_rate"]["pooled"] > 0.95
     assert by["clean"]["fail_rate"]["pooled"] < 0.1
+
+
+def test_several_alphas_one_column_each_and_the_docs_markdown_table():
+    args = gate_eval.parse_args(["--base-seeds", "6", "--gate-seeds", "6", "--alpha", "0.01,1e-9"])
+    args.draws = 100
+    rows = gate_eval.evaluate({"clean": pool(0, 0), "label_noise=0.05": pool(0.002, 2)}, args)
+    rate = {r["condition"]: r["fail_rate"] for r in rows}["label_noise=0.05"]
+    assert rate["pooled"] == rate["pooled@0.01"] >= rate["pooled@1e-09"]
+    assert rate["pooled@1e-09"] < 1.0  # a far stricter alpha misses some draws
+    table = gate_eval.markdown(rows, args).splitlines()
+    assert table[0].startswith("| condition | kind | pool seeds | single-dense/jax | two-dense/jax")
+    assert table[0].endswith("| pooled 0.01 fails | pooled 1e-09 fails |")
+    assert table[3].startswith("| `label_noise=0.05` | bug | 12 | -0.")
+    assert "pooled fails @0.01" in gate_eval.render(rows, args)
+    for bad in ("0", "x", "0.01,2"):
+        with pytest.raises(SystemExit):
+            gate_eval.parse_args(["--alpha", bad])
