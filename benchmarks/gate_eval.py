@@ -206,7 +206,8 @@ def evaluate(pools: dict[str, list], args: argparse.Namespace) -> list[dict]:
             base_seeds = rng.choice(others, args.base_seeds, replace=False)
             base = [r for s in base_seeds for r in clean_by_seed.get(int(s), [])]
             new = [r for s in new_seeds for r in by_seed.get(int(s), [])]
-            if len({r.seed for r in new}) < len(new_seeds):  # a seed that failed is a failure
+            # a job that failed or diverged fails `check` under either rule, as in CI
+            if len({(row_key(r), r.seed) for r in new}) < len(keys) * len(new_seeds):
                 for rule in failed:
                     failed[rule] += 1
                 continue
@@ -268,13 +269,14 @@ def markdown(rows: list[dict], args: argparse.Namespace) -> str:
     gate and the share of draws each rule fails."""
     keys = list(rows[0]["change"])
     pooled = [f"pooled@{a:g}" for a in args.alphas]
-    head = ["condition", "kind", "pool seeds", *keys, "`check` fails"]
+    head = ["condition", "kind", "pool seeds", *keys, "jobs failed", "`check` fails"]
     head += [f"pooled {r[7:]} fails" for r in pooled]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         cells = [f"`{row['condition']}`", "harmless" if row["harmless"] else "bug"]
         cells.append(str(row["pool_seeds"]))
         cells += ["-" if v is None else f"{100 * v:+.2f}" for v in row["change"].values()]
+        cells.append(str(row["failed_records"]))
         cells += [f"{row['fail_rate'][r]:.3f}" for r in ("check", *pooled)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

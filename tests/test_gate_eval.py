@@ -90,9 +90,24 @@ def test_several_alphas_one_column_each_and_the_docs_markdown_table():
     assert rate["pooled@1e-09"] < 1.0  # a far stricter alpha misses some draws
     table = gate_eval.markdown(rows, args).splitlines()
     assert table[0].startswith("| condition | kind | pool seeds | single-dense/jax | two-dense/jax")
-    assert table[0].endswith("| pooled 0.01 fails | pooled 1e-09 fails |")
+    assert table[0].endswith(
+        "| jobs failed | `check` fails | pooled 0.01 fails | pooled 1e-09 fails |"
+    )
     assert table[3].startswith("| `label_noise=0.05` | bug | 12 | -0.")
     assert "pooled fails @0.01" in gate_eval.render(rows, args)
     for bad in ("0", "x", "0.01,2"):
         with pytest.raises(SystemExit):
             gate_eval.parse_args(["--alpha", bad])
+
+
+def test_a_diverged_job_fails_the_draw_under_both_rules():
+    args = gate_eval.parse_args(["--base-seeds", "6", "--gate-seeds", "6"])
+    args.draws = 100
+    bug = pool(0, 3)
+    for r in bug:
+        if r.variant == "two-dense":  # every two-dense job diverged, single-dense is untouched
+            r.status, r.test_accuracy = "diverged", None
+    rows = gate_eval.evaluate({"clean": pool(0, 0), "unscaled": bug}, args)
+    row = {r["condition"]: r for r in rows}["unscaled"]
+    assert row["fail_rate"]["check"] == row["fail_rate"]["pooled"] == 1.0
+    assert row["change"]["two-dense/jax"] is None and row["failed_records"] == 12
