@@ -2,26 +2,31 @@
 
 Method (pool and resample): each condition (clean, each injected bug, each harmless change)
 is trained ONCE over a pool of seeds 0..P-1 of the gate's jobs (MNIST_BENCH_INJECT_BUG set in
-the workers; the pools are run files kept in --pools and reused). A gate run is then drawn by
-resampling: a random permutation of the pool's seeds gives the baseline its first B seeds
-(from the clean pool) and the gate run the next G seeds (from the condition's pool), so the
-two sides never share a seed (a shared seed would pair their initialisations). The share of
-draws the gate fails is its power for a bug, its false-alarm rate for a harmless change
-(an A/A test with real, different training, not a bit-identical rerun). Draws from one pool
-overlap, so the shares are bootstrap estimates whose precision is set by P, not by --draws.
+the workers; the pools are run files kept in --pools and reused; a pool asked to grow trains
+only its missing seeds). P is --pool-seeds, or the condition's own `@P` (`unscaled@8`,
+`clean@24`): a bug far beyond the gate's reach needs few seeds to show it, a condition near
+the threshold needs many. A gate run is then drawn by resampling: G seeds of the condition's
+pool for the gate run, then B seeds of the clean pool outside those G for the baseline, so
+the two sides never share a seed (a shared seed would pair their initialisations); the clean
+pool holds at least B + G seeds. The share of draws the gate fails is its power for a bug,
+its false-alarm rate for a harmless change (an A/A test with real, different training, not a
+bit-identical rerun). Draws from one pool overlap, so the shares are bootstrap estimates
+whose precision is set by the pools' sizes, not by --draws.
 
 Two rules are applied to every draw:
 - check: `mnist-bench check`'s own rule, through `analyse.compare` (a row fails when its mean
   accuracy falls by more than 0.005 and Welch's two-sided test at 95% agrees);
-- pooled: one one-sided t-test of the mean drop over all rows at --alpha
+- pooled: one one-sided t-test of the mean drop over all rows at --alpha (several, comma-
+  separated: one column each, `pooled@A`; `pooled` is the first).
   (`analyse.power.pooled_drop_test`).
 
 Usage (small, to prove it works):
   python benchmarks/gate_eval.py --pool-seeds 4 --base-seeds 2 --gate-seeds 2 \
       --conditions clean,label_noise=0.3 --train-limit 6000 --test-limit 2000
-Full (the candidate gate's jobs; about 20 seeds x 12 conditions of training):
-  python benchmarks/gate_eval.py --pool-seeds 16 --base-seeds 8 --gate-seeds 8 \
-      --variants single-dense,two-dense --backends jax --epochs 1 --json
+Full (suites/gate.toml's jobs, its 6 seeds against a 16-seed baseline; docs/ci.md):
+  python benchmarks/gate_eval.py --base-seeds 16 --gate-seeds 6 --conditions \
+      "clean@24,seed_offset=1000@16,..." --variants single-dense,two-dense --backends jax \
+      --epochs 1
 """
 
 from __future__ import annotations
@@ -65,28 +70,66 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--conditions", default=",".join(CONDITIONS), help="semicolon- or comma-separated"
     )
     p.add_argument("--draws", type=int, default=2000)
-    p.add_argument("--alpha", type=float, default=0.01, help="the pooled rule's one-sided alpha")
+    p.add_argument(
+        "--alpha", default="0.01", help="the pooled rule's one-sided alpha (or several: 0.01,0.001)"
+    )
     p.add_argument("--pools", default="results/gate-pools", help="where the pool run files live")
     p.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    p.add_argument("--markdown", action="store_true", help="a Markdown table (docs/ci.md's)")
     args = p.parse_args(argv)
-    if args.base_seeds + args.gate_seeds > args.pool_seeds:
-        p.error(
-            "--base-seeds + --gate-seeds must not exceed --pool-seeds (sides never share a seed)"
-        )
+    try:
+        args.alphas = [float(a) for a in args.alpha.split(",")]
+    except ValueError:
+        p.error(f"--alpha: numbers between 0 and 1, comma-separated, not {args.alpha!r}")
+    if not all(0 < a < 1 for a in args.alphas):
+        p.error(f"--alpha: numbers between 0 and 1, comma-separated, not {args.alpha!r}")
+    if args.base_seeds < 2 or args.gate_seeds < 2:
+        p.error("--base-seeds and --gate-seeds must be 2 or more (a t-test needs a spread)")
     return args
 
 
 def conditions(text: str) -> list[str]:
     """`clean,label_noise=0.05,lr_scale=10`: one condition each (a condition of several
-    changes joins them with `+`: `label_noise=0.05+no_shuffle`)."""
+    changes joins them with `+`: `label_noise=0.05+no_shuffle`; `@P` sets its pool's size)."""
     out = [c.strip() for c in text.replace(";", ",").split(",") if c.strip()]
-    if "clean" not in out:
+    if not any(split_size(c)[0] == "clean" for c in out):
         out.insert(0, "clean")
     return out
 
 
-def pool(condition: str, args: argparse.Namespace):
-    """The condition's records over the pool's seeds: trained once, then read from --pools."""
+def split_size(condition: str, default: int | None = None) -> tuple[str, int | None]:
+    """`unscaled@8` -> ("unscaled", 8); `unscaled` -> ("unscaled", default).
+
+    Raises:
+        ValueError: a size that is not a whole number of 2 or more.
+    """
+    name, at, size = condition.partition("@")
+    if not at:
+        return name, default
+    if not size.isdigit() or int(size) < 2:
+        raise ValueError(f"{condition!r}: the pool size after @ must be a whole number, 2 or more")
+    return name, int(size)
+
+
+def check_sizes(sizes: dict[str, int], args: argparse.Namespace) -> None:
+    """The clean pool must hold both sides of a draw, every other pool a gate run.
+
+    Raises:
+        ValueError: a pool too small for the draw.
+    """
+    if sizes["clean"] < args.base_seeds + args.gate_seeds:
+        raise ValueError(
+            f"the clean pool ({sizes['clean']} seeds) must hold --base-seeds + --gate-seeds "
+            f"({args.base_seeds + args.gate_seeds}): the two sides never share a seed"
+        )
+    for name, size in sizes.items():
+        if size < args.gate_seeds:
+            raise ValueError(f"{name}: a pool of {size} seeds cannot give {args.gate_seeds}")
+
+
+def pool(condition: str, size: int, args: argparse.Namespace):
+    """The condition's records over seeds 0..size-1: trained once, then read from --pools (a
+    pool asked to grow trains only the seeds it lacks)."""
     import mnist_bench
     from mnist_bench.execute import inject
 
@@ -94,20 +137,23 @@ def pool(condition: str, args: argparse.Namespace):
         [args.variants.replace(",", "+"), args.backends.replace(",", "+"), f"{args.epochs}ep",
          f"{args.train_limit or 'all'}tr", f"{args.test_limit or 'all'}te", condition]
     )  # fmt: skip
+    have: list = []
     if folder.is_dir() and any(folder.glob("*.json")):
-        records = [r for r in mnist_bench.load(folder).records if r.seed < args.pool_seeds]
-        if len({r.seed for r in records if r.status == "ok"}) >= args.pool_seeds:
-            return records  # a bigger pool serves a smaller one: its first seeds
+        have = [r for r in mnist_bench.load(folder).records if r.seed < size]
+    done = {r.seed for r in have}  # a job that failed or diverged is a result, not retried
+    missing = [s for s in range(size) if s not in done]
+    if not missing:  # a bigger pool serves a smaller one: its first seeds
+        return have
     spec = "" if condition == "clean" else condition.replace("+", ",")
     inject.parse(spec)  # a bad condition stops here, before any training
     saved = os.environ.get(inject.ENV)
     os.environ[inject.ENV] = spec
     try:
-        print(f"gate_eval: training {condition} over {args.pool_seeds} seeds", file=sys.stderr)
-        results = mnist_bench.run(
+        print(f"gate_eval: training {condition} over {len(missing)} seed(s)", file=sys.stderr)
+        mnist_bench.run(
             variants=args.variants.split(","),
             backends=args.backends.split(","),
-            seeds=list(range(args.pool_seeds)),
+            seeds=missing,
             epochs=args.epochs,
             train_limit=args.train_limit,
             test_limit=args.test_limit,
@@ -118,7 +164,7 @@ def pool(condition: str, args: argparse.Namespace):
             os.environ.pop(inject.ENV, None)
         else:
             os.environ[inject.ENV] = saved
-    return results.records
+    return [r for r in mnist_bench.load(folder).records if r.seed < size]
 
 
 def row_key(record) -> tuple[str, str]:
@@ -135,7 +181,7 @@ def evaluate(pools: dict[str, list], args: argparse.Namespace) -> list[dict]:
     rng = np.random.default_rng(0)
     clean = [r for r in pools["clean"] if r.status == "ok"]
     keys = sorted({row_key(r) for r in clean})
-    seeds = sorted({r.seed for r in clean})
+    clean_seeds = sorted({r.seed for r in clean})
     out = []
     for condition, records in pools.items():
         ok = [r for r in records if r.status == "ok"]
@@ -146,22 +192,24 @@ def evaluate(pools: dict[str, list], args: argparse.Namespace) -> list[dict]:
             change["/".join(key)] = (
                 statistics.fmean(after) - statistics.fmean(before) if after else None
             )
-        failed = {"check": 0, "pooled": 0}
+        failed = {"check": 0, **{f"pooled@{a:g}": 0 for a in args.alphas}}
         by_seed = {}
         for r in ok:
             by_seed.setdefault(r.seed, []).append(r)
         clean_by_seed = {}
         for r in clean:
             clean_by_seed.setdefault(r.seed, []).append(r)
+        seeds = sorted({r.seed for r in records})  # a seed that failed stays in the draw
         for _ in range(args.draws):
-            order = rng.permutation(seeds)
-            base_seeds = order[: args.base_seeds]
-            new_seeds = order[args.base_seeds : args.base_seeds + args.gate_seeds]
+            new_seeds = rng.choice(seeds, args.gate_seeds, replace=False)
+            others = [s for s in clean_seeds if s not in set(new_seeds.tolist())]
+            base_seeds = rng.choice(others, args.base_seeds, replace=False)
             base = [r for s in base_seeds for r in clean_by_seed.get(int(s), [])]
             new = [r for s in new_seeds for r in by_seed.get(int(s), [])]
-            if len({r.seed for r in new}) < len(new_seeds):  # a seed that failed is a failure
-                failed["check"] += 1
-                failed["pooled"] += 1
+            # a job that failed or diverged fails `check` under either rule, as in CI
+            if len({(row_key(r), r.seed) for r in new}) < len(keys) * len(new_seeds):
+                for rule in failed:
+                    failed[rule] += 1
                 continue
             failed["check"] += bool(gate(compare(base, new)))
             values = [
@@ -172,7 +220,8 @@ def evaluate(pools: dict[str, list], args: argparse.Namespace) -> list[dict]:
                 for key in keys
             ]
             _, p_value = pooled_drop_test(values)
-            failed["pooled"] += p_value < args.alpha
+            for a in args.alphas:
+                failed[f"pooled@{a:g}"] += p_value < a
         out.append(
             {
                 "condition": condition,
@@ -182,9 +231,12 @@ def evaluate(pools: dict[str, list], args: argparse.Namespace) -> list[dict]:
                     for part in condition.split("+")
                 ),
                 "change": change,
-                "pool_seeds": len(by_seed),
+                "pool_seeds": len(seeds),
                 "failed_records": len(records) - len(ok),
-                "fail_rate": {rule: n / args.draws for rule, n in failed.items()},
+                "fail_rate": {
+                    "pooled": failed[f"pooled@{args.alphas[0]:g}"] / args.draws,
+                    **{rule: n / args.draws for rule, n in failed.items()},
+                },
             }
         )
     return out
@@ -192,12 +244,13 @@ def evaluate(pools: dict[str, list], args: argparse.Namespace) -> list[dict]:
 
 def render(rows: list[dict], args: argparse.Namespace) -> str:
     keys = list(rows[0]["change"])
-    head = f"{'condition':<22} {'kind':<8} " + " ".join(f"{k:>20}" for k in keys)
-    head += f" {'check fails':>11} {'pooled fails':>12}"
+    pooled = [f"pooled@{a:g}" for a in args.alphas]
+    head = f"{'condition':<22} {'kind':<8} {'seeds':>5} " + " ".join(f"{k:>20}" for k in keys)
+    head += f" {'check fails':>11} " + " ".join(f"{'pooled fails @' + r[7:]:>19}" for r in pooled)
     lines = [
-        f"pools of {args.pool_seeds} seeds; {args.draws} gate runs drawn per condition, "
+        f"pools of {args.pool_seeds} seeds unless @P; {args.draws} gate runs drawn per condition, "
         f"baseline {args.base_seeds} seeds vs gate {args.gate_seeds}; pooled rule one-sided "
-        f"alpha {args.alpha}; change in accuracy points",
+        f"at each alpha; change in accuracy points",
         head,
     ]
     for row in rows:
@@ -206,8 +259,26 @@ def render(rows: list[dict], args: argparse.Namespace) -> str:
         )
         kind = "harmless" if row["harmless"] else "bug"
         rate = row["fail_rate"]
-        rates = f"{rate['check']:>11.3f} {rate['pooled']:>12.3f}"
-        lines.append(f"{row['condition']:<22} {kind:<8} {cells} {rates}")
+        rates = f"{rate['check']:>11.3f} " + " ".join(f"{rate[r]:>19.3f}" for r in pooled)
+        lines.append(f"{row['condition']:<22} {kind:<8} {row['pool_seeds']:>5} {cells} {rates}")
+    return "\n".join(lines) + "\n"
+
+
+def markdown(rows: list[dict], args: argparse.Namespace) -> str:
+    """The table of docs/ci.md: one row per condition, the change in points per row of the
+    gate and the share of draws each rule fails."""
+    keys = list(rows[0]["change"])
+    pooled = [f"pooled@{a:g}" for a in args.alphas]
+    head = ["condition", "kind", "pool seeds", *keys, "jobs failed", "`check` fails"]
+    head += [f"pooled {r[7:]} fails" for r in pooled]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        cells = [f"`{row['condition']}`", "harmless" if row["harmless"] else "bug"]
+        cells.append(str(row["pool_seeds"]))
+        cells += ["-" if v is None else f"{100 * v:+.2f}" for v in row["change"].values()]
+        cells.append(str(row["failed_records"]))
+        cells += [f"{row['fail_rate'][r]:.3f}" for r in ("check", *pooled)]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -216,10 +287,11 @@ def main(argv: list[str] | None = None) -> int:
     from mnist_bench.execute import inject
 
     try:
-        wanted = conditions(args.conditions)
-        for condition in wanted:  # every condition checked before any training
+        sizes = dict(split_size(c, args.pool_seeds) for c in conditions(args.conditions))
+        for condition in sizes:  # every condition checked before any training
             inject.parse("" if condition == "clean" else condition.replace("+", ","))
-        pools = {c: pool(c, args) for c in wanted}
+        check_sizes(sizes, args)  # type: ignore[arg-type]
+        pools = {c: pool(c, size, args) for c, size in sizes.items()}  # type: ignore[arg-type]
     except ValueError as exc:
         print(f"gate_eval: error: {exc}", file=sys.stderr)
         return 2
@@ -230,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
                 {"method": "pool-and-resample", "args": vars(args), "conditions": rows}, indent=2
             )
         )
+    elif args.markdown:
+        sys.stdout.write(markdown(rows, args))
     else:
         sys.stdout.write(render(rows, args))
     return 0
