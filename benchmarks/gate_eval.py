@@ -13,12 +13,16 @@ its false-alarm rate for a harmless change (an A/A test with real, different tra
 bit-identical rerun). Draws from one pool overlap, so the shares are bootstrap estimates
 whose precision is set by the pools' sizes, not by --draws.
 
-Two rules are applied to every draw:
+Rules applied to every draw:
 - check: `mnist-bench check`'s own rule, through `analyse.compare` (a row fails when its mean
   accuracy falls by more than 0.005 and Welch's two-sided test at 95% agrees);
 - pooled: one one-sided t-test of the mean drop over all rows at --alpha (several, comma-
-  separated: one column each, `pooled@A`; `pooled` is the first).
-  (`analyse.power.pooled_drop_test`).
+  separated: columns for each, `pooled@A`; `pooled` is the first)
+  (`analyse.power.pooled_drop_test`);
+- pooled+spread: pooled, or a row whose spread across seeds is significantly wider than the
+  baseline's (one-sided Brown-Forsythe, Bonferroni over rows at the same alpha;
+  `analyse.power.wider_spreads`): `check --pooled-alpha A`'s rule;
+- pooled+F: the same with a one-sided F-test of the variances instead (for comparison).
 
 Usage (small, to prove it works):
   python benchmarks/gate_eval.py --pool-seeds 4 --base-seeds 2 --gate-seeds 2 \
@@ -176,7 +180,11 @@ def evaluate(pools: dict[str, list], args: argparse.Namespace) -> list[dict]:
     the share of resampled gate runs each rule fails."""
     import numpy as np
     from mnist_bench.analyse.compare import compare, gate
-    from mnist_bench.analyse.power import pooled_drop_test
+    from mnist_bench.analyse.power import (
+        pooled_drop_test,
+        variance_ratio_test,
+        wider_spreads,
+    )
 
     rng = np.random.default_rng(0)
     clean = [r for r in pools["clean"] if r.status == "ok"]
@@ -192,7 +200,9 @@ def evaluate(pools: dict[str, list], args: argparse.Namespace) -> list[dict]:
             change["/".join(key)] = (
                 statistics.fmean(after) - statistics.fmean(before) if after else None
             )
-        failed = {"check": 0, **{f"pooled@{a:g}": 0 for a in args.alphas}}
+        failed = {"check": 0}
+        for a in args.alphas:
+            failed |= {f"pooled@{a:g}": 0, f"pooled+spread@{a:g}": 0, f"pooled+F@{a:g}": 0}
         by_seed = {}
         for r in ok:
             by_seed.setdefault(r.seed, []).append(r)
@@ -222,6 +232,10 @@ def evaluate(pools: dict[str, list], args: argparse.Namespace) -> list[dict]:
             _, p_value = pooled_drop_test(values)
             for a in args.alphas:
                 failed[f"pooled@{a:g}"] += p_value < a
+                failed[f"pooled+spread@{a:g}"] += p_value < a or bool(wider_spreads(values, a))
+                failed[f"pooled+F@{a:g}"] += p_value < a or bool(
+                    wider_spreads(values, a, test=variance_ratio_test)
+                )
         out.append(
             {
                 "condition": condition,
@@ -242,11 +256,19 @@ def evaluate(pools: dict[str, list], args: argparse.Namespace) -> list[dict]:
     return out
 
 
+def rule_columns(args: argparse.Namespace) -> list[str]:
+    """The pooled rules' columns, per alpha: the t-test alone, with the Brown-Forsythe spread
+    test (`check --pooled-alpha`'s rule), with an F-test on the variances instead."""
+    return [
+        f"{rule}@{a:g}" for a in args.alphas for rule in ("pooled", "pooled+spread", "pooled+F")
+    ]
+
+
 def render(rows: list[dict], args: argparse.Namespace) -> str:
     keys = list(rows[0]["change"])
-    pooled = [f"pooled@{a:g}" for a in args.alphas]
+    pooled = rule_columns(args)
     head = f"{'condition':<22} {'kind':<8} {'seeds':>5} " + " ".join(f"{k:>20}" for k in keys)
-    head += f" {'check fails':>11} " + " ".join(f"{'pooled fails @' + r[7:]:>19}" for r in pooled)
+    head += f" {'check fails':>11} " + " ".join(f"{r + ' fails':>19}" for r in pooled)
     lines = [
         f"pools of {args.pool_seeds} seeds unless @P; {args.draws} gate runs drawn per condition, "
         f"baseline {args.base_seeds} seeds vs gate {args.gate_seeds}; pooled rule one-sided "
@@ -268,9 +290,9 @@ def markdown(rows: list[dict], args: argparse.Namespace) -> str:
     """The table of docs/ci.md: one row per condition, the change in points per row of the
     gate and the share of draws each rule fails."""
     keys = list(rows[0]["change"])
-    pooled = [f"pooled@{a:g}" for a in args.alphas]
+    pooled = rule_columns(args)
     head = ["condition", "kind", "pool seeds", *keys, "jobs failed", "`check` fails"]
-    head += [f"pooled {r[7:]} fails" for r in pooled]
+    head += [f"{r.replace('@', ' ')} fails" for r in pooled]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         cells = [f"`{row['condition']}`", "harmless" if row["harmless"] else "bug"]

@@ -293,7 +293,11 @@ def gate(
     With `pooled_alpha` (the gate of suites/gate.toml, docs/ci.md), accuracy is judged once
     for all rows instead of row by row: the gate fails when one one-sided t-test of the mean
     drop over the matched rows (`power.pooled_drop_test`) rejects "no drop" at that alpha;
-    the failure is put on the row that dropped most.
+    the failure is put on the row that dropped most. A row also fails when its accuracy
+    spread across seeds is significantly wider than the baseline's (one-sided Brown-Forsythe,
+    `power.wider_spreads`, at the same alpha Bonferroni-corrected over the rows judged): a bug
+    that mostly scatters the seeds hides from the t-test as noise. A row with fewer than three
+    seeds on a side gets no spread verdict (`power.MIN_SPREAD_SEEDS`).
     """
     failures: list[Failure] = []
     pooled: list[Row] = []
@@ -342,12 +346,23 @@ def gate(
 
 
 def _pooled_failure(rows: list[Row], alpha: float) -> list[Failure]:
-    from mnist_bench.analyse.power import pooled_drop_test
+    from mnist_bench.analyse.power import pooled_drop_test, wider_spreads
 
     changes = [(row, row.change(ACCURACY)) for row in rows]
-    drop, p = pooled_drop_test([(c.base, c.new) for _, c in changes if c is not None])
-    if not p < alpha:
-        return []
-    worst = min(changes, key=lambda pair: pair[1].delta if pair[1] and pair[1].delta else 0.0)
-    why = f"pooled accuracy {-drop:+.4f} over {len(rows)} rows (one-sided p={p:.2g} < {alpha:g})"
-    return [Failure(worst[0], why)]
+    judged = [(row, c) for row, c in changes if c is not None]
+    values = [(c.base, c.new) for _, c in judged]
+    failures: list[Failure] = []
+    drop, p = pooled_drop_test(values)
+    if p < alpha:
+        worst = min(changes, key=lambda pair: pair[1].delta if pair[1] and pair[1].delta else 0.0)
+        why = (
+            f"pooled accuracy {-drop:+.4f} over {len(rows)} rows (one-sided p={p:.2g} < {alpha:g})"
+        )
+        failures.append(Failure(worst[0], why))
+    for i, test, per_row in wider_spreads(values, alpha):
+        why = (
+            f"accuracy spread {100 * test.new_sd:.2f} pts against {100 * test.base_sd:.2f} "
+            f"(one-sided Brown-Forsythe p={test.p_value:.2g} < {per_row:.2g})"
+        )
+        failures.append(Failure(judged[i][0], why))
+    return failures

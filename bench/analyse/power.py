@@ -397,3 +397,81 @@ def pooled_drop_test(
     if se == 0:
         return drop, 0.0 if drop > tolerance else 1.0
     return drop, float(special.stdtr(dof, -(drop - tolerance) / se))
+
+
+MIN_SPREAD_SEEDS = 3  # per side: below this a spread test has nothing to stand on
+
+
+@dataclass(frozen=True)
+class SpreadTest:
+    """A one-sided test that the new values spread more widely than the baseline's."""
+
+    base_sd: float  # sample standard deviations, one value per seed
+    new_sd: float
+    p_value: float  # H0: the new spread is no larger than the baseline's
+
+
+def _sd(values: Sequence[float]) -> float:
+    mean = math.fsum(values) / len(values)
+    return math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def spread_increase_test(base: Sequence[float], new: Sequence[float]) -> SpreadTest | None:
+    """One-sided Brown-Forsythe test of a wider spread in `new` than in `base` (one value
+    per seed): a one-sided two-sample t-test (pooled variance, as Levene's test with
+    `center="median"`) on each value's absolute deviation from its own side's median, which
+    keeps its false-alarm rate under heavy tails where an F-test on the variances does not.
+    (Welch's unpooled form cannot reach small p-values with six seeds: the new side's own
+    scatter of deviations sets its standard error.) None when a side has fewer than
+    `MIN_SPREAD_SEEDS` values. Identical values: p=1 when neither side spreads, p=0 when only
+    `new` spreads and its deviations are all equal."""
+    from scipy import special
+
+    if len(base) < MIN_SPREAD_SEEDS or len(new) < MIN_SPREAD_SEEDS:
+        return None
+    zb = [abs(v - _median(base)) for v in base]
+    zn = [abs(v - _median(new)) for v in new]
+    nb, nn = len(zb), len(zn)
+    mb, mn = math.fsum(zb) / nb, math.fsum(zn) / nn
+    ss = math.fsum((z - mb) ** 2 for z in zb) + math.fsum((z - mn) ** 2 for z in zn)
+    dof = nb + nn - 2
+    se = math.sqrt(ss / dof * (1 / nb + 1 / nn))
+    if se == 0:
+        return SpreadTest(_sd(base), _sd(new), 0.0 if mn > mb else 1.0)
+    return SpreadTest(_sd(base), _sd(new), float(special.stdtr(dof, -(mn - mb) / se)))
+
+
+def variance_ratio_test(base: Sequence[float], new: Sequence[float]) -> SpreadTest | None:
+    """One-sided F-test of a larger variance in `new` than in `base` (exact only for normal
+    values; kept to compare with `spread_increase_test`). None, and zero spreads, as there."""
+    from scipy import special
+
+    if len(base) < MIN_SPREAD_SEEDS or len(new) < MIN_SPREAD_SEEDS:
+        return None
+    sb, sn = _sd(base), _sd(new)
+    if sb == 0:
+        return SpreadTest(sb, sn, 0.0 if sn > 0 else 1.0)
+    p = special.fdtrc(len(new) - 1, len(base) - 1, (sn / sb) ** 2)
+    return SpreadTest(sb, sn, float(p))
+
+
+def _median(values: Sequence[float]) -> float:
+    ordered, n = sorted(values), len(values)
+    return (ordered[(n - 1) // 2] + ordered[n // 2]) / 2
+
+
+def wider_spreads(
+    rows: Sequence[tuple[Sequence[float], Sequence[float]]],
+    alpha: float,
+    test=spread_increase_test,
+) -> list[tuple[int, SpreadTest, float]]:
+    """The rows (each (baseline values, new values), one per seed) whose new spread is
+    significantly wider, by `test` at `alpha` Bonferroni-corrected over the rows that have a
+    verdict (a row with fewer than `MIN_SPREAD_SEEDS` values on a side has none): (index, the
+    test, the per-row alpha) for each."""
+    tests = [(i, test(base, new)) for i, (base, new) in enumerate(rows)]
+    judged = [(i, t) for i, t in tests if t is not None]
+    if not judged:
+        return []
+    per_row = alpha / len(judged)
+    return [(i, t, per_row) for i, t in judged if t.p_value < per_row]
