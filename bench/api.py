@@ -581,8 +581,11 @@ def check(
     failed where the baseline has a result, or when its accuracy fell by more than
     `accuracy_tolerance` (and, with two or more seeds on both sides, Welch's test calls the
     drop significant); with `max_slowdown` (e.g. 0.25), also when throughput fell by more.
-    The keywords keep `mnist-bench check`'s rules: each tolerance a finite number, accuracy
-    and `max_slowdown` in 0..1, time in 0..10. The baseline is read first; `warn` is where
+    With `pooled_alpha` (suites/gate.toml's rule, docs/ci.md), accuracy is instead judged by
+    one one-sided t-test of the mean drop over all rows, and a row also fails when its
+    accuracy spread across seeds is significantly wider than the baseline's. The keywords
+    keep `mnist-bench check`'s rules: each tolerance a finite number, accuracy and
+    `max_slowdown` in 0..1, time in 0..10. The baseline is read first; `warn` is where
     warnings go (default: standard error).
 
     Raises:

@@ -268,7 +268,7 @@ def render(rows: list[dict], args: argparse.Namespace) -> str:
     keys = list(rows[0]["change"])
     pooled = rule_columns(args)
     head = f"{'condition':<22} {'kind':<8} {'seeds':>5} " + " ".join(f"{k:>20}" for k in keys)
-    head += f" {'check fails':>11} " + " ".join(f"{r + ' fails':>19}" for r in pooled)
+    head += f" {'check fails':>11} " + " ".join(f"{r.replace('@', ' fails @'):>24}" for r in pooled)
     lines = [
         f"pools of {args.pool_seeds} seeds unless @P; {args.draws} gate runs drawn per condition, "
         f"baseline {args.base_seeds} seeds vs gate {args.gate_seeds}; pooled rule one-sided "
@@ -281,7 +281,7 @@ def render(rows: list[dict], args: argparse.Namespace) -> str:
         )
         kind = "harmless" if row["harmless"] else "bug"
         rate = row["fail_rate"]
-        rates = f"{rate['check']:>11.3f} " + " ".join(f"{rate[r]:>19.3f}" for r in pooled)
+        rates = f"{rate['check']:>11.3f} " + " ".join(f"{rate[r]:>24.3f}" for r in pooled)
         lines.append(f"{row['condition']:<22} {kind:<8} {row['pool_seeds']:>5} {cells} {rates}")
     return "\n".join(lines) + "\n"
 

@@ -4,11 +4,12 @@ Brown-Forsythe), so a bug that mostly scatters the seeds is not read as noise.""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 
 import numpy as np
 import pytest
-from conftest import make_record
+from conftest import ROOT, make_record
 from mnist_bench.analyse.compare import compare, gate
 from mnist_bench.analyse.power import (
     spread_increase_test,
@@ -121,3 +122,21 @@ def test_identical_values_on_both_sides_pass_without_nan():
     ]
     reasons = [f.reason for f in gate(compare(base, scattered), pooled_alpha=0.01)]
     assert any(r.startswith("accuracy spread ") and "nan" not in r for r in reasons)
+
+
+def test_gate_eval_counts_the_spread_rule_in_its_own_columns():
+    path = ROOT / "benchmarks" / "gate_eval.py"
+    spec = importlib.util.spec_from_file_location("gate_eval_spread", path)
+    assert spec is not None and spec.loader is not None
+    gate_eval = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gate_eval)
+    args = gate_eval.parse_args(["--base-seeds", "8", "--gate-seeds", "6", "--alpha", "0.01"])
+    args.draws = 200
+    rng = np.random.default_rng(0)
+    clean = records(CLEAN, range(16), rng)
+    wide = records({"single-dense": (0.92, 0.015), "two-dense": (0.955, 0.0033)}, range(8), rng)
+    rows = gate_eval.evaluate({"clean": clean, "lr_scale=10": wide}, args)
+    rate = {r["condition"]: r["fail_rate"] for r in rows}
+    assert rate["lr_scale=10"]["pooled+spread@0.01"] > rate["lr_scale=10"]["pooled@0.01"] + 0.2
+    assert rate["clean"]["pooled+spread@0.01"] < 0.05
+    assert "pooled+spread fails @0.01" in gate_eval.render(rows, args)

@@ -221,6 +221,9 @@ ASSUMPTIONS = (
     "seconds come from the time estimates (plan/estimate.py: earlier run files, else FLOPs), "
     "per seed of each row; the baseline's own run is not counted (it is stored)",
     "a spread from 3 seeds is itself uncertain (its 95% interval spans about 0.5x to 6x)",
+    "check --pooled-alpha also fails a row whose spread widens significantly (a one-sided "
+    "Brown-Forsythe test, Bonferroni over rows, at the same alpha): a second signal whose "
+    "power and false alarms this does not model (docs/ci.md measures them)",
 )
 
 
