@@ -278,13 +278,18 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="the run index at scale")
     parser.add_argument("--folder", type=Path, required=True, help="where the run files go")
     parser.add_argument("--counts", default=",".join(map(str, SCALE_COUNTS)))
-    parser.add_argument("--json", type=Path, default=ROOT / "docs" / "index-scaling.json")
-    parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "index-scaling.png")
+    # In the current folder unless named: the docs' figures change only when asked for by name.
+    parser.add_argument("--json", type=Path, help="default: index-scaling.json here")
+    parser.add_argument("--plot", type=Path, help="default: the --json path with .png")
     parser.add_argument("--no-baseline", action="store_true", help="skip the runs without index")
     parser.add_argument("--baseline-python", default=sys.executable, help="for the runs without")
     parser.add_argument("--plot-only", action="store_true")
     parser.add_argument("--samples", type=int, default=1, help="passes over every command")
     args = parser.parse_args()
+    args.json = args.json or Path("index-scaling.json")
+    args.plot = args.plot or args.json.with_suffix(".png")
+    if args.plot_only and not args.json.is_file():
+        parser.error(f"--plot-only draws {args.json}, which does not exist: name it with --json")
     if not args.plot_only:
         counts = [int(c) for c in args.counts.split(",")]
         scale(
