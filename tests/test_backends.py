@@ -26,7 +26,8 @@ def test_unknown_backend_is_named():
         backends.get("theano")
 
 
-@pytest.mark.parametrize("backend", backend_params())
+# TensorFlow takes about 14 s to start and describe itself: the slow run
+@pytest.mark.parametrize("backend", backend_params(slow=("tensorflow",)))
 def test_each_backend_configures_and_describes_its_own_worker(backend):
     """In a fresh process, as a worker: KERAS_BACKEND set before Keras, TensorFlow kept out of
     the JAX and PyTorch workers, threads and determinism reported."""

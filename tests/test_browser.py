@@ -65,7 +65,12 @@ def screenshot(page: Path, png: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "files"), [("published", PUBLISHED), ("small", SMALL)], ids=["published", "small"]
+    ("name", "files"),
+    [
+        # the published tables' page: the biggest to lay out (about 25 s: the slow run)
+        pytest.param("published", PUBLISHED, id="published", marks=pytest.mark.slow),
+        pytest.param("small", SMALL, id="small"),
+    ],
 )
 def test_the_report_renders_in_chromium(name, files, tmp_path):
     import matplotlib.image

@@ -43,6 +43,7 @@ def snapshot(cache: Path) -> dict[str, tuple[bytes, int]]:
     return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(cache.iterdir())}
 
 
+@pytest.mark.slow  # `list` starts every installed backend (about 30 s)
 @needs_backend
 def test_first_list_starts_each_backend_and_caches_it(first_list):
     cache, out = first_list
@@ -59,6 +60,7 @@ def test_first_list_starts_each_backend_and_caches_it(first_list):
     assert "starting" not in out.stdout  # stdout holds the tables only
 
 
+@pytest.mark.slow  # `list` starts every installed backend (about 30 s)
 @needs_backend
 def test_second_list_comes_from_the_cache(first_list, tmp_path):
     cache = cache_copy(first_list, tmp_path)
@@ -87,6 +89,7 @@ def fake_distribution(folder: Path, name: str, version: str) -> Path:
     return folder
 
 
+@pytest.mark.slow  # `list` starts every installed backend (about 30 s)
 @needs_backend
 def test_a_version_change_or_a_corrupt_file_starts_that_backend_again(first_list, tmp_path):
     cache = cache_copy(first_list, tmp_path)

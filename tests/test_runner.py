@@ -131,6 +131,7 @@ def test_gpu_requested_without_gpu(tmp_path):
 
 
 @needs_backend
+@pytest.mark.slow  # a real run on Fashion-MNIST (about 15 s)
 def test_fashion_mnist_run_carries_class_names(tmp_path):
     from mnist_bench import data
 

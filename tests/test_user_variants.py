@@ -272,6 +272,7 @@ def test_function_objects_name_their_module_and_the_unloadable_are_refused(tmp_p
     assert not list(tmp_path.glob("*.json"))
 
 
+@pytest.mark.slow  # a real run of two jobs, one of them failing (about 17 s)
 def test_a_bad_builder_fails_its_own_record_and_the_run_finishes(user_files):
     """A builder that raises, returns no model, or a model of 7 classes: three failed records,
     each with its cause and traceback kept in the record, none printed; the good variant (a
