@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
-import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 from mnist_bench.core.errors import UserError
 from mnist_bench.runfile.machine import Environment, machine_label
 from mnist_bench.runfile.machine import node_label as node_label  # its old home
-from mnist_bench.runfile.records import Record, RunFile, load_run
+from mnist_bench.runfile.records import Record, RunFile, load_run, run_files_in
 
 
 @dataclass(frozen=True)
@@ -45,7 +44,7 @@ def run_files(paths: Iterable[str | Path]) -> list[Path]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            files = json_files(path)
+            files = run_files_in(path)
             if not files:
                 raise UserError(f"{path}: folder holds no run files (*.json)")
             found.extend(files)
@@ -54,32 +53,6 @@ def run_files(paths: Iterable[str | Path]) -> list[Path]:
         else:
             raise UserError(f"{path}: no such file or folder")
     return list(dict.fromkeys(found))
-
-
-def json_files(folder: Path) -> list[Path]:
-    """`records.run_files_in(folder)`, listed with `os.scandir`: the same files in the same
-    order (sorted as paths are), without a `stat` per file or walking hidden folders (10,000
-    files: 0.05 s instead of 0.5 s)."""
-    found: list[tuple[tuple[str, ...], str]] = []
-    todo: list[tuple[str, tuple[str, ...]]] = [(str(folder), ())]
-    while todo:
-        where, parts = todo.pop()
-        try:
-            entries = list(os.scandir(where))
-        except PermissionError:  # as `Path.rglob`: an unreadable folder is passed over
-            continue
-        for entry in entries:
-            try:
-                is_dir = entry.is_dir() and not entry.is_symlink()  # rglob follows no link
-            except OSError:
-                is_dir = False
-            if is_dir and not entry.name.startswith("."):
-                todo.append((entry.path, (*parts, entry.name)))
-            if entry.name.endswith(".json"):
-                with contextlib.suppress(OSError):
-                    if entry.is_file():
-                        found.append(((*parts, entry.name), entry.path))
-    return [Path(path) for _, path in sorted(found)]
 
 
 def load_runs(
