@@ -252,7 +252,7 @@ def _extra(row: Row, report: Report) -> str:
 def _commits(row: Row, report: Report) -> list[str]:
     out = []
     for r in row.records:
-        env = Environment.of(report.run_of[id(r)].run.environment)
+        env = report.run_of[id(r)].env
         commit = (env.git_commit or "")[:12]
         if commit:
             out.append(commit + (" (dirty)" if env.git_dirty else ""))
@@ -522,7 +522,7 @@ def _log_record(
     client.log_batch(run_id, metrics=metrics[:_MAX_METRICS], params=params)
     for i in range(_MAX_METRICS, len(metrics), _MAX_METRICS):
         client.log_batch(run_id, metrics=metrics[i : i + _MAX_METRICS])
-    for png in _figures(loaded.path, record, tmp, Environment.of(loaded.run.environment)):
+    for png in _figures(loaded.path, record, tmp, loaded.env):
         client.log_artifact(run_id, str(png), "figures")
     client.log_artifact(run_id, str(loaded.path), "run")
     from mnist_bench.runfile.records import journal_path
@@ -562,7 +562,7 @@ def _params(record: Record) -> dict[str, str]:
 
 def _tags(loaded: LoadedRun, record: Record, key: str) -> dict[str, str]:
     """Provenance: run id, status, machine, commit, versions, timing flags."""
-    env = Environment.of(loaded.run.environment)
+    env = loaded.env
     backend = record.backend
     version = env.backend_versions.get(backend)
     tags: dict[str, Any] = {
