@@ -583,7 +583,8 @@ def check(
     drop significant); with `max_slowdown` (e.g. 0.25), also when throughput fell by more.
     With `pooled_alpha` (suites/gate.toml's rule, docs/ci.md), accuracy is instead judged by
     one one-sided t-test of the mean drop over all rows, and a row also fails when its
-    accuracy spread across seeds is significantly wider than the baseline's. The keywords
+    accuracy spread across seeds is significantly wider than the baseline's or its seeds rank
+    significantly lower (Mann-Whitney). The keywords
     keep `mnist-bench check`'s rules: each tolerance a finite number, accuracy and
     `max_slowdown` in 0..1, time in 0..10. The baseline is read first; `warn` is where
     warnings go (default: standard error).

@@ -21,8 +21,12 @@ Rules applied to every draw:
   (`analyse.power.pooled_drop_test`);
 - pooled+spread: pooled, or a row whose spread across seeds is significantly wider than the
   baseline's (one-sided Brown-Forsythe, Bonferroni over rows at the same alpha;
-  `analyse.power.wider_spreads`): `check --pooled-alpha A`'s rule;
-- pooled+F: the same with a one-sided F-test of the variances instead (for comparison).
+  `analyse.power.wider_spreads`);
+- pooled+spread+rank: pooled+spread, or a row whose seeds rank significantly lower than the
+  baseline's (one-sided exact Mann-Whitney, Bonferroni over rows at the same alpha;
+  `analyse.power.lower_ranks`): `check --pooled-alpha A`'s rule;
+- pooled+F (with --f-test): pooled with a one-sided F-test of the variances instead of
+  Brown-Forsythe (for comparison: not robust to two-dense's heavy tail).
 
 Usage (small, to prove it works):
   python benchmarks/gate_eval.py --pool-seeds 4 --base-seeds 2 --gate-seeds 2 \
@@ -78,6 +82,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--alpha", default="0.01", help="the pooled rule's one-sided alpha (or several: 0.01,0.001)"
     )
     p.add_argument("--pools", default="results/gate-pools", help="where the pool run files live")
+    p.add_argument(
+        "--f-test", action="store_true", help="also a column with an F-test as the spread test"
+    )
     p.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     p.add_argument("--markdown", action="store_true", help="a Markdown table (docs/ci.md's)")
     args = p.parse_args(argv)
@@ -181,6 +188,7 @@ def evaluate(pools: dict[str, list], args: argparse.Namespace) -> list[dict]:
     import numpy as np
     from mnist_bench.analyse.compare import compare, gate
     from mnist_bench.analyse.power import (
+        lower_ranks,
         pooled_drop_test,
         variance_ratio_test,
         wider_spreads,
@@ -202,7 +210,7 @@ def evaluate(pools: dict[str, list], args: argparse.Namespace) -> list[dict]:
             )
         failed = {"check": 0}
         for a in args.alphas:
-            failed |= {f"pooled@{a:g}": 0, f"pooled+spread@{a:g}": 0, f"pooled+F@{a:g}": 0}
+            failed |= {rule: 0 for rule in rule_columns(args) if rule.endswith(f"@{a:g}")}
         by_seed = {}
         for r in ok:
             by_seed.setdefault(r.seed, []).append(r)
@@ -231,11 +239,15 @@ def evaluate(pools: dict[str, list], args: argparse.Namespace) -> list[dict]:
             ]
             _, p_value = pooled_drop_test(values)
             for a in args.alphas:
-                failed[f"pooled@{a:g}"] += p_value < a
-                failed[f"pooled+spread@{a:g}"] += p_value < a or bool(wider_spreads(values, a))
-                failed[f"pooled+F@{a:g}"] += p_value < a or bool(
-                    wider_spreads(values, a, test=variance_ratio_test)
-                )
+                pooled = p_value < a
+                spread = pooled or bool(wider_spreads(values, a))
+                failed[f"pooled@{a:g}"] += pooled
+                failed[f"pooled+spread@{a:g}"] += spread
+                failed[f"pooled+spread+rank@{a:g}"] += spread or bool(lower_ranks(values, a))
+                if args.f_test:
+                    failed[f"pooled+F@{a:g}"] += pooled or bool(
+                        wider_spreads(values, a, test=variance_ratio_test)
+                    )
         out.append(
             {
                 "condition": condition,
@@ -258,10 +270,12 @@ def evaluate(pools: dict[str, list], args: argparse.Namespace) -> list[dict]:
 
 def rule_columns(args: argparse.Namespace) -> list[str]:
     """The pooled rules' columns, per alpha: the t-test alone, with the Brown-Forsythe spread
-    test (`check --pooled-alpha`'s rule), with an F-test on the variances instead."""
-    return [
-        f"{rule}@{a:g}" for a in args.alphas for rule in ("pooled", "pooled+spread", "pooled+F")
-    ]
+    test, with the spread and the rank test (`check --pooled-alpha`'s rule), and with
+    --f-test an F-test on the variances instead of Brown-Forsythe."""
+    rules = ["pooled", "pooled+spread", "pooled+spread+rank"] + (
+        ["pooled+F"] if args.f_test else []
+    )
+    return [f"{rule}@{a:g}" for a in args.alphas for rule in rules]
 
 
 def render(rows: list[dict], args: argparse.Namespace) -> str:

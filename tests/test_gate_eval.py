@@ -92,8 +92,8 @@ def test_several_alphas_one_column_each_and_the_docs_markdown_table():
     assert table[0].startswith("| condition | kind | pool seeds | single-dense/jax | two-dense/jax")
     assert table[0].endswith(
         "| jobs failed | `check` fails | pooled 0.01 fails | pooled+spread 0.01 fails "
-        "| pooled+F 0.01 fails | pooled 1e-09 fails | pooled+spread 1e-09 fails "
-        "| pooled+F 1e-09 fails |"
+        "| pooled+spread+rank 0.01 fails | pooled 1e-09 fails | pooled+spread 1e-09 fails "
+        "| pooled+spread+rank 1e-09 fails |"
     )
     assert table[3].startswith("| `label_noise=0.05` | bug | 12 | -0.")
     assert "pooled fails @0.01" in gate_eval.render(rows, args)

@@ -296,8 +296,11 @@ def gate(
     the failure is put on the row that dropped most. A row also fails when its accuracy
     spread across seeds is significantly wider than the baseline's (one-sided Brown-Forsythe,
     `power.wider_spreads`, at the same alpha Bonferroni-corrected over the rows judged): a bug
-    that mostly scatters the seeds hides from the t-test as noise. A row with fewer than three
-    seeds on a side gets no spread verdict (`power.MIN_SPREAD_SEEDS`).
+    that mostly scatters the seeds hides from the t-test as noise. And a row fails when its
+    seeds rank significantly lower than the baseline's (one-sided exact Mann-Whitney,
+    `power.lower_ranks`, the same correction): distribution-free, it sees a drop of most seeds
+    that a few scattered ones hide from the t-test. A row with fewer than three seeds on a
+    side gets neither verdict (`power.MIN_SPREAD_SEEDS`).
     """
     failures: list[Failure] = []
     pooled: list[Row] = []
@@ -342,11 +345,22 @@ def gate(
                 break
     if pooled and pooled_alpha is not None:
         failures.extend(_pooled_failure(pooled, pooled_alpha))
-    return failures
+    return _one_per_row(failures)
+
+
+def _one_per_row(failures: list[Failure]) -> list[Failure]:
+    """One failure per failing row, its reasons joined in the order found (the pooled rule
+    can fail a row for its drop, its spread and its ranks at once)."""
+    reasons: dict[int, list[str]] = {}
+    rows: dict[int, Row] = {}
+    for failure in failures:
+        rows.setdefault(id(failure.row), failure.row)
+        reasons.setdefault(id(failure.row), []).append(failure.reason)
+    return [Failure(rows[key], "; ".join(why)) for key, why in reasons.items()]
 
 
 def _pooled_failure(rows: list[Row], alpha: float) -> list[Failure]:
-    from mnist_bench.analyse.power import pooled_drop_test, wider_spreads
+    from mnist_bench.analyse.power import lower_ranks, pooled_drop_test, wider_spreads
 
     changes = [(row, row.change(ACCURACY)) for row in rows]
     judged = [(row, c) for row, c in changes if c is not None]
@@ -363,6 +377,12 @@ def _pooled_failure(rows: list[Row], alpha: float) -> list[Failure]:
         why = (
             f"accuracy spread {100 * test.new_sd:.2f} pts against {100 * test.base_sd:.2f} "
             f"(one-sided Brown-Forsythe p={test.p_value:.2g} < {per_row:.2g})"
+        )
+        failures.append(Failure(judged[i][0], why))
+    for i, ranks, per_row in lower_ranks(values, alpha):
+        why = (
+            f"accuracy ranks lower: U={ranks.u:g} of {ranks.base_seeds * ranks.new_seeds} "
+            f"(one-sided Mann-Whitney p={ranks.p_value:.2g} < {per_row:.2g})"
         )
         failures.append(Failure(judged[i][0], why))
     return failures

@@ -155,8 +155,9 @@ def add_check(p: argparse.ArgumentParser) -> None:
         help="judge accuracy once over all rows, not row by row: fail when a one-sided t-test "
         "of the mean drop over the matched rows rejects 'no drop' at ALPHA (e.g. 0.01; "
         "suites/gate.toml's rule, docs/ci.md says why), and fail a row whose accuracy spread "
-        "across seeds is significantly wider (one-sided Brown-Forsythe, Bonferroni over rows, "
-        "3+ seeds a side); the tolerance is then not used",
+        "across seeds is significantly wider (one-sided Brown-Forsythe) or whose seeds rank "
+        "significantly lower (one-sided Mann-Whitney; both Bonferroni over rows, 3+ seeds a "
+        "side); the tolerance is then not used",
     )
     _add_common(p)
     p.epilog = (
