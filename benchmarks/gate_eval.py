@@ -13,6 +13,10 @@ its false-alarm rate for a harmless change (an A/A test with real, different tra
 bit-identical rerun). Draws from one pool overlap, so the shares are bootstrap estimates
 whose precision is set by the pools' sizes, not by --draws.
 
+A condition `shift=D` (or `shift=D:VARIANT`) trains nothing: it is the clean pool with every
+seed's accuracy (of that variant's rows) lowered by D, the bug the power analysis assumes,
+with the real seeds' spreads: the measured power for a drop of exactly D.
+
 Rules applied to every draw:
 - check: `mnist-bench check`'s own rule, through `analyse.compare` (a row fails when its mean
   accuracy falls by more than 0.005 and Welch's two-sided test at 95% agrees);
@@ -40,7 +44,9 @@ Full (suites/gate.toml's jobs, its 6 seeds against a 16-seed baseline; docs/ci.m
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import math
 import os
 import statistics
 import sys
@@ -176,6 +182,38 @@ def pool(condition: str, size: int, args: argparse.Namespace):
         else:
             os.environ[inject.ENV] = saved
     return [r for r in mnist_bench.load(folder).records if r.seed < size]
+
+
+def parse_shift(condition: str) -> tuple[float, str | None] | None:
+    """`shift=0.005` -> (0.005, None): every row of the clean pool 0.5 points lower;
+    `shift=0.005:two-dense` -> (0.005, "two-dense"): that variant's rows only. None: not a
+    shift. A shift is the textbook bug the power analysis assumes (every seed moved alike),
+    measured on the real seeds' spreads.
+
+    Raises:
+        ValueError: a shift that is not a number in (0, 1).
+    """
+    name, _, rest = condition.partition("=")
+    if name != "shift":
+        return None
+    amount, _, variant = rest.partition(":")
+    try:
+        drop = float(amount)
+    except ValueError:
+        drop = math.nan
+    if not 0 < drop < 1:
+        raise ValueError(f"{condition!r}: a shift is a fraction of accuracy in (0, 1), e.g. 0.005")
+    return drop, variant or None
+
+
+def shifted(clean: list, drop: float, variant: str | None) -> list:
+    """The clean pool's records with their accuracy lowered by `drop` (on `variant` only)."""
+    return [
+        dataclasses.replace(r, test_accuracy=r.test_accuracy - drop)
+        if r.status == "ok" and variant in (None, r.variant)
+        else r
+        for r in clean
+    ]
 
 
 def row_key(record) -> tuple[str, str]:
@@ -325,9 +363,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sizes = dict(split_size(c, args.pool_seeds) for c in conditions(args.conditions))
         for condition in sizes:  # every condition checked before any training
-            inject.parse("" if condition == "clean" else condition.replace("+", ","))
+            if parse_shift(condition) is None:
+                inject.parse("" if condition == "clean" else condition.replace("+", ","))
         check_sizes(sizes, args)  # type: ignore[arg-type]
-        pools = {c: pool(c, size, args) for c, size in sizes.items()}  # type: ignore[arg-type]
+        trained = [c for c in sizes if parse_shift(c) is None]
+        pools = {c: pool(c, sizes[c], args) for c in trained}  # type: ignore[arg-type]
+        for c in sizes:  # the clean pool's seeds, shifted: no training
+            if c not in pools:
+                pools[c] = shifted(pools["clean"], *parse_shift(c))  # type: ignore[misc]
+        pools = {c: pools[c] for c in sizes}
     except ValueError as exc:
         print(f"gate_eval: error: {exc}", file=sys.stderr)
         return 2

@@ -113,3 +113,26 @@ def test_a_diverged_job_fails_the_draw_under_both_rules():
     row = {r["condition"]: r for r in rows}["unscaled"]
     assert row["fail_rate"]["check"] == row["fail_rate"]["pooled"] == 1.0
     assert row["change"]["two-dense/jax"] is None and row["failed_records"] == 12
+
+
+def test_a_shift_is_the_clean_pool_moved_down_without_training(tmp_path, capsys):
+    assert gate_eval.parse_shift("shift=0.005") == (0.005, None)
+    assert gate_eval.parse_shift("shift=0.005:two-dense") == (0.005, "two-dense")
+    assert gate_eval.parse_shift("label_noise=0.05") is None
+    clean = pool(0, 0)
+    moved = gate_eval.shifted(clean, 0.005, "two-dense")
+    for before, after in zip(clean, moved, strict=True):
+        lower = 0.005 if before.variant == "two-dense" else 0.0
+        assert after.test_accuracy == pytest.approx(before.test_accuracy - lower)
+        assert after.seed == before.seed
+    args = gate_eval.parse_args(["--base-seeds", "6", "--gate-seeds", "6"])
+    args.draws = 100
+    rows = gate_eval.evaluate({"clean": clean, "shift=0.005:two-dense": moved}, args)
+    by = {r["condition"]: r for r in rows}["shift=0.005:two-dense"]
+    assert by["change"]["two-dense/jax"] == pytest.approx(-0.005)
+    assert by["change"]["single-dense/jax"] == 0 and not by["harmless"]
+    assert by["fail_rate"]["pooled+spread+rank@0.01"] == 1.0
+    for bad in ("shift=0", "shift=x", "shift=1.5"):
+        assert gate_eval.main(["--conditions", bad, "--pools", str(tmp_path)]) == 2
+        assert "a shift is a fraction of accuracy in (0, 1)" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing trained
