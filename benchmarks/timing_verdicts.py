@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import random
@@ -51,8 +52,14 @@ BASE = 0.0  # the A side: no slowdown
 
 
 def run_once(args: argparse.Namespace, seed: int, slowdown: float, folder: Path) -> Record:
-    """One fresh run of the configuration at `slowdown`; its one record."""
+    """One fresh run of the configuration at `slowdown`; its one record (read back from
+    `folder` where a complete run of it is there already: --runs-dir keeps them)."""
     import mnist_bench
+
+    if folder.is_dir() and any(folder.glob("*.json")):
+        kept = mnist_bench.load(folder)
+        if len(kept.records) == 1 and kept.records[0].status == "ok":
+            return kept.records[0]
 
     if slowdown:
         os.environ[SLOWDOWN_ENV] = repr(slowdown)
@@ -139,6 +146,69 @@ def pairings(
     return out
 
 
+LIMITS = [round(0.005 * i, 3) for i in range(1, 101)]  # 0.5% .. 50%
+
+
+def relative_changes(
+    views: dict[float, list[Record]], k: int, args: argparse.Namespace, rng: random.Random
+) -> dict[float, list[float | None]]:
+    """Per side (BASE: A vs A), the training throughput's relative change in each of
+    --pairings pairings of k runs a side, as `compare` computes it; None where it has no
+    timing verdict (a contended or unstable record)."""
+    out: dict[float, list[float | None]] = {}
+    for slowdown in views:
+        changes: list[float | None] = []
+        for _ in range(args.pairings):
+            if slowdown == BASE:
+                picked = rng.sample(views[BASE], 2 * k)
+                base, new = picked[:k], picked[k:]
+            else:
+                base, new = rng.sample(views[BASE], k), rng.sample(views[slowdown], k)
+            (row,) = [r for r in cmp.compare(base, new) if r.side == "both"]
+            c = next(c for c in row.changes if c.metric.name == "train_samples_per_second")
+            changes.append(None if c.skipped or c.relative is None else c.relative)
+        out[slowdown] = changes
+    return out
+
+
+def _fail_rate(changes: dict[float, list[float | None]], slowdown: float, limit: float) -> float:
+    """The share of `slowdown`'s pairings whose throughput fell by more than `limit`."""
+    hits = [c is not None and c < -limit for c in changes[slowdown]]
+    return sum(hits) / len(hits)
+
+
+def calibrate(runs: dict[float, list[Record]], args: argparse.Namespace) -> list[dict]:
+    """Per figure and K (runs a side): the smallest `check --max-slowdown` limit (of LIMITS)
+    whose A/A pairings fail at most --false-alarms of the time, and the share of pairings
+    it fails at each slowdown (its power). A pairing without a verdict never fails."""
+    rng = random.Random(args.resample_seed)
+    out = []
+    for figure in FIGURES:
+        views = {
+            s: [as_figure(r, figure, ignore_flags=args.ignore_flags) for r in rs]
+            for s, rs in runs.items()
+        }
+        for k in args.calibrate:
+            changes = relative_changes(views, k, args, rng)
+            fails = functools.partial(_fail_rate, changes)
+            limit = next((t for t in LIMITS if fails(BASE, t) <= args.false_alarms), None)
+            skipped = {s: sum(c is None for c in cs) / len(cs) for s, cs in changes.items()}
+            out.append(
+                {
+                    "figure": figure,
+                    "per_side": k,
+                    "limit": limit,
+                    "false_alarms": None if limit is None else fails(BASE, limit),
+                    "power": {
+                        f"+{s:.0%}": None if limit is None else fails(s, limit)
+                        for s in args.slowdowns
+                    },
+                    "skipped": skipped[BASE],
+                }
+            )
+    return out
+
+
 def spread(records: list[Record], figure: str) -> dict[str, float]:
     """min / median / max of the runs' training throughput, and how many were flagged."""
     views = [as_figure(r, figure) for r in records]
@@ -175,6 +245,21 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="judge contended and unstable records too (a busy machine's numbers, marked so)",
     )
+    parser.add_argument(
+        "--runs-dir",
+        type=Path,
+        metavar="DIR",
+        help="keep the run files here; runs already there are read, not trained again (judge "
+        "the same runs another way: --per-side, --calibrate)",
+    )
+    parser.add_argument(
+        "--calibrate",
+        default="1,2,3",
+        metavar="K,K",
+        help="runs a side to calibrate check --max-slowdown for: per K, the smallest limit whose "
+        "A/A false alarms are at most --false-alarms, and its power (default 1,2,3)",
+    )
+    parser.add_argument("--false-alarms", type=float, default=0.01, metavar="RATE")
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write everything here")
     args = parser.parse_args(argv)
     try:
@@ -187,15 +272,24 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--runs must be at least twice --per-side (A vs A takes distinct runs)")
     if args.pairings < 1:
         parser.error("--pairings must be 1 or more")
+    try:
+        args.calibrate = sorted({int(k) for k in args.calibrate.split(",") if k.strip()})
+    except ValueError:
+        parser.error(f"--calibrate: whole numbers, comma-separated, not {args.calibrate!r}")
+    if any(k < 1 or 2 * k > args.runs for k in args.calibrate):
+        parser.error("--calibrate: each K from 1 to half of --runs")
+    if not 0 < args.false_alarms < 1:
+        parser.error("--false-alarms: a rate between 0 and 1")
     os.environ.setdefault("MNIST_BENCH_QUICK_MEASURE", "1")  # training is what is studied
 
     load_before = os.getloadavg()
     runs: dict[float, list[Record]] = {s: [] for s in [BASE, *args.slowdowns]}
     with tempfile.TemporaryDirectory(prefix="timing-verdicts-") as tmp:
+        where = args.runs_dir or Path(tmp)
         for i in range(args.runs):
             for slowdown in runs:
                 seed = 0 if args.same_seed else i
-                record = run_once(args, seed, slowdown, Path(tmp) / f"{slowdown}-{i}")
+                record = run_once(args, seed, slowdown, where / f"{slowdown}-{i}")
                 runs[slowdown].append(record)
                 print(
                     f"run {i + 1}/{args.runs} +{slowdown:.0%}: "
@@ -241,12 +335,31 @@ def main(argv: list[str] | None = None) -> int:
         "\nA vs A: worse/changed/gate are false alarms; A vs +x%: power. Skipped: a contended "
         "or unstable record, no timing verdict."
     )
+    calibrated = calibrate(runs, args)
+    print(
+        f"\ncheck --max-slowdown calibrated: per K runs a side, the smallest limit with A/A "
+        f"false alarms <= {args.false_alarms:.0%}, and the share of slowed pairings it fails"
+    )
+    print(f"  {'figure':<8} {'K':>2} {'limit':>6} {'A/A':>6} {'skipped':>8} " + " ".join(
+        f"{'+' + format(s, '.0%'):>6}" for s in args.slowdowns
+    ))  # fmt: skip
+    for c in calibrated:
+        limit = "-" if c["limit"] is None else f"{c['limit']:.1%}"
+        aa = "-" if c["false_alarms"] is None else f"{c['false_alarms']:.1%}"
+        power = " ".join(
+            f"{'-' if p is None else format(p, '.0%'):>6}" for p in c["power"].values()
+        )
+        print(
+            f"  {c['figure']:<8} {c['per_side']:>2} {limit:>6} {aa:>6} {c['skipped']:>8.0%} "
+            + power
+        )
     if args.json:
         out = {
             "settings": {k: v for k, v in vars(args).items() if k != "json"},
             "loadavg_1m": [load_before[0], load_after[0]],
             "realized_slowdown": realized,
             "verdicts": table,
+            "calibrated": calibrated,
             "runs": {
                 str(s): [
                     {

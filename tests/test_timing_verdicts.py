@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import random
 import subprocess
 import sys
 
 import pytest
 from conftest import ROOT, make_record
+
+SOURCE = ROOT / "results" / "published" / "2026-11-24-epyc-2core" / "cnn-fast-5-seeds.json"
 
 
 def _module():
@@ -97,5 +100,49 @@ def test_the_epoch_figure_comes_from_the_epochs():
 def test_bad_options_are_one_line():
     script = str(ROOT / "benchmarks" / "timing_verdicts.py")
     for bad in (["--runs", "1"], ["--slowdowns", "x"], ["--slowdowns", "-0.1"]):
+        done = subprocess.run([sys.executable, script, *bad], capture_output=True, text=True)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, bad
+
+
+def test_calibration_finds_the_limit_that_keeps_false_alarms_and_its_power():
+    runs = _runs(0.02, slowdowns=(0.05, 0.10, 0.20), n=10)
+    args = _args(pairings=200, slowdowns=[0.05, 0.10, 0.20], calibrate=[1, 3], false_alarms=0.01)
+    rows = {(c["figure"], c["per_side"]): c for c in tv.calibrate(runs, args)}
+    one, three = rows[("windows", 1)], rows[("windows", 3)]
+    for c in (one, three):
+        assert c["limit"] is not None and c["false_alarms"] <= 0.01
+        assert c["skipped"] == 0
+        assert c["power"]["+20%"] == 1.0
+    # 2% noise a run: one run a side differs by about 2.8% (sd), so the 1% tail sits near 6.6%
+    assert 0.04 <= one["limit"] <= 0.10
+    # three runs a side average the noise: a tighter limit, more power at +5%
+    assert three["limit"] < one["limit"]
+    assert three["power"]["+5%"] >= one["power"]["+5%"]
+
+
+def test_calibration_of_flagged_records_has_no_power():
+    runs = _runs(0.002, slowdowns=(0.10,), n=6, unstable=True)
+    args = _args(slowdowns=[0.10], calibrate=[1], false_alarms=0.01)
+    (windows, _epochs) = tv.calibrate(runs, args)
+    assert windows["skipped"] == 1.0 and windows["power"]["+10%"] == 0.0
+
+
+def test_kept_runs_are_read_not_trained_again(tmp_path):
+    # a folder as --runs-dir keeps it, holding a run of one record: read back, nothing trained
+    run = json.loads(SOURCE.read_text())
+    run["records"] = run["records"][:1]
+    run["records"][0]["train_samples_per_second"] = 1234.0
+    folder = tmp_path / "0.1-3"
+    folder.mkdir()
+    (folder / "kept.json").write_text(json.dumps(run))
+    args = _args(variant="two-dense", backend="jax", device="cpu", epochs=3)
+    kept = tv.run_once(args, 3, 0.1, folder)
+    assert kept.train_samples_per_second == 1234.0
+    assert kept.variant == run["records"][0]["job"]["variant"]
+
+
+def test_bad_calibration_options_are_one_line():
+    script = str(ROOT / "benchmarks" / "timing_verdicts.py")
+    for bad in (["--calibrate", "x"], ["--calibrate", "6"], ["--false-alarms", "2"]):
         done = subprocess.run([sys.executable, script, *bad], capture_output=True, text=True)
         assert done.returncode == 2 and "Traceback" not in done.stderr, bad
