@@ -222,8 +222,9 @@ ASSUMPTIONS = (
     "per seed of each row; the baseline's own run is not counted (it is stored)",
     "a spread from 3 seeds is itself uncertain (its 95% interval spans about 0.5x to 6x)",
     "check --pooled-alpha also fails a row whose spread widens significantly (a one-sided "
-    "Brown-Forsythe test, Bonferroni over rows, at the same alpha): a second signal whose "
-    "power and false alarms this does not model (docs/ci.md measures them)",
+    "Brown-Forsythe test) or whose seeds rank significantly lower (a one-sided exact "
+    "Mann-Whitney test), each Bonferroni over rows at the same alpha: signals whose power and "
+    "false alarms this does not model (docs/ci.md measures them)",
 )
 
 
