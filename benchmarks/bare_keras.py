@@ -2,6 +2,12 @@
 
 Usage: KERAS_BACKEND=jax python benchmarks/bare_keras.py EPOCHS [TRAIN_LIMIT]
     -> JSON list of epoch seconds
+
+On TensorFlow it turns tf.data's autotuning off as the harness's worker does (the one
+setting the harness changes in how Keras trains, recorded as `threads.tf_data_autotune`:
+with it on, epochs stall at random on 2 cores, docs/methodology.md), so that the two sides
+train the same pipeline and the ratio is the harness's own cost; `BARE_TF_AUTOTUNE=1` keeps
+Keras' default.
 """
 
 import json
@@ -20,6 +26,12 @@ with np.load(
     limit = int(sys.argv[2]) if len(sys.argv) > 2 else None
     x_train = f["x_train"][:limit].reshape(-1, 784).astype("float32") / 255.0
     y_train = f["y_train"][:limit]
+
+if keras.backend.backend() == "tensorflow" and os.environ.get("BARE_TF_AUTOTUNE") != "1":
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+    from mnist_bench.execute.backends.tensorflow import steady_input_pipeline
+
+    steady_input_pipeline()
 
 keras.utils.set_random_seed(0)
 model = keras.Sequential(
