@@ -12,11 +12,15 @@ import gc
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mnist_bench.core.errors import UserError
 from mnist_bench.runfile.machine import Environment, machine_label
 from mnist_bench.runfile.machine import node_label as node_label  # its old home
 from mnist_bench.runfile.records import Record, RunFile, load_run, run_files_in
+
+if TYPE_CHECKING:
+    from mnist_bench.runfile.index import View
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,7 @@ def load_runs(
     warn: Callable[[str], None] | None = None,
     skip_option: str = "--skip-bad",
     full: bool = False,
+    view: View = "summary",
     check: Callable[[LoadedRun], object] | None = None,
 ) -> list[LoadedRun]:
     """Read every run file under `paths`, through the run index (`runfile.index`): the runs come
@@ -72,6 +77,8 @@ def load_runs(
     keyword).
 
     Args:
+        view: what of each run is read where `full` is not asked for (`index.Reader`):
+            `summary`, or `table`, without what the table readers never read.
         check: a reader's own test of a run, raising UserError where the run is bad for it
             (`history`: a start time it cannot order); such a run counts as a bad file.
 
@@ -84,7 +91,8 @@ def load_runs(
     files = run_files(paths)
     folders = [Path(p) for p in paths if Path(p).is_dir()]
     loaded: list[LoadedRun] = []
-    with _no_cyclic_gc(), index.reader(files, folders, full=full, warn=warn) as read:
+    reading = index.reader(files, folders, full=full, view=view, warn=warn)
+    with _no_cyclic_gc(), reading as read:
         for path in files:
             try:
                 run = LoadedRun(path, read(path), full)

@@ -30,16 +30,16 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from mnist_bench.core.errors import UserError
 from mnist_bench.core.identity import Job
 from mnist_bench.runfile import files
 from mnist_bench.runfile.cache import INDEX_ENV, INDEX_NAME, index_path  # noqa: F401
-from mnist_bench.runfile.records import RunFile, load_run
+from mnist_bench.runfile.records import Record, RunFile, load_run
 
 APP = "mnist-bench run index"
-FORMAT = "1"
+FORMAT = "2"  # 2: an entry is the table view and what it leaves out, apart
 BATCH = 500  # entries written per transaction: a killed update loses at most these
 LOOKUP = 500  # entries looked up per query (SQLite allows at least 999 parameters)
 BUSY_TIMEOUT_S = 10.0
@@ -60,6 +60,35 @@ CREATE TABLE IF NOT EXISTS runs (
 
 Warn = Callable[[str], None]
 
+# What a reader asks of each run: `full`, the file whole (predicted labels too: `parity`, the
+# Python API's `load`); `summary`, without what only those read (`summary`); `table`, also
+# without what the table readers never read (`TABLE_LEFT_OUT`: `report` but for its html,
+# `history`, `compare`, `check`), a third of a summary's objects.
+View = Literal["full", "summary", "table"]
+VIEWS: tuple[View, ...] = ("full", "summary", "table")
+
+# Each record's fields `report` (but for --format html), `history`, `compare` and `check` never
+# read: the per-batch, per-epoch and per-window detail, the confusion matrix, the settings in
+# force. An entry keeps them apart from the rest, so a table reader does not decode them.
+TABLE_LEFT_OUT = (
+    "confusion_matrix",
+    "inference",
+    "latency_ms",
+    "time_to_accuracy",
+    "accuracy_curve",
+    "loss_curve",
+    "window_seconds",
+    "window_samples",
+    "steady_interval",
+    "epoch_cpu_seconds",
+    "threads",
+    "knobs",
+    "op_determinism",
+    "traceback",
+    "weights_sha256",
+    "predictions_sha256",
+)
+
 
 def warn_stderr(message: str) -> None:
     print(f"mnist-bench: warning: {message}", file=sys.stderr)
@@ -74,14 +103,64 @@ def fingerprint() -> str:
     import msgspec
 
     schema = json.dumps(msgspec.json.schema(RunFile), sort_keys=True)
-    return hashlib.sha256(f"{FORMAT}\n{schema}".encode()).hexdigest()[:16]
+    text = f"{FORMAT}\n{','.join(TABLE_LEFT_OUT)}\n{schema}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @functools.cache
-def _codec() -> tuple[Any, Any]:
+def _encoder() -> Any:
     import msgspec
 
-    return msgspec.msgpack.Encoder(), msgspec.msgpack.Decoder(RunFile)
+    return msgspec.msgpack.Encoder()
+
+
+@functools.cache
+def _decoder(view: View) -> Any:
+    """An entry's decoder: `[run, left out]`, the table view's second half left undecoded."""
+    import msgspec
+
+    rest = msgspec.Raw if view == "table" else list[dict[str, Any]]
+    return msgspec.msgpack.Decoder(tuple[RunFile, rest])  # type: ignore[valid-type]
+
+
+@functools.cache
+def _left_out_defaults() -> dict[str, Callable[[], Any]]:
+    """Each of `TABLE_LEFT_OUT`'s makers of its default value."""
+    import dataclasses
+
+    made: dict[str, Callable[[], Any]] = {}
+    for f in dataclasses.fields(Record):
+        if f.name in TABLE_LEFT_OUT:
+            factory = f.default_factory
+            if factory is dataclasses.MISSING:
+                made[f.name] = functools.partial(lambda value: value, f.default)
+            else:
+                made[f.name] = factory
+    return made
+
+
+def _split(run: RunFile) -> list[dict[str, Any]]:
+    """Take `TABLE_LEFT_OUT` out of `run`'s records (in place: each field back to its
+    default), and return what was taken: per record, the fields that held something else."""
+    defaults = _left_out_defaults()
+    taken = []
+    for record in run.records:
+        kept = {}
+        for name, default in defaults.items():
+            value, empty = getattr(record, name), default()
+            if value != empty:
+                kept[name] = value
+                setattr(record, name, empty)
+        taken.append(kept)
+    return taken
+
+
+def _join(run: RunFile, taken: list[dict[str, Any]]) -> RunFile:
+    """`_split` undone."""
+    for record, kept in zip(run.records, taken, strict=True):
+        for name, value in kept.items():
+            setattr(record, name, value)
+    return run
 
 
 def summary(run: RunFile) -> RunFile:
@@ -195,8 +274,10 @@ def open_index(path: Path, warn: Warn) -> sqlite3.Connection | None:
 # ------------------------------------------------------------------------------- the reader
 class Reader:
     """Reads run files through the index: `reader(path)` is `load_run(path)`, from the index
-    where its entry is fresh. Without `full`, the run comes without predicted labels
-    (`summary`); with it, every file is read whole (and its entry refreshed).
+    where its entry is fresh, in the `view` asked for: `summary` (the default), the run
+    without predicted labels (`summary`); `table`, also without `TABLE_LEFT_OUT` where it
+    comes from the index (read from its file, it has them); `full` (or `full=True`), every
+    file read whole (and its entry refreshed).
 
     Use as a context manager: entries are written in batches, the last on leaving.
     """
@@ -207,11 +288,15 @@ class Reader:
         folders: Sequence[Path] = (),
         *,
         full: bool = False,
+        view: View = "summary",
         rebuild: bool = False,
         warn: Warn | None = None,
         progress: bool | None = None,
     ) -> None:
-        self.full, self.warn = full, warn or warn_stderr
+        if view not in VIEWS:
+            raise ValueError(f"view {view!r} is not one of {', '.join(VIEWS)}")
+        self.view: View = "full" if full else view
+        self.full, self.warn = self.view == "full", warn or warn_stderr
         self.files, self.folders = files, folders
         self.db: sqlite3.Connection | None = None
         self.known: dict[str, tuple[Stat, str]] = {}
@@ -314,7 +399,7 @@ class Reader:
         raw = _read(path)
         digest = hashlib.sha256(raw).hexdigest() if raw is not None else None
         if known is not None and digest == known[1]:  # touched, not changed
-            run = self._fetch(key)
+            run = self._fetch(key, "summary")  # all of the entry: it is written again
             if run is not None:
                 self.pending.append((key, *before, digest, self._blob(run)))
                 return run
@@ -340,23 +425,28 @@ class Reader:
         return run if self.full else summary(run)
 
     def _blob(self, run: RunFile) -> bytes:
-        encoder = _codec()[0]
-        if not self.full:
-            return encoder.encode(run)
+        """`run`'s entry: its summary without `TABLE_LEFT_OUT`, then what that left out
+        (`run` is left as it was)."""
         kept = [(r.predicted_labels, r.misclassified) for r in run.records]
         aggregates = run.aggregates
+        taken = _split(summary(run))
         try:
-            return encoder.encode(summary(run))
+            return _encoder().encode((run, taken))
         finally:
+            _join(run, taken)
             run.aggregates = aggregates
             for record, (labels, wrong) in zip(run.records, kept, strict=True):
                 record.predicted_labels, record.misclassified = labels, wrong
 
-    def _fetch(self, key: str) -> RunFile | None:
+    def _fetch(self, key: str, view: View | None = None) -> RunFile | None:
         assert self.db is not None
+        view = view or self.view
         try:
             row = self.db.execute("SELECT run FROM runs WHERE path = ?", (key,)).fetchone()
-            return _codec()[1].decode(row[0]) if row else None
+            if not row:
+                return None
+            run, taken = _decoder(view).decode(row[0])
+            return run if view == "table" else _join(run, taken)
         except (sqlite3.Error, ValueError):  # msgspec's errors are ValueErrors
             return None
 
@@ -439,8 +529,9 @@ def reader(
     folders: Sequence[Path] = (),
     *,
     full: bool = False,
+    view: View = "summary",
     warn: Warn | None = None,
 ) -> Iterator[Reader]:
     """A `Reader` of `files` (found in `folders`, whose vanished files' entries are dropped)."""
-    with Reader(files, folders, full=full, warn=warn) as read:
+    with Reader(files, folders, full=full, view=view, warn=warn) as read:
         yield read
