@@ -10,9 +10,9 @@ import contextlib
 import functools
 import gc
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mnist_bench.core.errors import UserError
 from mnist_bench.runfile.machine import Environment, machine_label
@@ -23,19 +23,48 @@ if TYPE_CHECKING:
     from mnist_bench.runfile.index import View
 
 
+class Views:
+    """Each environment block's view and machine label, worked out once for all the runs
+    that share the block (one dict: `index.Reader`'s table view)."""
+
+    def __init__(self) -> None:
+        # id(block) -> the block (kept, so its id is never another's), its view, its label
+        self.envs: dict[int, tuple[dict[str, Any], Environment]] = {}
+        self.labels: dict[int, tuple[dict[str, Any], str]] = {}
+
+    def env(self, block: dict[str, Any]) -> Environment:
+        known = self.envs.get(id(block))
+        if known is None:
+            known = self.envs[id(block)] = (block, Environment.of(block))
+        return known[1]
+
+    def machine(self, block: dict[str, Any]) -> str:
+        known = self.labels.get(id(block))
+        if known is None:
+            view = self.envs.get(id(block))
+            label = machine_label(view[1] if view is not None else block)
+            known = self.labels[id(block)] = (block, label)
+        return known[1]
+
+
 @dataclass(frozen=True)
 class LoadedRun:
     path: Path
     run: RunFile
     complete: bool = True  # False: read without predicted labels (`load_runs`)
+    views: Views | None = field(default=None, repr=False, compare=False)  # shared by runs
 
     @functools.cached_property
     def env(self) -> Environment:
         """The run's environment block, read once (`machine.Environment`)."""
+        if self.views is not None:
+            return self.views.env(self.run.environment)
         return Environment.of(self.run.environment)
 
     @functools.cached_property
     def machine(self) -> str:
+        if self.views is not None:
+            return self.views.machine(self.run.environment)
         # The environment's view is kept only where a reader asked for it (`history`): 10,000
         # runs' views are 10 MB that `report` does not need.
         return machine_label(self.__dict__.get("env") or self.run.environment)
@@ -91,11 +120,12 @@ def load_runs(
     files = run_files(paths)
     folders = [Path(p) for p in paths if Path(p).is_dir()]
     loaded: list[LoadedRun] = []
+    views = Views() if view == "table" and not full else None
     reading = index.reader(files, folders, full=full, view=view, warn=warn)
     with _no_cyclic_gc(), reading as read:
         for path in files:
             try:
-                run = LoadedRun(path, read(path), full)
+                run = LoadedRun(path, read(path), full, views)
                 if check is not None:
                     check(run)
                 loaded.append(run)

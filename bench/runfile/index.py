@@ -70,6 +70,7 @@ VIEWS: tuple[View, ...] = ("full", "summary", "table")
 # Each record's fields `report` (but for --format html), `history`, `compare` and `check` never
 # read: the per-batch, per-epoch and per-window detail, the confusion matrix, the settings in
 # force. An entry keeps them apart from the rest, so a table reader does not decode them.
+SUMMARY_LEFT_OUT = ("predicted_labels", "misclassified")  # and the run's aggregates
 TABLE_LEFT_OUT = (
     "confusion_matrix",
     "inference",
@@ -87,6 +88,15 @@ TABLE_LEFT_OUT = (
     "traceback",
     "weights_sha256",
     "predictions_sha256",
+    "started_utc",
+    "wall_seconds",
+    "flops_per_train_sample",
+    "flops_per_infer_sample",
+    "deterministic",
+    "warmup_windows",
+    "steady_seconds_per_1k",
+    "diverged_at_epoch",
+    "variant_source",
 )
 
 
@@ -103,7 +113,7 @@ def fingerprint() -> str:
     import msgspec
 
     schema = json.dumps(msgspec.json.schema(RunFile), sort_keys=True)
-    text = f"{FORMAT}\n{','.join(TABLE_LEFT_OUT)}\n{schema}"
+    text = f"{FORMAT}\n{SUMMARY_LEFT_OUT}\n{TABLE_LEFT_OUT}\n{schema}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -116,47 +126,58 @@ def _encoder() -> Any:
 
 @functools.cache
 def _decoder(view: View) -> Any:
-    """An entry's decoder: `[run, left out]`, the table view's second half left undecoded."""
+    """An entry's decoder: `[run, environment, config, left out]`; the table view leaves the
+    last three undecoded (`Reader._fetch` decodes each distinct block once)."""
     import msgspec
 
-    rest = msgspec.Raw if view == "table" else list[dict[str, Any]]
-    return msgspec.msgpack.Decoder(tuple[RunFile, rest])  # type: ignore[valid-type]
+    if view == "table":
+        return msgspec.msgpack.Decoder(tuple[RunFile, msgspec.Raw, msgspec.Raw, msgspec.Raw])
+    block = dict[str, Any]
+    return msgspec.msgpack.Decoder(tuple[RunFile, block, block, list[block]])
+
+
+_REQUIRED = object()
 
 
 @functools.cache
-def _left_out_defaults() -> dict[str, Callable[[], Any]]:
-    """Each of `TABLE_LEFT_OUT`'s makers of its default value."""
+def _record_defaults() -> tuple[tuple[str, Any], ...]:
+    """Each `Record` field and its default value (`_REQUIRED`: none)."""
     import dataclasses
 
-    made: dict[str, Callable[[], Any]] = {}
+    out = []
     for f in dataclasses.fields(Record):
-        if f.name in TABLE_LEFT_OUT:
-            factory = f.default_factory
-            if factory is dataclasses.MISSING:
-                made[f.name] = functools.partial(lambda value: value, f.default)
-            else:
-                made[f.name] = factory
-    return made
+        if f.default_factory is not dataclasses.MISSING:
+            out.append((f.name, f.default_factory()))
+        else:
+            out.append((f.name, _REQUIRED if f.default is dataclasses.MISSING else f.default))
+    return tuple(out)
 
 
-def _split(run: RunFile) -> list[dict[str, Any]]:
-    """Take `TABLE_LEFT_OUT` out of `run`'s records (in place: each field back to its
-    default), and return what was taken: per record, the fields that held something else."""
-    defaults = _left_out_defaults()
-    taken = []
+def _entry(run: RunFile) -> tuple[dict[str, Any], Any, Any, list[dict[str, Any]]]:
+    """What an index entry holds of `run`: the run's `summary` without its environment and
+    config blocks and its records' `TABLE_LEFT_OUT` (a record's fields at their default
+    left out too: they decode as the default), then those blocks and, per record, what was
+    left out of `TABLE_LEFT_OUT` that held something else."""
+    import dataclasses
+
+    records, taken = [], []
     for record in run.records:
-        kept = {}
-        for name, default in defaults.items():
-            value, empty = getattr(record, name), default()
-            if value != empty:
-                kept[name] = value
-                setattr(record, name, empty)
+        fields, kept = {}, {}
+        for name, default in _record_defaults():
+            if name in SUMMARY_LEFT_OUT:
+                continue
+            value = getattr(record, name)
+            if default is _REQUIRED or value != default:
+                (kept if name in TABLE_LEFT_OUT else fields)[name] = value
+        records.append(fields)
         taken.append(kept)
-    return taken
+    head = {f.name: getattr(run, f.name) for f in dataclasses.fields(RunFile)}
+    head.update(records=records, aggregates=[], environment={}, config={})
+    return head, run.environment, run.config, taken
 
 
 def _join(run: RunFile, taken: list[dict[str, Any]]) -> RunFile:
-    """`_split` undone."""
+    """`run` (from an entry) with what its records' entries left out put back."""
     for record, kept in zip(run.records, taken, strict=True):
         for name, value in kept.items():
             setattr(record, name, value)
@@ -168,7 +189,7 @@ def summary(run: RunFile) -> RunFile:
     predicted labels and misclassified test samples, and the run's own aggregates (which
     readers compute anew). Half of a run's objects, and nine tenths of its bytes."""
     run.aggregates = []
-    for record in run.records:
+    for record in run.records:  # SUMMARY_LEFT_OUT
         record.predicted_labels = None
         record.misclassified = []
     return run
@@ -276,8 +297,9 @@ class Reader:
     """Reads run files through the index: `reader(path)` is `load_run(path)`, from the index
     where its entry is fresh, in the `view` asked for: `summary` (the default), the run
     without predicted labels (`summary`); `table`, also without `TABLE_LEFT_OUT` where it
-    comes from the index (read from its file, it has them); `full` (or `full=True`), every
-    file read whole (and its entry refreshed).
+    comes from the index (read from its file, it has them), and the runs' equal environment
+    and config blocks one shared dict each (to be read, never changed); `full` (or
+    `full=True`), every file read whole (and its entry refreshed).
 
     Use as a context manager: entries are written in batches, the last on leaving.
     """
@@ -304,6 +326,10 @@ class Reader:
         self.dropped: list[str] = []
         self.seen: set[str] = set()
         self.jobs: dict[Job, Job] = {}
+        self.blocks: dict[bytes, dict[str, Any]] = {}  # the table view's blocks, one of each
+        self.keys: list[str] = []  # the files' keys, in the order given
+        self.order: dict[str, int] = {}  # key -> its place in `keys`
+        self.ahead: dict[str, bytes] = {}  # entries read ahead (`_fetch`)
         self.read = 0
         self.written = True  # False once an update failed
         self._progress: Any = None
@@ -336,7 +362,8 @@ class Reader:
                 )
         # Only the entries of the files read: the index is shared by every results folder, so
         # reading a few files never costs in proportion to all it holds.
-        keys = list(dict.fromkeys(_key(f) for f in self.files))
+        keys = self.keys = list(dict.fromkeys(_key(f) for f in self.files))
+        self.order = {key: i for i, key in enumerate(keys)}
         for start in range(0, len(keys), LOOKUP):
             chunk = keys[start : start + LOOKUP]
             rows = self.db.execute(
@@ -425,30 +452,43 @@ class Reader:
         return run if self.full else summary(run)
 
     def _blob(self, run: RunFile) -> bytes:
-        """`run`'s entry: its summary without `TABLE_LEFT_OUT`, then what that left out
-        (`run` is left as it was)."""
-        kept = [(r.predicted_labels, r.misclassified) for r in run.records]
-        aggregates = run.aggregates
-        taken = _split(summary(run))
-        try:
-            return _encoder().encode((run, taken))
-        finally:
-            _join(run, taken)
-            run.aggregates = aggregates
-            for record, (labels, wrong) in zip(run.records, kept, strict=True):
-                record.predicted_labels, record.misclassified = labels, wrong
+        """`run`'s entry (`_entry`)."""
+        return _encoder().encode(_entry(run))
 
     def _fetch(self, key: str, view: View | None = None) -> RunFile | None:
         assert self.db is not None
         view = view or self.view
         try:
-            row = self.db.execute("SELECT run FROM runs WHERE path = ?", (key,)).fetchone()
-            if not row:
+            blob = self.ahead.pop(key, None)
+            if blob is None:  # read this entry and the next files' in one query
+                at = self.order.get(key)
+                chunk = [key] if at is None else self.keys[at : at + LOOKUP]
+                self.ahead = dict(
+                    self.db.execute(
+                        f"SELECT path, run FROM runs WHERE path IN ({','.join('?' * len(chunk))})",
+                        chunk,
+                    )
+                )
+                blob = self.ahead.pop(key, None)
+            if blob is None:
                 return None
-            run, taken = _decoder(view).decode(row[0])
+            run, environment, config, taken = _decoder(view).decode(blob)
+            if view == "table":  # runs of one machine and commit share one block, read once
+                environment, config = self._block(environment), self._block(config)
+            run.environment, run.config = environment, config
             return run if view == "table" else _join(run, taken)
         except (sqlite3.Error, ValueError):  # msgspec's errors are ValueErrors
             return None
+
+    def _block(self, raw: Any) -> dict[str, Any]:
+        """The block encoded as `raw`, decoded once for all the runs that hold it."""
+        import msgspec
+
+        key = bytes(raw)
+        block = self.blocks.get(key)
+        if block is None:
+            block = self.blocks[key] = msgspec.msgpack.decode(key)
+        return block
 
     def _prune(self) -> None:
         """Drop the entries of files gone from the folders read."""
