@@ -4,6 +4,7 @@ Framework-free and rich-free: every format and the runner's aggregates import it
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -14,6 +15,8 @@ from mnist_bench.core import identity, stats
 from mnist_bench.core.config import TrainSettings
 from mnist_bench.core.metrics import METRICS, Metric
 from mnist_bench.runfile.records import Record
+
+is_set = functools.partial(operator.is_not, None)  # a value that is not None
 
 
 @dataclass
@@ -54,7 +57,7 @@ class Row:
         def work() -> list[float]:
             out = []
             for repeats in self._per_seed():
-                values = [float(v) for v in map(get, repeats) if v is not None]
+                values = list(map(float, filter(is_set, map(get, repeats))))
                 if values:
                     out.append(sum(values) / len(values))
             return out

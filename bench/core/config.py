@@ -195,7 +195,8 @@ class TrainSettings:
         # records that share a handful of settings (the run index's warm read). Keyed by type
         # and value, so 1, 1.0 and True stay apart.
         try:
-            key = tuple((type(v), v) for v in self.__dict__.values())
+            values = tuple(self.__dict__.values())
+            key = (values, tuple(map(type, values)))
             if key in _VALID_SETTINGS:
                 return
         except TypeError:  # an unhashable value: checked, and refused, below
