@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from mnist_bench.core.errors import UserError
 from mnist_bench.runfile.machine import Environment, machine_label
 from mnist_bench.runfile.machine import node_label as node_label  # its old home
-from mnist_bench.runfile.records import Record, RunFile, load_run, run_files_in
+from mnist_bench.runfile.records import Record, RunFile, load_run, run_file_names_in
 
 if TYPE_CHECKING:
     from mnist_bench.runfile.index import View
@@ -72,20 +72,33 @@ class LoadedRun:
 
 def run_files(paths: Iterable[str | Path]) -> list[Path]:
     """The run files named by `paths`: files as given, folders searched recursively for *.json
-    (outside hidden folders: `records.run_files_in`)."""
-    found: list[Path] = []
+    (outside hidden folders: `records.run_files_in`).
+
+    Raises:
+        UserError: a path is missing, or a folder holds no run file.
+    """
+    return [Path(name) for name in run_file_names(paths)]
+
+
+def run_file_names(paths: Iterable[str | Path]) -> list[str]:
+    """`run_files`, as text: what `mnist-bench index` reads, where making 10,000 `Path`s
+    would take a sixth of its time."""
+    found: list[str] = []
+    given = 0
     for raw in paths:
+        given += 1
         path = Path(raw)
         if path.is_dir():
-            files = run_files_in(path)
+            files = run_file_names_in(path)
             if not files:
                 raise UserError(f"{path}: folder holds no run files (*.json)")
             found.extend(files)
         elif path.exists():
-            found.append(path)
+            found.append(str(path))
         else:
             raise UserError(f"{path}: no such file or folder")
-    return list(dict.fromkeys(found))
+    # One folder's listing names each file once (and hashing 10,000 paths takes a while).
+    return found if given == 1 else list(dict.fromkeys(found))
 
 
 def load_runs(

@@ -57,8 +57,14 @@ CREATE TABLE IF NOT EXISTS runs (
     run BLOB NOT NULL
 );
 """
+# What a reader looks up first, every file's path and stat, apart from the entries themselves
+# (each a few pages): 10,000 files' in 3 ms instead of 40.
+_STAT_INDEX = """
+CREATE INDEX IF NOT EXISTS runs_stat ON runs (path, size, mtime_ns, ctime_ns, inode, sha256)
+"""
 
 Warn = Callable[[str], None]
+FilePath = str | Path  # a run file's path: a `Path`, or text (`collect.run_file_names`)
 
 # What a reader asks of each run: `full`, the file whole (predicted labels too: `parity`, the
 # Python API's `load`); `summary`, without what only those read (`summary`); `table`, also
@@ -162,7 +168,8 @@ def _entry(run: RunFile) -> tuple[dict[str, Any], Any, Any, list[dict[str, Any]]
 
     records, taken = [], []
     for record in run.records:
-        fields, kept = {}, {}
+        fields: dict[str, Any] = {}
+        kept: dict[str, Any] = {}
         for name, default in _record_defaults():
             if name in SUMMARY_LEFT_OUT:
                 continue
@@ -202,7 +209,7 @@ def _stat_key(info: os.stat_result) -> Stat:
     return (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
 
 
-def _read(path: Path) -> bytes | None:
+def _read(path: FilePath) -> bytes | None:
     """The run file's bytes, read as `load_run` reads them; None where that fails (then
     `load_run` reads it again, and words the failure)."""
     try:
@@ -235,7 +242,7 @@ def _create(path: Path) -> None:
         db = sqlite3.connect(tmp)
         try:
             db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
+            db.executescript(_SCHEMA + ";" + _STAT_INDEX)
             with db:
                 db.executemany(
                     "INSERT INTO meta VALUES (?, ?)",
@@ -306,7 +313,7 @@ class Reader:
 
     def __init__(
         self,
-        files: Sequence[Path],
+        files: Sequence[FilePath],
         folders: Sequence[Path] = (),
         *,
         full: bool = False,
@@ -342,7 +349,9 @@ class Reader:
                 self._prepare(rebuild)
             except sqlite3.Error:
                 self._close_db()
-        stale = sum(1 for f in files if self._entry(f) is None)
+        stale = len(files)
+        if self.db is not None:  # the keys are worked out: count those without an entry
+            stale = len(self.keys) - sum(map(self.known.__contains__, self.keys))
         if stale >= PROGRESS_FROM and (progress if progress is not None else _stderr_is_terminal()):
             self._start_progress(stale)
 
@@ -352,6 +361,7 @@ class Reader:
         if meta.get("fingerprint") != fingerprint():
             with self.db:
                 self.db.execute("DELETE FROM runs")
+                self.db.execute(_STAT_INDEX)  # an index made by an older version has none
                 self.db.execute(
                     "INSERT OR REPLACE INTO meta VALUES ('fingerprint', ?)", (fingerprint(),)
                 )
@@ -364,16 +374,22 @@ class Reader:
         # reading a few files never costs in proportion to all it holds.
         keys = self.keys = list(dict.fromkeys(_key(f) for f in self.files))
         self.order = {key: i for i, key in enumerate(keys)}
-        for start in range(0, len(keys), LOOKUP):
-            chunk = keys[start : start + LOOKUP]
-            rows = self.db.execute(
-                "SELECT path, size, mtime_ns, ctime_ns, inode, sha256 FROM runs"
-                f" WHERE path IN ({','.join('?' * len(chunk))})",
-                chunk,
+        wanted = set(keys)
+        rest = keys
+        columns = "SELECT path, size, mtime_ns, ctime_ns, inode, sha256 FROM runs"
+        for folder in self.folders:  # a folder's entries in one range (its files are read)
+            prefix = os.path.join(os.path.abspath(folder), "")
+            rows = self.db.execute(f"{columns} WHERE path >= ? AND path < ?", _range(prefix))
+            self.known.update(
+                (row[0], (tuple(row[1:5]), row[5])) for row in rows if row[0] in wanted
             )
+            rest = [key for key in rest if not key.startswith(prefix)]
+        for start in range(0, len(rest), LOOKUP):
+            chunk = rest[start : start + LOOKUP]
+            rows = self.db.execute(f"{columns} WHERE path IN ({','.join('?' * len(chunk))})", chunk)
             self.known.update((row[0], (tuple(row[1:5]), row[5])) for row in rows)
 
-    def _entry(self, path: Path) -> tuple[Stat, str] | None:
+    def _entry(self, path: FilePath) -> tuple[Stat, str] | None:
         return self.known.get(_key(path)) if self.db is not None else None
 
     def __enter__(self) -> Reader:
@@ -387,14 +403,14 @@ class Reader:
         self._flush()
         self._close_db()
 
-    def __call__(self, path: Path) -> RunFile:
+    def __call__(self, path: FilePath) -> RunFile:
         """`load_run(path)` (the same run, the same `UserError`), from the index if it can."""
         run = self._run(path)
         for record in run.records:  # one object per job: they are frozen, and read often
             record.job = self.jobs.setdefault(record.job, record.job)
         return run
 
-    def refresh(self, path: Path) -> None:
+    def refresh(self, path: FilePath) -> None:
         """Bring `path`'s entry up to date, as `reader(path)` would, without decoding an entry
         that is fresh already (`mnist-bench index`).
 
@@ -404,12 +420,12 @@ class Reader:
         key = _key(path)
         if self.db is not None and not self.full and key in self.known:
             with contextlib.suppress(OSError):
-                if _stat_key(os.stat(path)) == self.known[key][0]:
+                if _stat_key(os.stat(key)) == self.known[key][0]:
                     self.seen.add(key)
                     return
         self._run(path)
 
-    def _run(self, path: Path) -> RunFile:
+    def _run(self, path: FilePath) -> RunFile:
         key = _key(path)
         self.seen.add(key)
         if self.db is None:
@@ -444,7 +460,7 @@ class Reader:
             self._flush()
         return run
 
-    def _load(self, path: Path, raw: bytes | None = None) -> RunFile:
+    def _load(self, path: FilePath, raw: bytes | None = None) -> RunFile:
         self.read += 1
         if self._progress is not None:
             self._progress.advance(self._task)
@@ -496,11 +512,9 @@ class Reader:
             return
         for folder in self.folders:
             prefix = os.path.join(os.path.abspath(folder), "")
-            # Every key under the folder sorts between "FOLDER/" and "FOLDER0" ("0" follows "/").
             try:
                 rows = self.db.execute(
-                    "SELECT path FROM runs WHERE path >= ? AND path < ?",
-                    (prefix, prefix[:-1] + chr(ord(os.sep) + 1)),
+                    "SELECT path FROM runs WHERE path >= ? AND path < ?", _range(prefix)
                 ).fetchall()
             except sqlite3.Error:
                 return
@@ -547,7 +561,13 @@ class Reader:
         self._progress.start()
 
 
-def _key(path: Path) -> str:
+def _range(prefix: str) -> tuple[str, str]:
+    """The keys under folder `prefix` ("FOLDER/"): every one sorts between "FOLDER/" and
+    "FOLDER0" ("0" follows "/")."""
+    return prefix, prefix[:-1] + chr(ord(os.sep) + 1)
+
+
+def _key(path: FilePath) -> str:
     """The entry's key: the absolute, normal path (without asking for the working folder
     where the path is one already: a listing's paths under an absolute folder are)."""
     text = os.fspath(path)
@@ -565,7 +585,7 @@ def _stderr_is_terminal() -> bool:
 
 @contextlib.contextmanager
 def reader(
-    files: Sequence[Path],
+    files: Sequence[FilePath],
     folders: Sequence[Path] = (),
     *,
     full: bool = False,
