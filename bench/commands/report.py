@@ -69,8 +69,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from mnist_bench import api
 
     # The html page draws what the table view leaves out (latency, the learning curves).
-    view = "summary" if args.format == "html" else "table"
-    with api.as_command("report", FLAGS, view=view):
+    with api.as_command("report", FLAGS, view="summary" if args.format == "html" else "table"):
         report = api.report(args.runs, by=by, skip_bad=args.skip_bad)
     if args.output:
         text = formats.render(report, args.format, raw=args.raw)

@@ -146,7 +146,9 @@ def _setting(default: Any, help: str, **check: Any) -> Any:
     return field(default=default, metadata={"help": help, "check": check})
 
 
-_VALID_SETTINGS: set[tuple[tuple[type, Any], ...]] = set()  # TrainSettings checked already
+_VALID_SETTINGS: set[tuple[tuple[Any, ...], tuple[type, ...]]] = (
+    set()
+)  # TrainSettings checked already
 
 
 @dataclass(frozen=True)
