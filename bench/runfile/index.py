@@ -362,8 +362,9 @@ class Reader:
             with self.db:
                 self.db.execute("DELETE FROM runs")
                 self.db.execute(_STAT_INDEX)  # an index made by an older version has none
-                self.db.execute(
-                    "INSERT OR REPLACE INTO meta VALUES ('fingerprint', ?)", (fingerprint(),)
+                self.db.executemany(
+                    "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                    [("format", FORMAT), ("fingerprint", fingerprint())],
                 )
         if rebuild:
             with self.db:
