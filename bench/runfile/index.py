@@ -132,14 +132,15 @@ def _encoder() -> Any:
 
 @functools.cache
 def _decoder(view: View) -> Any:
-    """An entry's decoder: `[run, environment, config, left out]`; the table view leaves the
-    last three undecoded (`Reader._fetch` decodes each distinct block once)."""
+    """An entry's decoder: `[run, environment, config, left out, jobs]`; the table view leaves
+    the blocks undecoded (`Reader._fetch` decodes each distinct block once)."""
     import msgspec
 
     if view == "table":
-        return msgspec.msgpack.Decoder(tuple[RunFile, msgspec.Raw, msgspec.Raw, msgspec.Raw])
+        parts = tuple[RunFile, msgspec.Raw, msgspec.Raw, msgspec.Raw, bytes]
+        return msgspec.msgpack.Decoder(parts)
     block = dict[str, Any]
-    return msgspec.msgpack.Decoder(tuple[RunFile, block, block, list[block]])
+    return msgspec.msgpack.Decoder(tuple[RunFile, block, block, list[block], bytes])
 
 
 _REQUIRED = object()
@@ -159,11 +160,12 @@ def _record_defaults() -> tuple[tuple[str, Any], ...]:
     return tuple(out)
 
 
-def _entry(run: RunFile) -> tuple[dict[str, Any], Any, Any, list[dict[str, Any]]]:
+def _entry(run: RunFile) -> tuple[dict[str, Any], Any, Any, list[dict[str, Any]], bytes]:
     """What an index entry holds of `run`: the run's `summary` without its environment and
     config blocks and its records' `TABLE_LEFT_OUT` (a record's fields at their default
-    left out too: they decode as the default), then those blocks and, per record, what was
-    left out of `TABLE_LEFT_OUT` that held something else."""
+    left out too: they decode as the default), then those blocks, per record what was left
+    out of `TABLE_LEFT_OUT` that held something else, and a digest of the records' jobs (runs
+    of one grid share one list of `Job`s: `Reader.__call__`)."""
     import dataclasses
 
     records, taken = [], []
@@ -180,7 +182,8 @@ def _entry(run: RunFile) -> tuple[dict[str, Any], Any, Any, list[dict[str, Any]]
         taken.append(kept)
     head = {f.name: getattr(run, f.name) for f in dataclasses.fields(RunFile)}
     head.update(records=records, aggregates=[], environment={}, config={})
-    return head, run.environment, run.config, taken
+    jobs = hashlib.sha256(_encoder().encode([r.job for r in run.records])).digest()[:16]
+    return head, run.environment, run.config, taken, jobs
 
 
 def _join(run: RunFile, taken: list[dict[str, Any]]) -> RunFile:
@@ -337,6 +340,8 @@ class Reader:
         self.keys: list[str] = []  # the files' keys, in the order given
         self.order: dict[str, int] = {}  # key -> its place in `keys`
         self.ahead: dict[str, bytes] = {}  # entries read ahead (`_fetch`)
+        self.last_jobs: bytes | None = None  # the jobs digest of the entry `_fetch` read last
+        self.job_lists: dict[bytes, list[Job]] = {}  # jobs digest -> the run's records' jobs
         self.read = 0
         self.written = True  # False once an update failed
         self._progress: Any = None
@@ -406,9 +411,20 @@ class Reader:
 
     def __call__(self, path: FilePath) -> RunFile:
         """`load_run(path)` (the same run, the same `UserError`), from the index if it can."""
+        self.last_jobs = None
         run = self._run(path)
-        for record in run.records:  # one object per job: they are frozen, and read often
+        # One object per job: they are frozen, and read often. A run from an entry whose jobs
+        # were seen in another's takes that run's list whole, without hashing a job.
+        digest, self.last_jobs = self.last_jobs, None
+        shared = self.job_lists.get(digest) if digest is not None else None
+        if shared is not None and len(shared) == len(run.records):
+            for record, job in zip(run.records, shared, strict=True):
+                record.job = job
+            return run
+        for record in run.records:
             record.job = self.jobs.setdefault(record.job, record.job)
+        if digest is not None:
+            self.job_lists[digest] = [record.job for record in run.records]
         return run
 
     def refresh(self, path: FilePath) -> None:
@@ -489,11 +505,14 @@ class Reader:
                 blob = self.ahead.pop(key, None)
             if blob is None:
                 return None
-            run, environment, config, taken = _decoder(view).decode(blob)
+            run, environment, config, taken, jobs = _decoder(view).decode(blob)
             if view == "table":  # runs of one machine and commit share one block, read once
                 environment, config = self._block(environment), self._block(config)
             run.environment, run.config = environment, config
-            return run if view == "table" else _join(run, taken)
+            if view != "table":
+                _join(run, taken)
+            self.last_jobs = jobs
+            return run
         except (sqlite3.Error, ValueError):  # msgspec's errors are ValueErrors
             return None
 
