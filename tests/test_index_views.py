@@ -139,3 +139,28 @@ def test_a_touched_file_read_in_the_table_view_keeps_its_whole_entry(folder, mon
 def test_an_unknown_view_is_refused():
     with pytest.raises(ValueError, match="view 'slim' is not one of full, summary, table"):
         index.Reader([], view="slim")  # type: ignore[arg-type]
+
+
+def test_runs_of_one_grid_share_their_jobs_and_no_other_does(tmp_path, monkeypatch):
+    monkeypatch.setenv(index.INDEX_ENV, str(tmp_path / "index.sqlite"))
+    folder = tmp_path / "grid"
+    folder.mkdir()
+    data = json.loads((FIXTURES / "report" / "amd-jax-torch.json").read_text())
+    for i, seed in enumerate((None, None, 7)):  # the third run's first job has another seed
+        data["run_id"] = f"20261201T00000{i}Z-00000{i}"
+        if seed is not None:
+            data["records"][0]["seed"] = seed  # a schema 1 file: the job inline
+        (folder / f"{data['run_id']}.json").write_text(json.dumps(data))
+    files = collect.run_files([folder])
+    collect.load_runs([folder])  # fills the index
+    for view in ("table", "summary"):
+        with index.Reader(files, view=view) as read:
+            first, second, third = (read(p) for p in files)
+            assert read.read == 0
+        assert all(a.job is b.job for a, b in zip(first.records, second.records, strict=True))
+        assert third.records[0].job.seed == 7 and third.records[0].job != first.records[0].job
+        assert all(
+            a.job is b.job for a, b in zip(first.records[1:], third.records[1:], strict=True)
+        )
+        for path, run in zip(files, (first, second, third), strict=True):
+            assert [r.job for r in run.records] == [r.job for r in load_run(path).records]
