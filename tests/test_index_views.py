@@ -164,3 +164,18 @@ def test_runs_of_one_grid_share_their_jobs_and_no_other_does(tmp_path, monkeypat
         )
         for path, run in zip(files, (first, second, third), strict=True):
             assert [r.job for r in run.records] == [r.job for r in load_run(path).records]
+
+
+def test_the_history_page_and_plot_are_the_same_through_a_warm_index(
+    folder, tmp_path, monkeypatch, capsys
+):
+    written = {}
+    for name, where in (("off", "off"), ("fill", "index.sqlite"), ("warm", "index.sqlite")):
+        monkeypatch.setenv(index.INDEX_ENV, where if where == "off" else str(tmp_path / where))
+        page, plot = tmp_path / f"{name}.html", tmp_path / f"{name}.png"
+        argv = ["history", str(folder), "--format", "html", "--output", str(page)]
+        assert output([*argv, "--plot", str(plot)], capsys)[0] == 0
+        text = re.sub(r"Generated \d{4}-\d\d-\d\d \d\d:\d\d UTC", "", page.read_text())
+        written[name] = (text, plot.read_bytes())
+    assert written["warm"] == written["off"]
+    assert written["fill"] == written["off"]
