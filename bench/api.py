@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from mnist_bench.execute.merge import Merged
     from mnist_bench.execute.runner import Run
     from mnist_bench.publish.export import Export
+    from mnist_bench.runfile.index import View
     from rich.console import Console
 
 Error = UserError
@@ -414,15 +415,24 @@ _SPEAKER: contextvars.ContextVar[tuple[str, dict[str, str]]] = contextvars.Conte
 
 
 @contextlib.contextmanager
-def as_command(name: str, flags: dict[str, str]) -> Iterator[None]:
+def as_command(name: str, flags: dict[str, str], *, view: View = "summary") -> Iterator[None]:
     """Within it, the API speaks as `mnist-bench NAME`: a message names the command's flag of
     a keyword (`flags`: keyword -> flag, e.g. `{"by": "--group-by"}`) and a warning starts
-    `mnist-bench NAME: warning:`. What each command's handler calls the API in."""
+    `mnist-bench NAME: warning:`. What each command's handler calls the API in.
+
+    `view`: what of each run `report`, `history`, `compare` and `check` read (`index.View`):
+    a command whose output reads less than the API hands its caller asks for `table`."""
     token = _SPEAKER.set((f"mnist-bench {name}", flags))
+    reading = _VIEW.set(view)
     try:
         yield
     finally:
+        _VIEW.reset(reading)
         _SPEAKER.reset(token)
+
+
+# What of each run the readers read: `summary`, unless a command asks for less (`as_command`).
+_VIEW: contextvars.ContextVar[View] = contextvars.ContextVar("view", default="summary")
 
 
 def _option(keyword: str, api: str | None = None) -> str:
@@ -467,6 +477,7 @@ def _load(paths: list[str], skip_bad: bool, warn: Warn, *, full: bool) -> Result
             warn=warn,
             skip_option=_option("skip_bad", "skip_bad=True"),
             full=full,
+            view=_VIEW.get(),
         )
     )
 
@@ -756,7 +767,14 @@ def report(
     warn = _reader_options(skip_bad, warn)
     keys = _group_by(by)
     skip = _option("skip_bad", "skip_bad=True")
-    return build(_as_paths(paths), by=keys, skip_bad=skip_bad, warn=warn, skip_option=skip)
+    return build(
+        _as_paths(paths),
+        by=keys,
+        skip_bad=skip_bad,
+        warn=warn,
+        skip_option=skip,
+        view=_VIEW.get(),
+    )
 
 
 def history(
@@ -795,7 +813,14 @@ def history(
     if not 0 < alpha < 1:
         raise Error(f"{_option('alpha')} {alpha:g} is not between 0 and 1")
     skip = _option("skip_bad", "skip_bad=True")
-    return build(_as_paths(paths), alpha=alpha, skip_bad=skip_bad, warn=warn, skip_option=skip)
+    return build(
+        _as_paths(paths),
+        alpha=alpha,
+        skip_bad=skip_bad,
+        warn=warn,
+        skip_option=skip,
+        view=_VIEW.get(),
+    )
 
 
 def parity(

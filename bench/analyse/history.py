@@ -27,6 +27,7 @@ from mnist_bench.runfile.records import Record
 
 if TYPE_CHECKING:
     import pandas
+    from mnist_bench.runfile.index import View
 
 
 @dataclass(frozen=True)
@@ -169,15 +170,16 @@ def build(
     skip_bad: bool = False,
     warn: Callable[[str], None] | None = None,
     skip_option: str = "--skip-bad",
+    view: View = "summary",
 ) -> History:
-    """Read the runs under `paths` (`collect.load_runs`; a run without a readable start time
-    is a bad file), order their commits, and find the steps of every series.
+    """Read the runs under `paths` (`collect.load_runs`, in `view`; a run without a readable
+    start time is a bad file), order their commits, and find the steps of every series.
 
     Raises:
         UserError: a bad file (unless `skip_bad`), or no finished record.
     """
     runs = collect.load_runs(
-        paths, skip_bad=skip_bad, warn=warn, skip_option=skip_option, check=_started
+        paths, skip_bad=skip_bad, warn=warn, skip_option=skip_option, view=view, check=_started
     )
     commit_of, commits = order_commits(runs)
     groups: dict[tuple, list[tuple[Record, Commit]]] = {}  # (configuration, machine) -> records

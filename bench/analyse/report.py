@@ -18,6 +18,7 @@ from mnist_bench.runfile.records import Record
 if TYPE_CHECKING:
     import pandas
     from mnist_bench.analyse.rows import Row
+    from mnist_bench.runfile.index import View
 
 
 @dataclass
@@ -89,15 +90,20 @@ def build(
     skip_bad: bool = False,
     warn: Callable[[str], None] | None = None,
     skip_option: str = "--skip-bad",
+    view: View = "summary",
 ) -> Report:
     """Load (`collect.load_runs`: duplicates dropped) and group the runs under `paths`.
+
+    `view`: what of each run is read (`collect.load_runs`).
 
     Raises:
         UserError: a bad file (unless `skip_bad`), or no record to report.
     """
     from mnist_bench.analyse.rows import rows
 
-    runs = collect.load_runs(paths, skip_bad=skip_bad, warn=warn, skip_option=skip_option)
+    runs = collect.load_runs(
+        paths, skip_bad=skip_bad, warn=warn, skip_option=skip_option, view=view
+    )
     run_of = {id(r): loaded for loaded in runs for r in loaded.run.records}
     machines = {loaded.run.run_id: loaded.machine for loaded in runs}
     report = Report(runs, by, [], run_of, machines)

@@ -4,6 +4,7 @@ Framework-free and rich-free: every format and the runner's aggregates import it
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -14,6 +15,12 @@ from mnist_bench.core import identity, stats
 from mnist_bench.core.config import TrainSettings
 from mnist_bench.core.metrics import METRICS, Metric
 from mnist_bench.runfile.records import Record
+
+is_set = functools.partial(operator.is_not, None)  # a value that is not None
+# Every metric of a record at once: a row's records are read once for all its columns, each
+# record's fields together (column by column, 20,000 records a row, took half as long again).
+METRIC_AT = {m.name: i for i, m in enumerate(METRICS)}
+all_metrics = operator.attrgetter(*METRIC_AT)
 
 
 @dataclass
@@ -46,15 +53,24 @@ class Row:
     def _per_seed(self) -> list[list[Record]]:
         return self._once("", lambda: list(identity.per_seed(self.records).values()))
 
+    def _metrics(self) -> list[list[tuple]]:
+        """Per seed, each record's metrics (`all_metrics`)."""
+        return self._once("metrics", lambda: [list(map(all_metrics, r)) for r in self._per_seed()])
+
     def values(self, metric: str) -> list[float]:
         """One value per seed."""
 
-        get = operator.attrgetter(metric)
-
         def work() -> list[float]:
+            at = METRIC_AT.get(metric)
+            if at is None:
+                get = operator.attrgetter(metric)
+                seeds = [map(get, repeats) for repeats in self._per_seed()]
+            else:
+                pick = operator.itemgetter(at)
+                seeds = [map(pick, repeats) for repeats in self._metrics()]
             out = []
-            for repeats in self._per_seed():
-                values = [float(v) for v in map(get, repeats) if v is not None]
+            for repeats in seeds:
+                values = list(map(float, filter(is_set, repeats)))
                 if values:
                     out.append(sum(values) / len(values))
             return out

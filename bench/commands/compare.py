@@ -194,7 +194,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from mnist_bench import api
 
     warnings: list[str] = []
-    with api.as_command("compare", FLAGS):
+    with api.as_command("compare", FLAGS, view="table"):
         comparison = api.compare(
             args.base,
             args.new,
@@ -227,7 +227,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from mnist_bench import api
 
     warnings: list[str] = []
-    with api.as_command("check", FLAGS):
+    with api.as_command("check", FLAGS, view="table"):
         verdict = api.check(
             args.results,
             args.baseline,

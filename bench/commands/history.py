@@ -132,7 +132,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
     from mnist_bench import api
 
-    with api.as_command("history", FLAGS):
+    with api.as_command("history", FLAGS, view="table"):
         history = api.history(args.runs, alpha=args.alpha, skip_bad=args.skip_bad, warn=warn)
     inputs = [*args.runs, *(loaded.path for loaded in history.runs)]
     if not any(t.tested for s in history.series for t in s.trends):

@@ -35,7 +35,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     location = index_path()
     if location is None:
         raise UserError(f"{INDEX_ENV}=off: no index to build")
-    files = collect.run_files(args.paths)
+    files = collect.run_file_names(args.paths)
     folders = [Path(p) for p in args.paths if Path(p).is_dir()]
     bad = 0
     with Reader(files, folders, rebuild=args.rebuild) as read:

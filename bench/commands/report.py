@@ -68,7 +68,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         output.check(args.output, force=args.force, inputs=args.runs)
     from mnist_bench import api
 
-    with api.as_command("report", FLAGS):
+    # The html page draws what the table view leaves out (latency, the learning curves).
+    with api.as_command("report", FLAGS, view="summary" if args.format == "html" else "table"):
         report = api.report(args.runs, by=by, skip_bad=args.skip_bad)
     if args.output:
         text = formats.render(report, args.format, raw=args.raw)

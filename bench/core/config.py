@@ -146,7 +146,9 @@ def _setting(default: Any, help: str, **check: Any) -> Any:
     return field(default=default, metadata={"help": help, "check": check})
 
 
-_VALID_SETTINGS: set[tuple[tuple[type, Any], ...]] = set()  # TrainSettings checked already
+_VALID_SETTINGS: set[tuple[tuple[Any, ...], tuple[type, ...]]] = (
+    set()
+)  # TrainSettings checked already
 
 
 @dataclass(frozen=True)
@@ -195,7 +197,8 @@ class TrainSettings:
         # records that share a handful of settings (the run index's warm read). Keyed by type
         # and value, so 1, 1.0 and True stay apart.
         try:
-            key = tuple((type(v), v) for v in self.__dict__.values())
+            values = tuple(self.__dict__.values())
+            key = (values, tuple(map(type, values)))
             if key in _VALID_SETTINGS:
                 return
         except TypeError:  # an unhashable value: checked, and refused, below

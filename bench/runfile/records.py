@@ -376,6 +376,11 @@ def _decoders() -> tuple[Any, Any]:
 
 
 def run_files_in(folder: Path) -> list[Path]:
+    """`run_file_names_in`, as paths."""
+    return [Path(name) for name in run_file_names_in(folder)]
+
+
+def run_file_names_in(folder: Path) -> list[str]:
     """The `*.json` files under `folder`, sorted as paths are, leaving out hidden folders (a
     name starting with `.`) inside it: a `baseline update` stages its run in one until the run
     is complete. Listed with `os.scandir`, as `Path.rglob` would list them (no link to a folder
@@ -400,7 +405,7 @@ def run_files_in(folder: Path) -> list[Path]:
                 with contextlib.suppress(OSError):
                     if entry.is_file():
                         found.append(((*parts, entry.name), entry.path))
-    return [Path(path) for _, path in sorted(found)]
+    return [path for _, path in sorted(found)]
 
 
 def load_run(path: str | Path, raw: bytes | None = None) -> RunFile:
