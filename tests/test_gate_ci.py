@@ -67,9 +67,10 @@ def test_the_pooled_rule_passes_real_seed_halves_and_fails_them_half_a_point_dow
 
 @pytest.mark.slow
 def test_the_gate_suite_passes_the_pooled_gate(tmp_path):
-    """CI's accuracy gate (.ci/run runs it with the slow tests): suites/gate.toml afresh (six
-    seeds), checked against the committed 16-seed baseline by one one-sided pooled t-test at
-    0.001 (the false-alarm rate chosen in advance; docs/ci.md says why not 0.01)."""
+    """CI's accuracy gate (.ci/run runs it with the slow tests): suites/gate.toml afresh (two
+    epochs, ten seeds), checked against the committed 16-seed baseline by `check
+    --pooled-alpha 0.001` (a one-sided pooled t-test, per-row spread and rank tests, at the
+    false-alarm rate chosen in advance; docs/ci.md says why not 0.01)."""
     result = run_cli(
         "run", "--suite", "suites/gate.toml", "--results-dir", str(tmp_path), "--no-figures",
         timeout=900,
