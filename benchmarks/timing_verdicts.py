@@ -355,7 +355,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.json:
         out = {
-            "settings": {k: v for k, v in vars(args).items() if k != "json"},
+            "settings": {
+                k: str(v) if isinstance(v, Path) else v
+                for k, v in vars(args).items()
+                if k != "json"
+            },
             "loadavg_1m": [load_before[0], load_after[0]],
             "realized_slowdown": realized,
             "verdicts": table,

@@ -7,6 +7,7 @@ import argparse
 import importlib.util
 import json
 import random
+import statistics
 import subprocess
 import sys
 
@@ -146,3 +147,32 @@ def test_bad_calibration_options_are_one_line():
     for bad in (["--calibrate", "x"], ["--calibrate", "6"], ["--false-alarms", "2"]):
         done = subprocess.run([sys.executable, script, *bad], capture_output=True, text=True)
         assert done.returncode == 2 and "Traceback" not in done.stderr, bad
+
+
+def test_a_second_call_judges_the_kept_runs_and_writes_its_json(tmp_path, capsys):
+    # the runs a first call kept (--runs-dir): 2 a side, A and +10%; nothing is trained
+    source = json.loads(SOURCE.read_text())
+    for slowdown, rate in ((0.0, 1000.0), (0.1, 900.0)):
+        for i in range(2):
+            run = json.loads(json.dumps(source))
+            run["run_id"] = f"{run['run_id']}-{slowdown}-{i}"
+            run["records"] = run["records"][:1]
+            record = run["records"][0]
+            record["train_samples_per_second"] = rate + i
+            record["steady_seconds_per_1k"] = 1000 / (rate + i)
+            record["contended"] = record["unstable"] = False
+            folder = tmp_path / "runs" / f"{slowdown}-{i}"
+            folder.mkdir(parents=True)
+            (folder / "run.json").write_text(json.dumps(run))
+    out = tmp_path / "out.json"
+    argv = ["--runs", "2", "--slowdowns", "0.1", "--calibrate", "1", "--pairings", "20"]
+    argv += ["--runs-dir", str(tmp_path / "runs"), "--json", str(out)]
+    assert tv.main(argv) == 0
+    text = capsys.readouterr().out
+    assert "check --max-slowdown calibrated" in text and "realized slowdown" in text
+    data = json.loads(out.read_text())
+    assert data["settings"]["runs_dir"] == str(tmp_path / "runs")
+    slowed, base = (statistics.median([1000 / r, 1000 / (r + 1)]) for r in (900, 1000))
+    assert data["realized_slowdown"]["+10%"] == pytest.approx(slowed / base - 1)
+    (windows,) = [c for c in data["calibrated"] if c["figure"] == "windows"]
+    assert windows["per_side"] == 1 and windows["false_alarms"] <= 0.01

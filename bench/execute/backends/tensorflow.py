@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mnist_bench.execute.backends import set_keras_backend
+from mnist_bench.execute.backends import default_threads, set_keras_backend
 
 
 def configure(threads: int | None) -> None:
@@ -19,14 +19,21 @@ def enable_determinism() -> list[str]:
 
 
 def apply_threads(threads: int | None) -> dict[str, Any]:
+    """`threads` intra-op threads where asked (the inter-op pool left to TensorFlow). Without
+    it, on a machine without a GPU: `default_threads()` intra-op threads (one fewer than the
+    usable cores) and one inter-op thread. TensorFlow's own pools (one thread per core each)
+    made the same training run at speeds 1.20x apart from process to process on 2 cores, one
+    and one 1.05x apart and 8% faster, with the same weights for the dense networks (a
+    convolution's sums may be taken in another order: other weights, the same accuracy;
+    docs/methodology.md). With a GPU, TensorFlow's own choice (not measured). 0 in the
+    record's place means TensorFlow's own choice."""
     import tensorflow as tf
 
     if threads:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
-    # 0 means TensorFlow's own choice (one per core for each pool). The inter-op pool is left
-    # to it: on 2 cores a small model's step keeps about one core busy whatever the pools, and
-    # the slow steady epochs seen there followed CPU time other processes took, not the pools
-    # (issue 12, point 10: own CPU seconds per epoch stayed level while wall time doubled).
+    elif not tf.config.list_physical_devices("GPU"):
+        tf.config.threading.set_intra_op_parallelism_threads(default_threads())
+        tf.config.threading.set_inter_op_parallelism_threads(1)
     intra = tf.config.threading.get_intra_op_parallelism_threads() or "default"
     inter = tf.config.threading.get_inter_op_parallelism_threads() or "default"
     return {

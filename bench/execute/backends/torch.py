@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mnist_bench.execute.backends import keep_out_tensorflow, set_keras_backend
+from mnist_bench.execute.backends import default_threads, keep_out_tensorflow, set_keras_backend
 
 
 def configure(threads: int | None) -> None:
@@ -18,16 +18,6 @@ def enable_determinism() -> list[str]:
 
     torch.use_deterministic_algorithms(True)
     return ["torch.use_deterministic_algorithms(True)"]
-
-
-def default_threads() -> int:
-    """Intra-op threads when `--threads` is not given: one fewer than the usable cores, at least
-    one. PyTorch's own default (one per core) spins every core, and beside one busy process on
-    2 cores its steady epoch went from 1.36 s to 109 s; with one thread, 1.39 s quiet and 1.34 s
-    beside it (`python benchmarks/contention.py --backend torch`, two-dense, 20,000 samples)."""
-    from mnist_bench.core.environment import usable_cores
-
-    return max(1, usable_cores() - 1)
 
 
 def apply_threads(threads: int | None) -> dict[str, Any]:
