@@ -116,6 +116,16 @@ def judge(base: list[Record], new: list[Record], args: argparse.Namespace) -> di
     }
 
 
+def draw(
+    views: dict[float, list[Record]], slowdown: float, k: int, rng: random.Random
+) -> tuple[list[Record], list[Record]]:
+    """One pairing of k runs a side: A against A (2k distinct runs), or A against `slowdown`."""
+    if slowdown == BASE:
+        picked = rng.sample(views[BASE], 2 * k)
+        return picked[:k], picked[k:]
+    return rng.sample(views[BASE], k), rng.sample(views[slowdown], k)
+
+
 def pairings(
     runs: dict[float, list[Record]], args: argparse.Namespace
 ) -> dict[str, dict[str, dict[str, float]]]:
@@ -132,11 +142,7 @@ def pairings(
         for slowdown in [BASE, *args.slowdowns]:
             counts = dict.fromkeys(("skipped", "worse", "changed", "gate"), 0)
             for _ in range(args.pairings):
-                if slowdown == BASE:
-                    picked = rng.sample(views[BASE], 2 * k)
-                    base, new = picked[:k], picked[k:]
-                else:
-                    base, new = rng.sample(views[BASE], k), rng.sample(views[slowdown], k)
+                base, new = draw(views, slowdown, k, rng)
                 for name, hit in judge(base, new, args).items():
                     counts[name] += hit
             label = "A vs A" if slowdown == BASE else f"A vs +{slowdown:.0%}"
@@ -159,11 +165,7 @@ def relative_changes(
     for slowdown in views:
         changes: list[float | None] = []
         for _ in range(args.pairings):
-            if slowdown == BASE:
-                picked = rng.sample(views[BASE], 2 * k)
-                base, new = picked[:k], picked[k:]
-            else:
-                base, new = rng.sample(views[BASE], k), rng.sample(views[slowdown], k)
+            base, new = draw(views, slowdown, k, rng)
             (row,) = [r for r in cmp.compare(base, new) if r.side == "both"]
             c = next(c for c in row.changes if c.metric.name == "train_samples_per_second")
             changes.append(None if c.skipped or c.relative is None else c.relative)
