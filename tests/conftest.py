@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import os
 import re
 import subprocess
@@ -18,6 +19,17 @@ from mnist_bench.runfile import storage
 from mnist_bench.runfile.records import Record, load_run
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def benchmark(name: str):
+    """The script benchmarks/NAME.py as a module (a fresh one each call; not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 INSTALLED = environment.installed_backends()
 # The backend for tests that need one, any one: JAX (the quickest to start) where installed.
 BACKEND = "jax" if "jax" in INSTALLED else (INSTALLED[0] if INSTALLED else "jax")

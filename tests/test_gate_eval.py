@@ -3,16 +3,11 @@ is the worker's, tested in test_inject_bug.py)."""
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
-from conftest import ROOT, make_record
+from conftest import benchmark, make_record
 
-spec = importlib.util.spec_from_file_location("gate_eval", ROOT / "benchmarks" / "gate_eval.py")
-assert spec and spec.loader
-gate_eval = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(gate_eval)
+gate_eval = benchmark("gate_eval")
 
 
 def pool(shift: float, seed: int) -> list:

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, benchmark
 
-spec = importlib.util.spec_from_file_location("gate_time", ROOT / "benchmarks" / "gate_time.py")
-assert spec and spec.loader
-gate_time = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(gate_time)
+gate_time = benchmark("gate_time")
 
 
 def test_ratios_over_every_pairing_and_median_to_median():

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
-from conftest import ROOT
+from conftest import benchmark
 
-spec = importlib.util.spec_from_file_location("mcnemar", ROOT / "benchmarks" / "mcnemar_seeds.py")
-assert spec and spec.loader
-mcnemar = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(mcnemar)
+mcnemar = benchmark("mcnemar_seeds")
 
 
 def test_mcnemar_counts_only_discordant_images():

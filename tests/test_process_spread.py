@@ -3,19 +3,13 @@ script itself trains, in fresh processes)."""
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, benchmark
 
-spec = importlib.util.spec_from_file_location(
-    "process_spread", ROOT / "benchmarks" / "process_spread.py"
-)
-assert spec and spec.loader
-ps = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(ps)
+ps = benchmark("process_spread")
 
 
 def run(rate: float, unstable: bool = False) -> dict:

@@ -4,12 +4,11 @@ whose false-alarm rate holds whatever the shape of the seeds' spread."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
 
 import numpy as np
 import pytest
-from conftest import ROOT, make_record
+from conftest import benchmark, make_record
 from mnist_bench.analyse.compare import compare, gate
 from mnist_bench.analyse.power import lower_ranks, rank_drop_test
 from scipy import stats
@@ -112,11 +111,7 @@ def test_a_heavy_low_tail_on_both_sides_is_no_drop():
 
 
 def test_gate_eval_counts_the_rank_rule_in_its_own_column():
-    path = ROOT / "benchmarks" / "gate_eval.py"
-    spec = importlib.util.spec_from_file_location("gate_eval_rank", path)
-    assert spec is not None and spec.loader is not None
-    gate_eval = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gate_eval)
+    gate_eval = benchmark("gate_eval")
     args = gate_eval.parse_args(["--base-seeds", "10", "--gate-seeds", "6", "--alpha", "0.001"])
     args.draws = 200
     rng = np.random.default_rng(0)

@@ -4,12 +4,11 @@ Brown-Forsythe), so a bug that mostly scatters the seeds is not read as noise.""
 
 from __future__ import annotations
 
-import importlib.util
 import math
 
 import numpy as np
 import pytest
-from conftest import ROOT, make_record
+from conftest import benchmark, make_record
 from mnist_bench.analyse.compare import compare, gate
 from mnist_bench.analyse.power import (
     spread_increase_test,
@@ -125,11 +124,7 @@ def test_identical_values_on_both_sides_pass_without_nan():
 
 
 def test_gate_eval_counts_the_spread_rule_in_its_own_columns():
-    path = ROOT / "benchmarks" / "gate_eval.py"
-    spec = importlib.util.spec_from_file_location("gate_eval_spread", path)
-    assert spec is not None and spec.loader is not None
-    gate_eval = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gate_eval)
+    gate_eval = benchmark("gate_eval")
     args = gate_eval.parse_args(["--base-seeds", "8", "--gate-seeds", "6", "--alpha", "0.01"])
     args.draws = 200
     rng = np.random.default_rng(0)

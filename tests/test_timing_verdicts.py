@@ -4,7 +4,6 @@ check do (on made-up records here; the script itself trains)."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import random
 import statistics
@@ -12,21 +11,12 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, make_record
+from conftest import ROOT, benchmark, make_record
 
 SOURCE = ROOT / "results" / "published" / "2026-11-24-epyc-2core" / "cnn-fast-5-seeds.json"
 
 
-def _module():
-    path = ROOT / "benchmarks" / "timing_verdicts.py"
-    spec = importlib.util.spec_from_file_location("timing_verdicts", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tv = _module()
+tv = benchmark("timing_verdicts")
 
 
 def _runs(noise: float, slowdowns=(0.05, 0.20), n: int = 8, **flags):

@@ -437,7 +437,13 @@ def lower_ranks(
     """The rows (each (baseline values, new values), one per seed) whose new values rank
     significantly lower (`rank_drop_test` at `alpha` Bonferroni-corrected over the rows that
     have a verdict): (index, the test, the per-row alpha) for each."""
-    tests = [(i, rank_drop_test(base, new)) for i, (base, new) in enumerate(rows)]
+    return _significant_rows(rows, alpha, rank_drop_test)
+
+
+def _significant_rows(rows, alpha: float, test) -> list:
+    """(index, test, per-row alpha) of the rows where `test(base, new)` rejects at `alpha`
+    Bonferroni-corrected over the rows that have a verdict (`test` gives None for none)."""
+    tests = [(i, test(base, new)) for i, (base, new) in enumerate(rows)]
     judged = [(i, t) for i, t in tests if t is not None]
     if not judged:
         return []
@@ -512,9 +518,4 @@ def wider_spreads(
     significantly wider, by `test` at `alpha` Bonferroni-corrected over the rows that have a
     verdict (a row with fewer than `MIN_SPREAD_SEEDS` values on a side has none): (index, the
     test, the per-row alpha) for each."""
-    tests = [(i, test(base, new)) for i, (base, new) in enumerate(rows)]
-    judged = [(i, t) for i, t in tests if t is not None]
-    if not judged:
-        return []
-    per_row = alpha / len(judged)
-    return [(i, t, per_row) for i, t in judged if t.p_value < per_row]
+    return _significant_rows(rows, alpha, test)
