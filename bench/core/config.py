@@ -171,7 +171,7 @@ class TrainSettings:
         None, "only the first N test samples", kind="int", min=1, optional=True
     )
     threads: int | None = _setting(
-        None, "intra-op threads (default: the backend's; PyTorch's: usable cores - 1)",
+        None, "intra-op threads (default on a CPU: usable cores - 1; docs/methodology.md)",
         kind="int", min=1, max=1024, optional=True,
     )  # fmt: skip
     op_determinism: bool = _setting(False, "the backend's op-determinism switches", kind="bool")
@@ -361,7 +361,9 @@ class RunConfig:
     )
     threads: int | None = _override(
         "threads",
-        "intra-op thread count for every backend (default: the backend's own choice)",
+        "intra-op thread count for every backend (default without a GPU: one fewer than the "
+        "usable cores, TensorFlow's inter-op pool 1, JAX one thread on 2 cores; "
+        "MNIST_BENCH_FRAMEWORK_THREADS=1: each framework's own pools)",
         type=int,
         metavar="N",
     )

@@ -37,6 +37,7 @@ THREAD_VARS = (
     "XLA_FLAGS",
     "TF_NUM_INTRAOP_THREADS",
     "TF_NUM_INTEROP_THREADS",
+    "MNIST_BENCH_FRAMEWORK_THREADS",
 )
 CPUINFO = Path("/proc/cpuinfo")  # Linux only: elsewhere the model comes from `platform`
 

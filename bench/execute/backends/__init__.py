@@ -31,6 +31,16 @@ def get(name: str) -> ModuleType:
     return importlib.import_module(f"mnist_bench.execute.backends.{name}")
 
 
+FRAMEWORK_THREADS_ENV = "MNIST_BENCH_FRAMEWORK_THREADS"
+
+
+def framework_threads() -> bool:
+    """Whether `MNIST_BENCH_FRAMEWORK_THREADS=1` leaves each framework its own thread pools when
+    `--threads` is not given (what mnist-bench's defaults are measured against:
+    `benchmarks/process_spread.py`); each record's `threads` says what was in force."""
+    return os.environ.get(FRAMEWORK_THREADS_ENV) == "1"
+
+
 def default_threads() -> int:
     """Intra-op threads when `--threads` is not given (PyTorch, and TensorFlow on a CPU): one
     fewer than the usable cores, at least one, so the Python thread that drives each step keeps

@@ -5,17 +5,35 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from mnist_bench.execute.backends import keep_out_tensorflow, set_keras_backend
+from mnist_bench.execute.backends import (
+    default_threads,
+    framework_threads,
+    keep_out_tensorflow,
+    set_keras_backend,
+)
+
+_in_force: int | None = None  # the intra-op count configure() set; None: JAX's own
 
 
 def configure(threads: int | None) -> None:
+    """`threads` intra-op threads where asked. Without it, where `default_threads()` is 1 (two
+    usable cores or fewer), one thread too: XLA's own Eigen pool (one thread per core) beside
+    the Python thread that dispatches each step ran the seed's two-dense at speeds 1.31x apart
+    across fresh processes on 2 cores (CV 10.4%, 3 of 8 processes 10-20% slow), one thread
+    1.09x apart (CV 3.2%) at the same speed and with the same weights
+    (`benchmarks/process_spread.py`; docs/methodology.md). With more cores, JAX's own pool:
+    these flags set no pool size short of one thread. `MNIST_BENCH_FRAMEWORK_THREADS=1`: JAX's
+    own pool."""
+    global _in_force
     set_keras_backend("jax")
     keep_out_tensorflow()
-    if threads:
+    count = threads or (1 if default_threads() == 1 and not framework_threads() else None)
+    if count:
         os.environ["XLA_FLAGS"] = (
             os.environ.get("XLA_FLAGS", "") + f" --xla_cpu_multi_thread_eigen=false "
-            f"intra_op_parallelism_threads={threads}"
+            f"intra_op_parallelism_threads={count}"
         ).strip()
+    _in_force = count
 
 
 def enable_determinism() -> list[str]:
@@ -23,7 +41,7 @@ def enable_determinism() -> list[str]:
 
 
 def apply_threads(threads: int | None) -> dict[str, Any]:
-    return {"requested": threads, "intra_op": threads or "default"}
+    return {"requested": threads, "intra_op": _in_force or "default"}
 
 
 def info() -> dict[str, Any]:

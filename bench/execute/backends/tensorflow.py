@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mnist_bench.execute.backends import default_threads, set_keras_backend
+from mnist_bench.execute.backends import default_threads, framework_threads, set_keras_backend
 
 
 def configure(threads: int | None) -> None:
@@ -25,13 +25,14 @@ def apply_threads(threads: int | None) -> dict[str, Any]:
     made the same training run at speeds 1.20x apart from process to process on 2 cores, one
     and one 1.05x apart and 8% faster, with the same weights for the dense networks (a
     convolution's sums may be taken in another order: other weights, the same accuracy;
-    docs/methodology.md). With a GPU, TensorFlow's own choice (not measured). 0 in the
+    docs/methodology.md). With a GPU, or `MNIST_BENCH_FRAMEWORK_THREADS=1`, TensorFlow's own
+    choice (not measured with a GPU). 0 in the
     record's place means TensorFlow's own choice."""
     import tensorflow as tf
 
     if threads:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
-    elif not tf.config.list_physical_devices("GPU"):
+    elif not framework_threads() and not tf.config.list_physical_devices("GPU"):
         tf.config.threading.set_intra_op_parallelism_threads(default_threads())
         tf.config.threading.set_inter_op_parallelism_threads(1)
     intra = tf.config.threading.get_intra_op_parallelism_threads() or "default"

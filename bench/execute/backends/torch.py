@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from mnist_bench.execute.backends import default_threads, keep_out_tensorflow, set_keras_backend
+from mnist_bench.execute.backends import (
+    default_threads,
+    framework_threads,
+    keep_out_tensorflow,
+    set_keras_backend,
+)
 
 
 def configure(threads: int | None) -> None:
@@ -23,8 +28,9 @@ def enable_determinism() -> list[str]:
 def apply_threads(threads: int | None) -> dict[str, Any]:
     import torch
 
-    torch.set_num_threads(threads or default_threads())
-    # What was in force: the requested count, else `default_threads()`.
+    if threads or not framework_threads():
+        torch.set_num_threads(threads or default_threads())
+    # What was in force: the requested count, else `default_threads()` (or PyTorch's own).
     return {
         "requested": threads,
         "intra_op": torch.get_num_threads(),
