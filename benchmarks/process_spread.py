@@ -9,9 +9,17 @@ the spread across processes (CV, slowest / fastest) and the within-record flags.
 verdict between two runs is only as sharp as this spread: it is the noise a cross-process
 comparison (`compare`, `check --max-slowdown`) has to see through.
 
-Conditions: `default` (the backend's own thread counts), `intra1` (`--threads 1`: one
-intra-op thread), `intra1-inter1` (also `TF_NUM_INTEROP_THREADS=1`, TensorFlow's inter-op
-pool; JAX and PyTorch ignore it).
+Conditions: `default` (mnist-bench's thread defaults: on a machine without a GPU, one fewer
+intra-op thread than the usable cores for PyTorch and TensorFlow, TensorFlow's inter-op pool at
+one, JAX's Eigen pool at one thread on 2 cores), `own` (`MNIST_BENCH_FRAMEWORK_THREADS=1`: each
+framework's own pools), `intra1` (`--threads 1`: one intra-op thread), `intra2` (`--threads 2`),
+`intra1-inter1` and `intra2-inter1` (also `TF_NUM_INTEROP_THREADS=1`, TensorFlow's inter-op
+pool; JAX and PyTorch ignore it), `sync` (JAX's own pool with
+`JAX_CPU_ENABLE_ASYNC_DISPATCH=false`: each step run inline on the calling thread instead of
+dispatched to XLA's; the others ignore it), `intra1-sync` (both), `no-aslr` (the run and its
+worker started by `setarch --addr-no-randomize`: the same memory layout in every process) and
+`no-numpy-hugepages` (`NUMPY_MADVISE_HUGEPAGE=0`: NumPy's large arrays without transparent
+huge pages).
 
     python benchmarks/process_spread.py --backend tensorflow --runs 6 [--json OUT]
 
@@ -23,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -30,18 +39,29 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CONDITIONS = {
-    "default": ([], {}),
-    "intra1": (["--threads", "1"], {}),
-    "intra1-inter1": (["--threads", "1"], {"TF_NUM_INTEROP_THREADS": "1"}),
+OWN = {"MNIST_BENCH_FRAMEWORK_THREADS": "1"}  # the framework's own pools, not mnist-bench's
+SYNC = {"JAX_CPU_ENABLE_ASYNC_DISPATCH": "false"}
+NO_ASLR = ["setarch", platform.machine(), "--addr-no-randomize"]  # inherited by the worker
+# name: (extra `mnist-bench run` arguments, environment, command prefix)
+CONDITIONS: dict[str, tuple[list[str], dict[str, str], list[str]]] = {
+    "default": ([], {}, []),
+    "own": ([], OWN, []),
+    "intra1": (["--threads", "1"], {}, []),
+    "intra2": (["--threads", "2"], {}, []),
+    "intra1-inter1": (["--threads", "1"], {"TF_NUM_INTEROP_THREADS": "1"}, []),
+    "intra2-inter1": (["--threads", "2"], {"TF_NUM_INTEROP_THREADS": "1"}, []),
+    "sync": ([], {**OWN, **SYNC}, []),
+    "intra1-sync": (["--threads", "1"], SYNC, []),
+    "no-aslr": ([], {}, NO_ASLR),
+    "no-numpy-hugepages": ([], {"NUMPY_MADVISE_HUGEPAGE": "0"}, []),
 }
 
 
 def one_run(args: argparse.Namespace, condition: str, folder: Path) -> dict:
     """One fresh `mnist-bench run` under `condition`; its record's timing figures."""
-    extra, env = CONDITIONS[condition]
+    extra, env, prefix = CONDITIONS[condition]
     command = [
-        sys.executable, "-m", "mnist_bench", "run", "-b", args.backend, "-v", args.variant,
+        *prefix, sys.executable, "-m", "mnist_bench", "run", "-b", args.backend, "-v", args.variant,
         "--seeds", "0", "--epochs", str(args.epochs), "--test-limit", "1000", "--no-figures",
         "--results-dir", str(folder), *extra,
     ]  # fmt: skip

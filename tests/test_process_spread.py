@@ -24,10 +24,25 @@ def test_summary_is_the_spread_across_processes():
     assert s["unstable"] == 1 and s["contended"] == 0
 
 
-def test_every_condition_names_its_flags_and_environment():
-    assert set(ps.CONDITIONS) == {"default", "intra1", "intra1-inter1"}
-    assert ps.CONDITIONS["default"] == ([], {})
-    assert ps.CONDITIONS["intra1-inter1"][1] == {"TF_NUM_INTEROP_THREADS": "1"}
+def test_every_condition_names_its_flags_environment_and_prefix():
+    assert {"default", "own", "intra1", "intra1-inter1", "no-aslr"} <= set(ps.CONDITIONS)
+    assert ps.CONDITIONS["default"] == ([], {}, [])
+    assert ps.CONDITIONS["own"][1] == {"MNIST_BENCH_FRAMEWORK_THREADS": "1"}
+    assert ps.CONDITIONS["intra1-inter1"][:2] == (
+        ["--threads", "1"],
+        {"TF_NUM_INTEROP_THREADS": "1"},
+    )
+    for extra, env, prefix in ps.CONDITIONS.values():
+        assert all(isinstance(x, str) for x in [*extra, *env, *env.values(), *prefix])
+
+
+def test_the_no_aslr_prefix_turns_address_randomization_off_for_the_children():
+    """setarch's personality is inherited by what it starts: the worker's too."""
+    prefix = ps.CONDITIONS["no-aslr"][2]
+    code = "print(open('/proc/self/personality').read().strip())"
+    done = subprocess.run([*prefix, sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout, 16) & 0x0040000  # ADDR_NO_RANDOMIZE
 
 
 def test_bad_options_are_one_line():
