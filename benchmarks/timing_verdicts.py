@@ -33,6 +33,7 @@ import argparse
 import dataclasses
 import functools
 import json
+import math
 import os
 import random
 import statistics
@@ -57,7 +58,13 @@ def run_once(args: argparse.Namespace, seed: int, slowdown: float, folder: Path)
     import mnist_bench
 
     if folder.is_dir() and any(folder.glob("*.json")):
-        kept = mnist_bench.load(folder)
+        try:
+            kept = mnist_bench.load(folder)
+        except mnist_bench.Error as e:
+            raise SystemExit(
+                f"timing_verdicts: a kept run in {folder} cannot be read ({e}); remove that "
+                f"folder to train the run again"
+            ) from None
         if len(kept.records) == 1 and kept.records[0].status == "ok":
             return kept.records[0]
 
@@ -193,8 +200,10 @@ def calibrate(runs: dict[float, list[Record]], args: argparse.Namespace) -> list
         for k in args.calibrate:
             changes = relative_changes(views, k, args, rng)
             fails = functools.partial(_fail_rate, changes)
-            limit = next((t for t in LIMITS if fails(BASE, t) <= args.false_alarms), None)
             skipped = {s: sum(c is None for c in cs) / len(cs) for s, cs in changes.items()}
+            limit = None  # where no A/A pairing had a verdict there is nothing to calibrate on
+            if skipped[BASE] < 1:
+                limit = next((t for t in LIMITS if fails(BASE, t) <= args.false_alarms), None)
             out.append(
                 {
                     "figure": figure,
@@ -209,6 +218,30 @@ def calibrate(runs: dict[float, list[Record]], args: argparse.Namespace) -> list
                 }
             )
     return out
+
+
+def repeats_needed(
+    cv: float, slowdown: float, *, false_alarms: float = 0.01, power: float = 0.9
+) -> int:
+    """Runs a side for a one-sided comparison of means to keep A/A false alarms at
+    `false_alarms` and catch `slowdown` (every epoch that fraction longer: throughput down
+    by 1 - 1 / (1 + slowdown)) with `power`, where each run's throughput varies from process to
+    process with coefficient of variation `cv`: the normal approximation
+    K = 2 ((z_fa + z_power) cv / drop)^2, rounded up. For K beyond the runs measured."""
+    z = statistics.NormalDist().inv_cdf
+    drop = 1 - 1 / (1 + slowdown)
+    return max(1, math.ceil(2 * ((z(1 - false_alarms) + z(power)) * cv / drop) ** 2))
+
+
+def process_cv(records: list[Record], figure: str) -> float:
+    """The coefficient of variation of the runs' throughput (each a fresh process), flagged
+    runs left out as the verdicts leave them out."""
+    rates = [
+        v.train_samples_per_second
+        for v in (as_figure(r, figure) for r in records)
+        if v.train_samples_per_second and not (v.unstable or v.contended)
+    ]
+    return statistics.stdev(rates) / statistics.fmean(rates) if len(rates) > 1 else math.nan
 
 
 def spread(records: list[Record], figure: str) -> dict[str, float]:
@@ -355,6 +388,27 @@ def main(argv: list[str] | None = None) -> int:
             f"  {c['figure']:<8} {c['per_side']:>2} {limit:>6} {aa:>6} {c['skipped']:>8.0%} "
             + power
         )
+    needed = {}
+    for figure in FIGURES:
+        cv = process_cv(runs[BASE], figure)
+        needed[figure] = {
+            "process_cv": cv,
+            "runs_a_side": {
+                f"+{s:.0%}": None
+                if math.isnan(cv)
+                else repeats_needed(cv, s, false_alarms=args.false_alarms, power=0.9)
+                for s in args.slowdowns
+            },
+        }
+    print(
+        f"\nruns a side for power 0.9 at <= {args.false_alarms:.0%} false alarms (normal "
+        f"approximation from the A runs' spread across processes; beyond the K measured):"
+    )
+    for figure, n in needed.items():
+        print(
+            f"  {figure:<8} CV across processes {n['process_cv']:.1%}: "
+            + ", ".join(f"{k} -> {v}" for k, v in n["runs_a_side"].items())
+        )
     if args.json:
         out = {
             "settings": {
@@ -366,6 +420,7 @@ def main(argv: list[str] | None = None) -> int:
             "realized_slowdown": realized,
             "verdicts": table,
             "calibrated": calibrated,
+            "runs_needed": needed,
             "runs": {
                 str(s): [
                     {

@@ -111,11 +111,22 @@ def test_calibration_finds_the_limit_that_keeps_false_alarms_and_its_power():
     assert three["power"]["+5%"] >= one["power"]["+5%"]
 
 
-def test_calibration_of_flagged_records_has_no_power():
+def test_flagged_records_calibrate_nothing():
+    # every A/A pairing without a verdict: no limit to speak of, and no power
     runs = _runs(0.002, slowdowns=(0.10,), n=6, unstable=True)
     args = _args(slowdowns=[0.10], calibrate=[1], false_alarms=0.01)
     (windows, _epochs) = tv.calibrate(runs, args)
-    assert windows["skipped"] == 1.0 and windows["power"]["+10%"] == 0.0
+    assert windows["skipped"] == 1.0
+    assert windows["limit"] is None and windows["power"]["+10%"] is None
+
+
+def test_some_flagged_records_still_calibrate_on_the_rest():
+    runs = _runs(0.02, slowdowns=(0.20,), n=8)
+    runs[tv.BASE][0] = _runs(0.0, slowdowns=(), n=1, unstable=True)[tv.BASE][0]
+    args = _args(slowdowns=[0.20], calibrate=[1], false_alarms=0.01, pairings=200)
+    (windows, _epochs) = tv.calibrate(runs, args)
+    assert 0 < windows["skipped"] < 1 and windows["limit"] is not None
+    assert windows["power"]["+20%"] > 0.5
 
 
 def test_kept_runs_are_read_not_trained_again(tmp_path):
@@ -130,6 +141,18 @@ def test_kept_runs_are_read_not_trained_again(tmp_path):
     kept = tv.run_once(args, 3, 0.1, folder)
     assert kept.train_samples_per_second == 1234.0
     assert kept.variant == run["records"][0]["job"]["variant"]
+
+
+def test_a_broken_kept_run_is_one_line_naming_its_folder(tmp_path):
+    folder = tmp_path / "0.1-3"
+    folder.mkdir()
+    (folder / "kept.json").write_text('{"records": [')
+    args = _args(variant="two-dense", backend="jax", device="cpu", epochs=3)
+    with pytest.raises(SystemExit) as stop:
+        tv.run_once(args, 3, 0.1, folder)
+    message = str(stop.value)
+    assert str(folder) in message and "remove that folder" in message
+    assert "\n" not in message
 
 
 def test_bad_calibration_options_are_one_line():
@@ -166,3 +189,23 @@ def test_a_second_call_judges_the_kept_runs_and_writes_its_json(tmp_path, capsys
     assert data["realized_slowdown"]["+10%"] == pytest.approx(slowed / base - 1)
     (windows,) = [c for c in data["calibrated"] if c["figure"] == "windows"]
     assert windows["per_side"] == 1 and windows["false_alarms"] <= 0.01
+
+
+def test_runs_needed_follow_the_normal_approximation():
+    # 2% spread, a 10% slowdown (throughput -9.1%): 2 (3.61 x 0.02 / 0.0909)^2 = 1.26 -> 2 a side
+    assert tv.repeats_needed(0.02, 0.10) == 2
+    # four times the spread takes sixteen times the runs (rounded up)
+    assert tv.repeats_needed(0.08, 0.10) == 21
+    # a larger slowdown, fewer runs; a stricter false-alarm rate, more
+    assert tv.repeats_needed(0.08, 0.20) < tv.repeats_needed(0.08, 0.10)
+    assert tv.repeats_needed(0.05, 0.10, false_alarms=0.001) > tv.repeats_needed(0.05, 0.10)
+    assert tv.repeats_needed(0.0, 0.10) == 1
+
+
+def test_process_cv_leaves_flagged_runs_out():
+    runs = _runs(0.02, slowdowns=(), n=6)[tv.BASE]
+    rates = [r.train_samples_per_second for r in runs]
+    expected = statistics.stdev(rates) / statistics.fmean(rates)
+    assert tv.process_cv(runs, "windows") == pytest.approx(expected)
+    flagged = [*runs, _runs(0.0, slowdowns=(), n=1, unstable=True)[tv.BASE][0]]
+    assert tv.process_cv(flagged, "windows") == pytest.approx(expected)
