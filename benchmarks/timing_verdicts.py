@@ -16,7 +16,11 @@ Reported per figure (`windows`: the record's `train_samples_per_second`, the med
 window after the warm-up, its `unstable` flag; `epochs`: the same records' epoch-based rate,
 the epochs after the first, with the epoch MAD flag) and pairing: how many pairings had a
 verdict skipped (a contended or unstable record), `compare`'s `worse` and any-change rates, and
-the gate's failure rate: false alarms for A vs A, power for each slowdown.
+the gate's failure rate: false alarms for A vs A, power for each slowdown. `--calibrate K,K`
+adds, per K runs a side, the smallest `check --max-slowdown` limit that keeps A/A false alarms
+at `--false-alarms` and its power; and from the A runs' spread across processes it prints how
+many runs a side power 0.9 would take at each slowdown (a normal approximation, for K beyond
+the runs measured).
 
     python benchmarks/timing_verdicts.py --train-limit 6000 --runs 4       # a smoke test
     python benchmarks/timing_verdicts.py --runs 10 --per-side 3 --json out.json
