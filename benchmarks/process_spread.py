@@ -39,7 +39,10 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-OWN = {"MNIST_BENCH_FRAMEWORK_THREADS": "1"}  # the framework's own pools, not mnist-bench's
+sys.path.insert(0, str(ROOT))
+from mnist_bench.execute.backends import FRAMEWORK_THREADS_ENV  # noqa: E402  (no framework)
+
+OWN = {FRAMEWORK_THREADS_ENV: "1"}  # the framework's own pools, not mnist-bench's
 SYNC = {"JAX_CPU_ENABLE_ASYNC_DISPATCH": "false"}
 NO_ASLR = ["setarch", platform.machine(), "--addr-no-randomize"]  # inherited by the worker
 # name: (extra `mnist-bench run` arguments, environment, command prefix)

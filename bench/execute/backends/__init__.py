@@ -46,9 +46,10 @@ def default_threads() -> int:
     fewer than the usable cores, at least one, so the Python thread that drives each step keeps
     a core. Measured on 2 cores: PyTorch's own default (one per core) spins every core, and
     beside one busy process its steady epoch went from 1.36 s to 109 s, with one thread 1.34 s
-    (`benchmarks/contention.py --backend torch`); TensorFlow's own pools ran the seed's
-    two-dense at speeds 1.20x apart across six fresh processes (CV 6.5%), with one intra-op and
-    one inter-op thread 1.05x apart (CV 2.0%) and 8% faster (`benchmarks/process_spread.py`)."""
+    (`benchmarks/contention.py --backend torch`); TensorFlow with one intra-op and one inter-op
+    thread ran cnn-fast's fresh processes 1.09x apart against 1.27x with its own pools (but a
+    third slower), two-dense alike either way (`benchmarks/process_spread.py`;
+    docs/methodology.md)."""
     from mnist_bench.core.environment import usable_cores
 
     return max(1, usable_cores() - 1)

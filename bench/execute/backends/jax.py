@@ -18,9 +18,9 @@ _in_force: int | None = None  # the intra-op count configure() set; None: JAX's 
 def configure(threads: int | None) -> None:
     """`threads` intra-op threads where asked. Without it, where `default_threads()` is 1 (two
     usable cores or fewer), one thread too: XLA's own Eigen pool (one thread per core) beside
-    the Python thread that dispatches each step ran the seed's two-dense at speeds 1.31x apart
-    across fresh processes on 2 cores (CV 10.4%, 3 of 8 processes 10-20% slow), one thread
-    1.09x apart (CV 3.2%) at the same speed and with the same weights
+    the Python thread that dispatches each step ran the seed's two-dense at speeds 1.37x apart
+    across 16 fresh processes on 2 cores (CV 8.9%, 3 of 16 processes 10% or more slow), one
+    thread 1.27x apart (CV 5.4%, 1 of 16) at the same speed and with the same weights
     (`benchmarks/process_spread.py`; docs/methodology.md). With more cores, JAX's own pool:
     these flags set no pool size short of one thread. `MNIST_BENCH_FRAMEWORK_THREADS=1`: JAX's
     own pool."""

@@ -21,13 +21,13 @@ def enable_determinism() -> list[str]:
 def apply_threads(threads: int | None) -> dict[str, Any]:
     """`threads` intra-op threads where asked (the inter-op pool left to TensorFlow). Without
     it, on a machine without a GPU: `default_threads()` intra-op threads (one fewer than the
-    usable cores) and one inter-op thread. TensorFlow's own pools (one thread per core each)
-    made the same training run at speeds 1.20x apart from process to process on 2 cores, one
-    and one 1.05x apart and 8% faster, with the same weights for the dense networks (a
-    convolution's sums may be taken in another order: other weights, the same accuracy;
-    docs/methodology.md). With a GPU, or `MNIST_BENCH_FRAMEWORK_THREADS=1`, TensorFlow's own
-    choice (not measured with a GPU). 0 in the
-    record's place means TensorFlow's own choice."""
+    usable cores) and one inter-op thread. On 2 cores that kept cnn-fast's fresh processes
+    1.09x apart against 1.27x with TensorFlow's own pools (one thread per core each), at a
+    third less speed (`--threads 2` buys it back); two-dense was alike either way. The dense
+    networks train the same weights under either setting (a convolution's sums may be taken in
+    another order: other weights, the same accuracy; docs/methodology.md). With a GPU, or
+    `MNIST_BENCH_FRAMEWORK_THREADS=1`, TensorFlow's own choice (not measured with a GPU). 0 in
+    the record's place means TensorFlow's own choice."""
     import tensorflow as tf
 
     if threads:
