@@ -219,3 +219,54 @@ def test_one_machine_is_compared_with_each_machine_of_the_other_side():
     # Each side on one machine (two local runs from different hosts): matched across machines.
     single = compare(base, [_on("a", s, 0.97) for s in (0, 1)])
     assert [(row.machine, row.side) for row in single] == [("", "both")]
+
+
+# ------------------------------------------- timing over several runs a side: flagged runs out
+def timed(seconds: list[float], **flags) -> list[Record]:
+    """One record per seed with these train seconds; `flags`: seed -> "unstable"/"contended"."""
+    return [
+        rec(0.97, i, seconds=s, **({flags[f"s{i}"]: True} if f"s{i}" in flags else {}))
+        for i, s in enumerate(seconds)
+    ]
+
+
+def test_a_slowdown_is_caught_among_runs_one_of_which_is_flagged():
+    """Five runs a side, all twice as slow but one flagged: the four left are judged (before,
+    the one flag took the timing verdict from all five, and the gate let the slowdown pass)."""
+    base = timed([10.0, 10.1, 9.9, 10.05, 9.95])
+    for flag in ("unstable", "contended"):
+        new = timed([20.0, 20.2, 19.8, 20.1, 10.0], s4=flag)  # the flagged one looks fine
+        [row] = compare(base, new)
+        change = row.change("train_samples_per_second")
+        assert change.skipped is None and change.left_out == 1 and change.verdict == WORSE
+        assert len(change.new) == 4 and change.relative == pytest.approx(-0.5, abs=0.01)
+        [failure] = gate([row], max_slowdown=0.25)
+        assert "train samples/s -50%" in failure.reason
+    # a flagged run on the baseline's side is left out alike
+    [row] = compare(timed([10.0, 10.1, 9.9, 30.0], s3="unstable"), timed([20.0, 20.2, 19.8]))
+    assert row.change("train_seconds").left_out == 1 and gate([row], max_slowdown=0.25)
+
+
+def test_a_flagged_run_far_off_does_not_make_equal_sides_differ():
+    """Harmless: equal runs on both sides, plus one flagged run at three times the time."""
+    base = timed([10.0, 10.1, 9.9, 10.05])
+    new = timed([10.05, 9.95, 10.0, 30.0], s3="unstable")
+    [row] = compare(base, new)
+    for name in ("train_seconds", "train_samples_per_second"):
+        change = row.change(name)
+        assert change.verdict == SAME and change.left_out == 1 and change.skipped is None
+    assert gate([row], max_slowdown=0.03) == [] and row.verdict == SAME
+
+
+def test_no_timing_verdict_where_a_side_has_no_unflagged_run():
+    base = timed([10.0, 10.1, 9.9])
+    for flags, why in (
+        ({"s0": "unstable", "s1": "unstable"}, "unstable"),
+        ({"s0": "contended", "s1": "unstable"}, "contended"),
+    ):
+        new = timed([20.0, 20.0], **flags)
+        [row] = compare(base, new)
+        change = row.change("train_samples_per_second")
+        assert change.skipped == why and change.left_out == 0
+        assert gate([row], max_slowdown=0.25) == []  # accuracy unchanged, timing not judged
+        assert row.change("test_accuracy").skipped is None  # accuracy is judged all the same

@@ -71,6 +71,7 @@ class Change:
     verdict: str = SAME
     p_value: float | None = None  # Welch; None when a side has fewer than two seeds
     skipped: str | None = None  # why no verdict (e.g. contended or unstable timing)
+    left_out: int = 0  # timing: flagged records left out, the rest judged (`judge`)
 
     @property
     def base_mean(self) -> float | None:
@@ -220,20 +221,34 @@ def judge(row: Row, tol: Tolerances = Tolerances()) -> Row:
         return row
     base_ok = [r for r in row.base if r.status == "ok"]
     new_ok = [r for r in row.new if r.status == "ok"]
-    contended = any(r.contended for r in base_ok + new_ok)
-    unstable = any(r.unstable for r in base_ok + new_ok)
+    # Timing is judged on the records neither contended nor unstable. With several runs a side
+    # the flagged ones are left out and the rest judged (a slow or stalled process among ten
+    # says nothing about the other nine); a side with none left has no timing verdict.
+    base_t, new_t = _trusted(base_ok), _trusted(new_ok)
+    untrusted = (base_ok if not base_t else []) + (new_ok if not new_t else [])
+    why = "contended" if any(r.contended for r in untrusted) else "unstable"
+    left_out = len(base_ok) - len(base_t) + len(new_ok) - len(new_t)
     for metric in METRICS:
         change = Change(metric, _per_seed(base_ok, metric), _per_seed(new_ok, metric))
         if not change.base or not change.new:
             change.skipped = "no values"
-        elif metric.is_timing and contended:
-            change.skipped = "contended"
-        elif metric.is_timing and unstable:
-            change.skipped = "unstable"
+        elif metric.is_timing and untrusted:
+            change.skipped = why
         else:
-            change.verdict, change.p_value = _verdict(change, tol)
+            if metric.is_timing and left_out:
+                change.base, change.new = _per_seed(base_t, metric), _per_seed(new_t, metric)
+                change.left_out = left_out
+            if change.base and change.new:
+                change.verdict, change.p_value = _verdict(change, tol)
+            else:
+                change.skipped = "no values"
         row.changes.append(change)
     return row
+
+
+def _trusted(records: list[Record]) -> list[Record]:
+    """The records whose timings can be judged: neither contended nor unstable."""
+    return [r for r in records if not (r.contended or r.unstable)]
 
 
 def _per_seed(records: list[Record], metric: Metric) -> list[float]:

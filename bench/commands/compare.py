@@ -336,6 +336,7 @@ def row_dict(row: Row) -> dict[str, Any]:
             "verdict": change.verdict if change.skipped is None else None,
             "p_value": change.p_value,
             "skipped": change.skipped,
+            "left_out": change.left_out,
             "base_values": change.base,
             "new_values": change.new,
         }
@@ -385,6 +386,8 @@ def _cell(row: Row, metric, digits: int) -> str:
         text += " †"
     elif change.verdict != "no significant change":
         text += " ▲" if change.verdict == BETTER else " ▼"
+    if change.left_out and not change.skipped:
+        text += f" ({change.left_out} flagged left out)"
     return text
 
 
@@ -456,7 +459,7 @@ def _render(rows: list[Row], fmt: str, *, title: str, reasons=None) -> None:
         title=escape.text(title),
         box=box.SIMPLE_HEAVY if color else box.ASCII,
         caption="cells: BASE→NEW delta relative; ▲ better, ▼ worse; timing not judged: "
-        "‡ contended, † unstable",
+        "‡ contended, † unstable (with runs left on both sides, flagged runs are left out)",
     )
     for i, name in enumerate(header):
         table.add_column(name, justify="right" if 3 <= i < len(header) - 1 else "left")
