@@ -20,7 +20,11 @@ the gate's failure rate: false alarms for A vs A, power for each slowdown. `--ca
 adds, per K runs a side, the smallest `check --max-slowdown` limit that keeps A/A false alarms
 at `--false-alarms` and its power; and from the A runs' spread across processes it prints how
 many runs a side power 0.9 would take at each slowdown (a normal approximation, for K beyond
-the runs measured).
+the runs measured). `--shifts F,F` adds pairings of A runs against *other* A runs made F slower
+by arithmetic (`A vs A+10%`): an exact slowdown with the processes' own spread, for where the
+injected one is inexact (under JAX's asynchronous dispatch the busy wait overlaps the device's
+work: asked +20%, realized +9%, and windows made ragged enough to flag the record); it assumes
+a slowdown that scales every timing alike, which is what a slower step does.
 
     python benchmarks/timing_verdicts.py --train-limit 6000 --runs 4       # a smoke test
     python benchmarks/timing_verdicts.py --runs 10 --per-side 3 --json out.json
@@ -54,6 +58,34 @@ from mnist_bench.runfile.records import Record  # noqa: E402
 
 FIGURES = ("windows", "epochs")
 BASE = 0.0  # the A side: no slowdown
+# A side of the pairings: BASE, an injected slowdown (a float: runs trained with it), or
+# ("shift", f): A runs held out of the base side with every timing made f longer by arithmetic.
+Side = float | tuple[str, float]
+
+
+def shifts(args: argparse.Namespace) -> list[Side]:
+    return [("shift", f) for f in args.shifts]
+
+
+def side_name(side: Side) -> str:
+    """How tables name a side: A, +10% (injected), A+10% (shifted)."""
+    if isinstance(side, tuple):
+        return f"A+{side[1]:.0%}"
+    return "A" if side == BASE else f"+{side:.0%}"
+
+
+def shifted(view: Record, fraction: float) -> Record:
+    """`view` made `fraction` slower by arithmetic: its throughput divided, its seconds
+    multiplied by 1 + fraction; its flags and its spread stay its own."""
+    f = 1 + fraction
+    return dataclasses.replace(
+        view,
+        train_samples_per_second=view.train_samples_per_second
+        and view.train_samples_per_second / f,
+        train_seconds=view.train_seconds and view.train_seconds * f,
+        epoch_seconds=[s * f for s in view.epoch_seconds],
+        window_seconds=[s * f for s in view.window_seconds],
+    )
 
 
 def run_once(args: argparse.Namespace, seed: int, slowdown: float, folder: Path) -> Record:
@@ -128,13 +160,17 @@ def judge(base: list[Record], new: list[Record], args: argparse.Namespace) -> di
 
 
 def draw(
-    views: dict[float, list[Record]], slowdown: float, k: int, rng: random.Random
+    views: dict[float, list[Record]], side: Side, k: int, rng: random.Random
 ) -> tuple[list[Record], list[Record]]:
-    """One pairing of k runs a side: A against A (2k distinct runs), or A against `slowdown`."""
-    if slowdown == BASE:
+    """One pairing of k runs a side: A against A (2k distinct runs), A against an injected
+    slowdown's runs, or A against k other A runs shifted (`shifted`)."""
+    if isinstance(side, tuple):
+        picked = rng.sample(views[BASE], 2 * k)
+        return picked[:k], [shifted(r, side[1]) for r in picked[k:]]
+    if side == BASE:
         picked = rng.sample(views[BASE], 2 * k)
         return picked[:k], picked[k:]
-    return rng.sample(views[BASE], k), rng.sample(views[slowdown], k)
+    return rng.sample(views[BASE], k), rng.sample(views[side], k)
 
 
 def pairings(
@@ -150,13 +186,13 @@ def pairings(
             for s, rs in runs.items()
         }
         table: dict[str, dict[str, float]] = {}
-        for slowdown in [BASE, *args.slowdowns]:
+        for side in [BASE, *args.slowdowns, *shifts(args)]:
             counts = dict.fromkeys(("skipped", "worse", "changed", "gate"), 0)
             for _ in range(args.pairings):
-                base, new = draw(views, slowdown, k, rng)
+                base, new = draw(views, side, k, rng)
                 for name, hit in judge(base, new, args).items():
                     counts[name] += hit
-            label = "A vs A" if slowdown == BASE else f"A vs +{slowdown:.0%}"
+            label = f"A vs {side_name(side)}"
             table[label] = {name: n / args.pairings for name, n in counts.items()}
             table[label]["pairings"] = args.pairings
         out[figure] = table
@@ -168,12 +204,12 @@ LIMITS = [round(0.005 * i, 3) for i in range(1, 101)]  # 0.5% .. 50%
 
 def relative_changes(
     views: dict[float, list[Record]], k: int, args: argparse.Namespace, rng: random.Random
-) -> dict[float, list[float | None]]:
+) -> dict[Side, list[float | None]]:
     """Per side (BASE: A vs A), the training throughput's relative change in each of
     --pairings pairings of k runs a side, as `compare` computes it; None where it has no
     timing verdict (a contended or unstable record)."""
-    out: dict[float, list[float | None]] = {}
-    for slowdown in views:
+    out: dict[Side, list[float | None]] = {}
+    for slowdown in [*views, *shifts(args)]:
         changes: list[float | None] = []
         for _ in range(args.pairings):
             base, new = draw(views, slowdown, k, rng)
@@ -184,7 +220,7 @@ def relative_changes(
     return out
 
 
-def _fail_rate(changes: dict[float, list[float | None]], slowdown: float, limit: float) -> float:
+def _fail_rate(changes: dict[Side, list[float | None]], slowdown: Side, limit: float) -> float:
     """The share of `slowdown`'s pairings whose throughput fell by more than `limit`."""
     hits = [c is not None and c < -limit for c in changes[slowdown]]
     return sum(hits) / len(hits)
@@ -215,8 +251,8 @@ def calibrate(runs: dict[float, list[Record]], args: argparse.Namespace) -> list
                     "limit": limit,
                     "false_alarms": None if limit is None else fails(BASE, limit),
                     "power": {
-                        f"+{s:.0%}": None if limit is None else fails(s, limit)
-                        for s in args.slowdowns
+                        side_name(s): None if limit is None else fails(s, limit)
+                        for s in [*args.slowdowns, *shifts(args)]
                     },
                     "skipped": skipped[BASE],
                 }
@@ -275,6 +311,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--per-side", type=int, default=1, metavar="K", help="runs a side")
     parser.add_argument("--pairings", type=int, default=200, help="pairings per question")
+    parser.add_argument(
+        "--shifts",
+        default="",
+        metavar="F,F",
+        help="also pair A runs with other A runs made F slower by arithmetic (every timing x(1 "
+        "+ F)): power at an exact slowdown with the processes' own spread, where the injected "
+        "one is inexact (JAX's asynchronous dispatch); costs no runs",
+    )
     parser.add_argument("--max-slowdown", type=float, default=0.03, help="check's limit")
     parser.add_argument("--time-tolerance", type=float, default=0.10, help="compare's, 1 a side")
     parser.add_argument("--same-seed", action="store_true", help="every run trains seed 0")
@@ -307,6 +351,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--slowdowns: not fractions: {args.slowdowns}")
     if any(not 0 < s <= 10 for s in args.slowdowns):
         parser.error("--slowdowns: each must be above 0 and at most 10")
+    try:
+        args.shifts = [float(s) for s in args.shifts.split(",") if s.strip()]
+    except ValueError:
+        parser.error(f"--shifts: not fractions: {args.shifts}")
+    if any(not 0 < s <= 10 for s in args.shifts):
+        parser.error("--shifts: each must be above 0 and at most 10")
     if args.per_side < 1 or args.runs < 2 * args.per_side:
         parser.error("--runs must be at least twice --per-side (A vs A takes distinct runs)")
     if args.pairings < 1:
@@ -371,8 +421,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"{rates['changed']:>8.0%} {rates['gate']:>8.0%}"
             )
     print(
-        "\nA vs A: worse/changed/gate are false alarms; A vs +x%: power. Skipped: a contended "
-        "or unstable record, no timing verdict."
+        "\nA vs A: worse/changed/gate are false alarms; A vs +x% (injected) and A vs A+x% "
+        "(other A runs, shifted): power. Skipped: no side had an unflagged record, no timing "
+        "verdict."
     )
     calibrated = calibrate(runs, args)
     print(
@@ -380,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         f"false alarms <= {args.false_alarms:.0%}, and the share of slowed pairings it fails"
     )
     print(f"  {'figure':<8} {'K':>2} {'limit':>6} {'A/A':>6} {'skipped':>8} " + " ".join(
-        f"{'+' + format(s, '.0%'):>6}" for s in args.slowdowns
+        f"{side_name(s):>6}" for s in [*args.slowdowns, *shifts(args)]
     ))  # fmt: skip
     for c in calibrated:
         limit = "-" if c["limit"] is None else f"{c['limit']:.1%}"
@@ -401,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"+{s:.0%}": None
                 if math.isnan(cv)
                 else repeats_needed(cv, s, false_alarms=args.false_alarms, power=0.9)
-                for s in args.slowdowns
+                for s in sorted({*args.slowdowns, *args.shifts})
             },
         }
     print(

@@ -45,7 +45,7 @@ def _runs(noise: float, slowdowns=(0.05, 0.20), n: int = 8, **flags):
 def _args(**kw) -> argparse.Namespace:
     defaults = dict(
         per_side=1, pairings=50, resample_seed=0, time_tolerance=0.10, max_slowdown=0.03,
-        slowdowns=[0.05, 0.20], ignore_flags=False,
+        slowdowns=[0.05, 0.20], ignore_flags=False, shifts=[],
     )  # fmt: skip
     return argparse.Namespace(**{**defaults, **kw})
 
@@ -90,7 +90,13 @@ def test_the_epoch_figure_comes_from_the_epochs():
 
 def test_bad_options_are_one_line():
     script = str(ROOT / "benchmarks" / "timing_verdicts.py")
-    for bad in (["--runs", "1"], ["--slowdowns", "x"], ["--slowdowns", "-0.1"]):
+    for bad in (
+        ["--runs", "1"],
+        ["--slowdowns", "x"],
+        ["--slowdowns", "-0.1"],
+        ["--shifts", "ten"],
+        ["--shifts", "0"],
+    ):
         done = subprocess.run([sys.executable, script, *bad], capture_output=True, text=True)
         assert done.returncode == 2 and "Traceback" not in done.stderr, bad
 
@@ -209,3 +215,46 @@ def test_process_cv_leaves_flagged_runs_out():
     assert tv.process_cv(runs, "windows") == pytest.approx(expected)
     flagged = [*runs, _runs(0.0, slowdowns=(), n=1, unstable=True)[tv.BASE][0]]
     assert tv.process_cv(flagged, "windows") == pytest.approx(expected)
+
+
+def test_a_shifted_run_is_an_a_run_exactly_that_much_slower():
+    record = make_record(
+        train_samples=600,
+        train_samples_per_second=300.0,
+        train_seconds=6.0,
+        epoch_seconds=[3.0, 1.0, 2.0],
+        window_seconds=[0.5, 0.25],
+        unstable=True,
+    )
+    slow = tv.shifted(record, 0.10)
+    assert slow.train_samples_per_second == pytest.approx(300 / 1.1)
+    assert slow.train_seconds == pytest.approx(6.6)
+    assert slow.epoch_seconds == pytest.approx([3.3, 1.1, 2.2])
+    assert slow.window_seconds == pytest.approx([0.55, 0.275])
+    assert slow.unstable and record.epoch_seconds == [3.0, 1.0, 2.0]  # flags kept, A untouched
+    assert tv.side_name(("shift", 0.1)) == "A+10%" and tv.side_name(0.1) == "+10%"
+    assert tv.side_name(tv.BASE) == "A"
+
+
+def test_shifted_pairings_catch_what_they_should_and_no_more():
+    """A vs other A runs made 20% / 1% slower by arithmetic: quiet runs catch the 20% every
+    time (as the injected +20% is caught), and a 1% shift stays under check's 3% limit."""
+    args = _args(shifts=[0.01, 0.20])
+    table = tv.pairings(_runs(0.002), args)
+    for figure in tv.FIGURES:
+        big, tiny = table[figure]["A vs A+20%"], table[figure]["A vs A+1%"]
+        assert big["worse"] == big["gate"] == 1.0 and big["skipped"] == 0
+        assert tiny["gate"] == 0 and tiny["worse"] == 0
+    noisy = tv.pairings(_runs(0.05), _args(shifts=[0.05], per_side=3))
+    assert 0 < noisy["windows"]["A vs A+5%"]["worse"] < 1  # the A runs' own spread carried
+
+
+def test_calibration_reports_power_at_the_shifts():
+    runs = _runs(0.02, slowdowns=(0.10,), n=10)
+    args = _args(pairings=200, slowdowns=[0.10], shifts=[0.10], calibrate=[1, 3], false_alarms=0.01)
+    rows = {(c["figure"], c["per_side"]): c for c in tv.calibrate(runs, args)}
+    for c in rows.values():
+        assert set(c["power"]) == {"+10%", "A+10%"}
+    # the made-up +10% runs are A's noise slowed exactly: both ways agree within sampling
+    three = rows[("windows", 3)]["power"]
+    assert abs(three["+10%"] - three["A+10%"]) <= 0.15 and three["A+10%"] > 0.5
