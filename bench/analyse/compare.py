@@ -302,7 +302,8 @@ def gate(
     `tol.accuracy` and, where both sides have two or more seeds, Welch's test also calls the
     drop significant: a drop must matter in size and be more than noise. With `max_slowdown`
     (e.g. 0.25), a row also fails when its training or inference throughput fell by more than
-    that fraction; contended and unstable records never fail on timing. Rows only in the new
+    that fraction; contended and unstable records never fail on timing (`judge` leaves them
+    out and judges the rest, where each side keeps one). Rows only in the new
     results pass.
 
     With `pooled_alpha` (the gate of suites/gate.toml, docs/ci.md), accuracy is judged once
