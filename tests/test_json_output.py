@@ -32,8 +32,8 @@ ROW = {
     "verdict", "differences", "near", "failed_new", "metrics",
 }  # fmt: skip
 METRIC = {
-    "base", "new", "delta", "relative", "verdict", "p_value", "skipped", "base_values",
-    "new_values",
+    "base", "new", "delta", "relative", "verdict", "p_value", "skipped", "left_out",
+    "base_values", "new_values",
 }  # fmt: skip
 
 

@@ -222,12 +222,14 @@ def judge(row: Row, tol: Tolerances = Tolerances()) -> Row:
     base_ok = [r for r in row.base if r.status == "ok"]
     new_ok = [r for r in row.new if r.status == "ok"]
     # Timing is judged on the records neither contended nor unstable. With several runs a side
-    # the flagged ones are left out and the rest judged (a slow or stalled process among ten
-    # says nothing about the other nine); a side with none left has no timing verdict.
+    # the flagged ones are left out and the rest judged where each side keeps two or more (a
+    # stalled process among ten says nothing about the other nine; Welch's test then judges
+    # the rest); otherwise a flagged record leaves the row without a timing verdict.
+    flagged = [r for r in base_ok + new_ok if r.contended or r.unstable]
     base_t, new_t = _trusted(base_ok), _trusted(new_ok)
-    untrusted = (base_ok if not base_t else []) + (new_ok if not new_t else [])
-    why = "contended" if any(r.contended for r in untrusted) else "unstable"
-    left_out = len(base_ok) - len(base_t) + len(new_ok) - len(new_t)
+    untrusted = bool(flagged) and min(len(base_t), len(new_t)) < 2
+    why = "contended" if any(r.contended for r in flagged) else "unstable"
+    left_out = len(flagged)
     for metric in METRICS:
         change = Change(metric, _per_seed(base_ok, metric), _per_seed(new_ok, metric))
         if not change.base or not change.new:
@@ -303,7 +305,7 @@ def gate(
     drop significant: a drop must matter in size and be more than noise. With `max_slowdown`
     (e.g. 0.25), a row also fails when its training or inference throughput fell by more than
     that fraction; contended and unstable records never fail on timing (`judge` leaves them
-    out and judges the rest, where each side keeps one). Rows only in the new
+    out and judges the rest, where each side keeps two or more). Rows only in the new
     results pass.
 
     With `pooled_alpha` (the gate of suites/gate.toml, docs/ci.md), accuracy is judged once

@@ -42,7 +42,8 @@ JSON_ROW_KEYS = (
     "([{seed, status, error}]: new records that did not finish where the baseline has a "
     "result), metrics {NAME: {base, new (per-seed means or null), delta, relative, verdict, "
     "p_value (Welch; null with fewer than two seeds a side), skipped (why no verdict, or "
-    "null), base_values, new_values (one value per seed)}} with NAME each of "
+    "null), left_out (timing: flagged records left out of the verdict, the rest judged), "
+    "base_values, new_values (one value per seed judged)}} with NAME each of "
     + ", ".join(m.name for m in METRICS)
 )
 JSON_KEYS_COMPARE = (
@@ -459,7 +460,8 @@ def _render(rows: list[Row], fmt: str, *, title: str, reasons=None) -> None:
         title=escape.text(title),
         box=box.SIMPLE_HEAVY if color else box.ASCII,
         caption="cells: BASE→NEW delta relative; ▲ better, ▼ worse; timing not judged: "
-        "‡ contended, † unstable (with runs left on both sides, flagged runs are left out)",
+        "‡ contended, † unstable (where each side keeps two unflagged runs, the flagged are "
+        "left out instead)",
     )
     for i, name in enumerate(header):
         table.add_column(name, justify="right" if 3 <= i < len(header) - 1 else "left")
