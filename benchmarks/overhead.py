@@ -12,7 +12,19 @@ The ratio B / A is then each kept pair's ratio of medians, summarized by their g
 with a 95% Student-t interval on the log ratios (a paired design: the pairs are the samples).
 Goal: 1.02 or less, with the interval covering 1.
 
+Across processes the ratio carries the spread between fresh processes (a process now and then
+runs 10-20% slow throughout: docs/methodology.md), which no number of epochs averages away.
+`--in-process` measures what the harness does inside the timed region without it: each of PAIRS
+fresh processes trains one model with alternating one-epoch `fit` calls (A B, B A, ...), each
+timed by a bare epoch timer (A) or by the worker's own clock callback with its timing windows
+and its after-epoch test accuracy (B), EPOCHS + 1 a side, the first of each a warm-up; a pair is
+then one process, its ratio the median over rounds of B / A (the two epochs of a round are
+neighbours, so a slow spell of the process hits both: only contention drops such a pair). What
+it leaves out is what happens outside a record's timed region (the worker's start, its
+protocol), which cannot slow an epoch.
+
     python benchmarks/overhead.py [--pairs 6] [--epochs 4] [--backend jax ...] [--json OUT]
+    python benchmarks/overhead.py --in-process [--pairs 8] [--epochs 6]
     python benchmarks/overhead.py --quick   # a smoke test: 2 pairs of 2,000 samples
     python benchmarks/overhead.py --keep-flagged   # flagged pairs counted too, still marked
 
@@ -66,15 +78,27 @@ class Side:
 class Pair:
     bare: Side
     harness: Side
-    order: str  # "AB" or "BA"
+    order: str  # "AB" or "BA": which process ran first; "in-process": both in one
     flags: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.flags = [f"bare {f}" for f in self.bare.flags]
-        self.flags += [f"harness {f}" for f in self.harness.flags]
+        # In one process a slow spell hits the epochs of both sides next to each other, which
+        # the ratio by round cancels: there only contention drops a pair.
+        keep = ("contended",) if self.in_process else ("contended", "unstable")
+        self.flags = [f"bare {f}" for f in self.bare.flags if f in keep]
+        self.flags += [f"harness {f}" for f in self.harness.flags if f in keep]
+
+    @property
+    def in_process(self) -> bool:
+        return self.order == "in-process"
 
     @property
     def ratio(self) -> float:
+        """Across processes, the ratio of the steady medians; in one process, the median of
+        each round's ratio (the harness's epoch over the bare epoch next to it)."""
+        if self.in_process:
+            rounds = zip(self.harness.epoch_seconds[1:], self.bare.epoch_seconds[1:], strict=True)
+            return statistics.median(b / a for b, a in rounds)
         return self.harness.steady / self.bare.steady
 
 
@@ -113,6 +137,16 @@ def harness(backend: str, args: argparse.Namespace) -> Side:
         return side(json.loads(path.read_text())["records"][0]["epoch_seconds"], probe)
 
 
+def alternating(backend: str, args: argparse.Namespace) -> tuple[Side, Side]:
+    """One fresh process, both sides in it (`bare_keras.py --alternate`): (bare, harness)."""
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "bare_keras.py"), str(args.epochs)]
+    if args.train_limit:
+        cmd.append(str(args.train_limit))
+    stdout, probe = probed([*cmd, "--alternate"], env={**os.environ, "KERAS_BACKEND": backend})
+    sides = json.loads(stdout.strip().splitlines()[-1])
+    return side(sides["bare"], probe), side(sides["harness"], probe)
+
+
 def ratio_interval(ratios: list[float], confidence: float = 0.95) -> tuple[float, float, float]:
     """Geometric mean of `ratios` and its Student-t interval (computed on the logs);
     the interval is (nan, nan) for fewer than two ratios."""
@@ -127,13 +161,15 @@ def ratio_interval(ratios: list[float], confidence: float = 0.95) -> tuple[float
 def measure(backend: str, args: argparse.Namespace) -> list[Pair]:
     pairs, verdict = [], "FLAGGED" if args.keep_flagged else "DROPPED"
     for i in range(args.pairs):
-        if i % 2 == 0:
+        if args.in_process:
+            a, b = alternating(backend, args)
+        elif i % 2 == 0:
             a = bare(backend, args)
             b = harness(backend, args)
         else:
             b = harness(backend, args)
             a = bare(backend, args)
-        pair = Pair(a, b, "AB" if i % 2 == 0 else "BA")
+        pair = Pair(a, b, "in-process" if args.in_process else "AB" if i % 2 == 0 else "BA")
         pairs.append(pair)
         print(
             f"  {backend:<11} pair {i + 1} ({pair.order}): bare {a.steady:.3f} s "
@@ -158,7 +194,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=6, help="interleaved pairs per backend")
     parser.add_argument(
-        "--epochs", type=int, default=4, help="epochs per run; the first is left out (>= 3)"
+        "--epochs",
+        type=int,
+        default=4,
+        help="epochs per run, the first left out (>= 3); --in-process: timed epochs a side, "
+        "after one warm-up epoch each",
     )
     parser.add_argument(
         "--backend",
@@ -174,6 +214,12 @@ def main() -> int:
         help="count flagged pairs in the ratio too (they stay marked); for a noisy machine",
     )
     parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="both sides in one fresh process a pair, one-epoch fits alternating: the harness's "
+        "cost inside the timed region, without the spread between processes",
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="a smoke test: 2 pairs, 3 epochs of 2,000 samples"
     )
     args = parser.parse_args()
@@ -184,10 +230,19 @@ def main() -> int:
     from mnist_bench.core.environment import installed_backends
 
     data = "full MNIST" if not args.train_limit else f"{args.train_limit:,} samples"
+    design = (
+        "pairs of one process each, one-epoch fits alternating, the first of each side left out"
+        if args.in_process
+        else "interleaved pairs of fresh processes"
+    )
     print(
-        f"two-dense, {args.epochs} epochs of {data}, batch 32; {args.pairs} interleaved pairs "
+        f"two-dense, {args.epochs} epochs of {data}, batch 32; {args.pairs} {design} "
         f"per backend; pairs {'flagged' if args.keep_flagged else 'dropped'} when a side is "
-        f"contended or its steady-epoch CV >= {UNSTABLE_CV:.0%}"
+        + (
+            "contended (the ratio by round cancels a slow spell of the process)"
+            if args.in_process
+            else f"contended or its steady-epoch CV >= {UNSTABLE_CV:.0%}"
+        )
     )
     results, summary = {}, []
     for backend in args.backend or installed_backends():

@@ -10,6 +10,7 @@ import importlib.util
 import io
 import json
 import math
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -206,6 +207,26 @@ def test_max_slowdown_ignores_unstable_records(tmp_path, capsys, unstable):
     assert ("†" in capsys.readouterr().out) == unstable
 
 
+def test_check_judges_the_unflagged_runs_and_compare_says_how_many_are_out(tmp_path, capsys):
+    """Three runs a side, the new ones twice as slow, one of them unstable: `check
+    --max-slowdown` fails on the two left, and compare's cell and JSON say one was left out."""
+    base = save(tmp_path / "base.json", "base", [timed(s, seconds=10.0) for s in range(3)])
+    new = save(
+        tmp_path / "new.json",
+        "new",
+        [timed(0, seconds=20.0), timed(1, seconds=20.0), timed(2, seconds=20.0, unstable=True)],
+    )
+    assert cli.main(["check", new, "--baseline", base, "--max-slowdown", "0.25"]) == 1
+    assert "train samples/s -50%" in capsys.readouterr().out
+    assert cli.main(["compare", base, new, "--format", "markdown"]) == 0
+    assert "(1 flagged left out)" in capsys.readouterr().out
+    assert cli.main(["compare", base, new, "--format", "json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)["rows"]
+    timing = row["metrics"]["train_samples_per_second"]
+    assert timing["left_out"] == 1 and len(timing["new_values"]) == 2
+    assert row["metrics"]["test_accuracy"]["left_out"] == 0
+
+
 # ------------------------------------------------------------- benchmarks/overhead.py
 def overhead_module():
     path = ROOT / "benchmarks" / "overhead.py"
@@ -243,6 +264,26 @@ def test_overhead_flags_a_pair_when_either_side_cannot_be_trusted():
     assert overhead.Pair(busy, quiet, "BA").flags == ["bare contended"]
 
 
+def test_overhead_in_one_process_pairs_neighbouring_epochs():
+    """In one process the ratio is the median of each round's harness / bare epoch, so a slow
+    spell that hits both sides cancels, and only contention drops the pair."""
+    overhead = overhead_module()
+
+    def side(epochs, contended=False):
+        return overhead.Side(epochs, 0.3 if contended else 0.0, 0.0, contended)
+
+    # warm-up, then rounds; rounds 3-4 a slow spell on both sides (each side's CV is 15%+)
+    bare = side([9.0, 1.00, 1.00, 1.50, 1.50, 1.00])
+    harness = side([9.0, 1.02, 1.01, 1.53, 1.52, 1.02])
+    assert "unstable" in bare.flags and "unstable" in harness.flags
+    pair = overhead.Pair(bare, harness, "in-process")
+    assert pair.flags == [] and pair.ratio == pytest.approx(1.02)
+    # across processes the same epochs are a dropped pair, ratio of the medians
+    assert overhead.Pair(bare, harness, "AB").flags == ["bare unstable", "harness unstable"]
+    busy = overhead.Pair(side(bare.epoch_seconds, contended=True), harness, "in-process")
+    assert busy.flags == ["bare contended"]
+
+
 @pytest.mark.slow
 @pytest.mark.skipif("jax" not in INSTALLED, reason="jax not installed")
 def test_overhead_benchmark_runs_end_to_end(tmp_path):
@@ -256,3 +297,24 @@ def test_overhead_benchmark_runs_end_to_end(tmp_path):
     pairs = json.loads((tmp_path / "pairs.json").read_text())["jax"]
     assert [p["order"] for p in pairs] == ["AB", "BA"]
     assert all(len(p["bare"]["epoch_seconds"]) == 3 for p in pairs)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif("jax" not in INSTALLED, reason="jax not installed")
+def test_overhead_in_process_times_both_sides_in_each_process(tmp_path):
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "overhead.py"), "--quick", "--in-process",
+         "--backend", "jax", "--keep-flagged", "--json", str(tmp_path / "pairs.json")],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "one-epoch fits alternating" in out.stdout and "2 of 2" in out.stdout
+    pairs = json.loads((tmp_path / "pairs.json").read_text())["jax"]
+    assert [p["order"] for p in pairs] == ["in-process", "in-process"]
+    for p in pairs:
+        bare, harness = p["bare"], p["harness"]
+        # --quick: 3 timed epochs a side after one warm-up each, all in one process
+        assert len(bare["epoch_seconds"]) == len(harness["epoch_seconds"]) == 4
+        assert bare["other_share"] == harness["other_share"]  # one probe around the process
+        rounds = zip(harness["epoch_seconds"][1:], bare["epoch_seconds"][1:], strict=True)
+        assert p["ratio"] == pytest.approx(statistics.median(b / a for b, a in rounds))

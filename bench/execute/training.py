@@ -1,8 +1,8 @@
 """The training loop and what it measures: one record per job, in the worker's process.
 
 Builds and compiles the variant, times whole epochs from epoch-level hooks and cuts each epoch
-into windows at the start of every K-th batch (see `TimingHook`), takes test accuracy after each
-epoch outside the timed region, then the confusion matrix, digests and the inference sweep.
+into windows at the start of every K-th batch (see `clock_callback`), takes test accuracy after
+each epoch outside the timed region, then the confusion matrix, digests and the inference sweep.
 Imported by the worker only: it imports the framework as it goes.
 """
 
@@ -176,7 +176,7 @@ def _busy_until(deadline: float, clock: Callable[[], float]) -> float:
 
 class Windows:
     """The clock of one training run: epochs cut into windows, CPU time per epoch, and the
-    injected slowdown, if any. Framework-free; `TimingHook` calls it from Keras's hooks.
+    injected slowdown, if any. Framework-free; `clock_callback` calls it from Keras's hooks.
 
     A window ends where the next starts: at the start of every `every`-th step, and at the end
     of the epoch (after its loss is on the host). A last window shorter than half of `every`
@@ -231,6 +231,33 @@ class Windows:
             self.record.window_samples.append(max(0, done))
         self.mark, self.step = now, step
         return now
+
+
+def clock_callback(keras, clock: Windows, epoch_done: Callable[[Any, int, float, float], None]):
+    """The Keras callback that times training with `clock`, and then calls `epoch_done(model,
+    epoch, loss, seconds)` after each epoch, outside the timed region.
+
+    An epoch is timed from `on_epoch_begin` to its loss on the host (`float` brings the last
+    step there). With `clock.cut` the clock is also read at the start of every K-th batch: Keras's
+    CallbackList calls `on_train_batch_begin` with no logs, on the training thread, and decides
+    async dispatch from the batch-*end* hooks alone (`_configure_async_dispatch`), so this
+    neither brings a value to the host nor switches async dispatch off.
+    `benchmarks/overhead.py --in-process` times this callback against a bare epoch timer.
+    """
+
+    class EpochHook(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            clock.begin_epoch()
+
+        def on_epoch_end(self, epoch, logs=None):
+            loss = float(logs["loss"])  # brings the last step to the host
+            epoch_done(self.model, epoch, loss, clock.end_epoch())
+
+    class TimingHook(EpochHook):
+        def on_train_batch_begin(self, batch, logs=None):
+            clock.begin_step(batch)
+
+    return TimingHook() if clock.cut else EpochHook()
 
 
 class ContentionProbe:
@@ -433,39 +460,22 @@ class Trainer:
         cut = os.environ.get(WINDOWS_ENV, "1") != "0"
         clock = Windows(record, steps, batch, len(x_train), cut=cut, slowdown=slowdown)
 
-        class EpochHook(keras.callbacks.Callback):
-            """Epoch-level hooks: the epoch's clock, its loss and test accuracy."""
-
-            def on_epoch_begin(self, epoch, logs=None):
-                clock.begin_epoch()
-
-            def on_epoch_end(self, epoch, logs=None):
-                loss = float(logs["loss"])  # brings the last step to the host
-                seconds = clock.end_epoch()
-                record.epoch_seconds.append(seconds)
-                finite = math.isfinite(loss)
-                record.loss_curve.append(loss if finite else None)  # JSON has no NaN
-                if not finite:
-                    record.status, record.diverged_at_epoch = "diverged", epoch + 1
-                    record.error = f"loss became {loss} in epoch {epoch + 1}"
-                    self.model.stop_training = True
-                    proto.emit("epoch", job=index, epoch=epoch + 1, seconds=seconds, loss=None)
-                    return
-                # Outside the timed region: test accuracy for time-to-accuracy.
-                acc = float(np.mean(_predict_classes(self.model, x_test) == y_test))
-                record.accuracy_curve.append(acc)
-                proto.emit(
-                    "epoch", job=index, epoch=epoch + 1, seconds=seconds, loss=loss, accuracy=acc
-                )
-
-        class TimingHook(EpochHook):
-            """Also reads the clock at the start of every K-th batch. Keras's CallbackList calls
-            `on_train_batch_begin` with no logs, on the training thread, and decides async
-            dispatch from the batch-*end* hooks alone (`_configure_async_dispatch`), so this
-            neither brings a value to the host nor switches async dispatch off."""
-
-            def on_train_batch_begin(self, batch, logs=None):
-                clock.begin_step(batch)
+        def epoch_done(model, epoch: int, loss: float, seconds: float) -> None:
+            record.epoch_seconds.append(seconds)
+            finite = math.isfinite(loss)
+            record.loss_curve.append(loss if finite else None)  # JSON has no NaN
+            if not finite:
+                record.status, record.diverged_at_epoch = "diverged", epoch + 1
+                record.error = f"loss became {loss} in epoch {epoch + 1}"
+                model.stop_training = True
+                proto.emit("epoch", job=index, epoch=epoch + 1, seconds=seconds, loss=None)
+                return
+            # Outside the timed region: test accuracy for time-to-accuracy.
+            acc = float(np.mean(_predict_classes(model, x_test) == y_test))
+            record.accuracy_curve.append(acc)
+            proto.emit(
+                "epoch", job=index, epoch=epoch + 1, seconds=seconds, loss=loss, accuracy=acc
+            )
 
         with keras.device("cpu" if device == "cpu" else "gpu:0"):
             model.compile(
@@ -499,7 +509,7 @@ class Trainer:
                 batch_size=batch,
                 shuffle=bug.shuffle(True),
                 verbose=0,
-                callbacks=[TimingHook() if cut else EpochHook()],
+                callbacks=[clock_callback(keras, clock, epoch_done)],
             )
             self._summarize_training(record, targets, clock.first_epoch)
             if record.status == "diverged":
