@@ -310,7 +310,13 @@ def main(argv: list[str] | None = None) -> int:
         "--slowdowns", default="0.05,0.10,0.20", help="injected fractions, comma-separated"
     )
     parser.add_argument("--per-side", type=int, default=1, metavar="K", help="runs a side")
-    parser.add_argument("--pairings", type=int, default=200, help="pairings per question")
+    parser.add_argument(
+        "--pairings",
+        type=int,
+        default=2000,
+        help="pairings per question (the 1%% tail of 200 is two pairings: limits then move by "
+        "points from one resampling to the next)",
+    )
     parser.add_argument(
         "--shifts",
         default="",
