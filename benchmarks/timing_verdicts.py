@@ -351,18 +351,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--false-alarms", type=float, default=0.01, metavar="RATE")
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write everything here")
     args = parser.parse_args(argv)
-    try:
-        args.slowdowns = [float(s) for s in args.slowdowns.split(",") if s.strip()]
-    except ValueError:
-        parser.error(f"--slowdowns: not fractions: {args.slowdowns}")
-    if any(not 0 < s <= 10 for s in args.slowdowns):
-        parser.error("--slowdowns: each must be above 0 and at most 10")
-    try:
-        args.shifts = [float(s) for s in args.shifts.split(",") if s.strip()]
-    except ValueError:
-        parser.error(f"--shifts: not fractions: {args.shifts}")
-    if any(not 0 < s <= 10 for s in args.shifts):
-        parser.error("--shifts: each must be above 0 and at most 10")
+    for option in ("slowdowns", "shifts"):
+        text = getattr(args, option)
+        try:
+            fractions = [float(s) for s in text.split(",") if s.strip()]
+        except ValueError:
+            parser.error(f"--{option}: not fractions: {text}")
+        if any(not 0 < s <= 10 for s in fractions):
+            parser.error(f"--{option}: each must be above 0 and at most 10")
+        setattr(args, option, fractions)
     if args.per_side < 1 or args.runs < 2 * args.per_side:
         parser.error("--runs must be at least twice --per-side (A vs A takes distinct runs)")
     if args.pairings < 1:
