@@ -229,7 +229,6 @@ def judge(row: Row, tol: Tolerances = Tolerances()) -> Row:
     base_t, new_t = _trusted(base_ok), _trusted(new_ok)
     untrusted = bool(flagged) and min(len(base_t), len(new_t)) < 2
     why = "contended" if any(r.contended for r in flagged) else "unstable"
-    left_out = len(flagged)
     for metric in METRICS:
         change = Change(metric, _per_seed(base_ok, metric), _per_seed(new_ok, metric))
         if not change.base or not change.new:
@@ -237,9 +236,9 @@ def judge(row: Row, tol: Tolerances = Tolerances()) -> Row:
         elif metric.is_timing and untrusted:
             change.skipped = why
         else:
-            if metric.is_timing and left_out:
+            if metric.is_timing and flagged:
                 change.base, change.new = _per_seed(base_t, metric), _per_seed(new_t, metric)
-                change.left_out = left_out
+                change.left_out = len(flagged)
             if change.base and change.new:
                 change.verdict, change.p_value = _verdict(change, tol)
             else:
